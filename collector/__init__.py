@@ -1,0 +1,1 @@
+"""Receivers: native AWS and OTLP wire formats in, normalized events out."""

@@ -1,0 +1,39 @@
+"""What every format parser takes and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fnscope.events import DeadLetter, Event, dead_letter
+
+
+class UnusableBody(ValueError):
+    """Nothing in the body could be used: the receiver answers 400 with this message."""
+
+
+@dataclass
+class IngestContext:
+    """Who sent the request and what its URL said (function, version, region, account, api, stage)."""
+
+    tenant: str = "default"
+    params: dict[str, str] = field(default_factory=dict)
+
+    def param(self, name: str, default: str = "") -> str:
+        return self.params.get(name) or default
+
+
+@dataclass
+class Parsed:
+    """A parser's result: good events, dead letters for the bad parts, and format-specific answers."""
+
+    events: list[Event] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def reject(self, ctx: IngestContext, source: str, reason: str, raw: bytes | str) -> None:
+        self.dead.append(dead_letter(source, reason, raw, tenant=ctx.tenant))
+
+    def extend(self, other: Parsed) -> None:
+        self.events.extend(other.events)
+        self.dead.extend(other.dead)

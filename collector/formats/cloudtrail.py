@@ -1,0 +1,398 @@
+"""CloudTrail records in, AuditEvents out.
+
+Accepts a CloudTrail log file (``{"Records": [...]}``), a bare JSON array of records, a single record, an
+EventBridge "AWS API Call via CloudTrail" envelope, NDJSON or concatenated JSON documents. Digest files are
+recognised and skipped. Records that cannot be mapped become dead letters; the rest of the body is kept.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from fnscope.events import AuditEvent, stable_id
+from collector.formats.base import IngestContext, Parsed, UnusableBody
+
+SOURCE = "cloudtrail"
+
+_DIGEST_KEYS = frozenset(
+    {
+        "digestStartTime",
+        "digestEndTime",
+        "digestS3Bucket",
+        "digestS3Object",
+        "digestPublicKeyFingerprint",
+        "digestSignatureAlgorithm",
+        "logFiles",
+        "previousDigestSignature",
+        "previousDigestS3Bucket",
+        "previousDigestHashValue",
+    }
+)
+_LAMBDA_SOURCE = "lambda.amazonaws.com"
+_FUNCTION_IN_ARN = re.compile(r"(?:^|:)function:([^:/\s]+)")
+# Where a document may start after an undecodable stretch: a line opening an object or array.
+_RESYNC = re.compile(r"\n(?=[\[{])")
+_MAX_REASONS = 5
+
+
+class RecordError(ValueError):
+    """A record that cannot be mapped; the message is the dead-letter reason."""
+
+
+# --- small coercions ------------------------------------------------------------------------------------------
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return compact_json(value)
+
+
+def _bool(value: Any) -> bool | None:
+    """CloudTrail spells booleans as JSON booleans, "true"/"false" and "Yes"/"YES"/"No"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+    return None
+
+
+def compact_json(value: Any) -> str:
+    """Compact JSON text; falls back to the stdlib for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def error_reason(exc: BaseException) -> str:
+    """A one-line dead-letter reason; pydantic errors name the field rather than the model."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        return f"invalid {'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _canonical_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def parse_time(value: Any) -> datetime:
+    """An ISO-8601 eventTime (``2014-03-25T20:17:37Z``) as an aware UTC datetime."""
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"eventTime is not a timestamp: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise RecordError(f"unreadable eventTime {value!r}") from exc
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+
+
+# --- JSON framing ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Undecodable:
+    """A stretch of the body that is not JSON."""
+
+    text: str
+    error: str
+
+
+def decompress(body: bytes) -> bytes:
+    """S3 objects and some forwarders send gzip or zlib; anything else is returned as is."""
+    if body[:2] == b"\x1f\x8b":
+        return gzip.decompress(body)
+    if body[:1] == b"\x78" and len(body) > 2 and (body[0] * 256 + body[1]) % 31 == 0:
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return body
+    return body
+
+
+def iter_json_documents(body: bytes) -> Iterator[Any | Undecodable]:
+    """Every JSON document in the body: one document, NDJSON, or documents back to back.
+
+    Undecodable stretches (a truncated record, a line of text) come back as ``Undecodable`` reaching up to the
+    next line that opens an object or array, so one broken block is one dead letter and the rest survives.
+    """
+    try:
+        yield orjson.loads(body)
+        return
+    except orjson.JSONDecodeError:
+        pass
+    text = body.decode("utf-8", "replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:  # fast path: clean NDJSON
+        docs = [orjson.loads(line) for line in lines]
+    except orjson.JSONDecodeError:
+        yield from _scan_documents(text)
+    else:
+        yield from docs
+
+
+def _scan_documents(text: str) -> Iterator[Any | Undecodable]:
+    # strict=False: doc examples and hand-edited files carry raw control characters inside strings.
+    decoder = json.JSONDecoder(strict=False)
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n\ufeff":
+            pos += 1
+        if pos >= end:
+            return
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            match = _RESYNC.search(text, pos + 1)
+            stop = match.start() if match else end
+            detail = (f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+                      if isinstance(exc, json.JSONDecodeError) else "nested too deeply")
+            yield Undecodable(text[pos:stop], f"not JSON ({detail})")
+            pos = stop
+            continue
+        yield doc
+
+
+# --- the record mapping ---------------------------------------------------------------------------------------
+
+
+def is_digest(obj: Any) -> bool:
+    """A CloudTrail digest file (integrity-validation metadata beside the log files), not an event."""
+    if not isinstance(obj, dict) or "eventTime" in obj or "Records" in obj:
+        return False
+    return len(_DIGEST_KEYS.intersection(obj)) >= 2
+
+
+def function_name(value: Any) -> str:
+    """NAME from ``NAME``, ``NAME:qualifier``, ``acct:function:NAME`` or ``arn:aws:lambda:r:acct:function:NAME[:q]``."""
+    if not isinstance(value, str) or not value:
+        return ""
+    match = _FUNCTION_IN_ARN.search(value)
+    if match:
+        return match.group(1)
+    if value.startswith("arn:"):  # an ARN of something else (a layer, an event source mapping)
+        return ""
+    return value.split(":", 1)[0]
+
+
+def _event_id(rec: dict[str, Any]) -> str:
+    event_id = rec.get("eventID")
+    # All-zero ids are placeholders (IAM Identity Center fixtures, redacted samples): not an identity.
+    if isinstance(event_id, str) and event_id.strip("0-"):
+        return event_id
+    return stable_id(SOURCE, _canonical_json(rec))
+
+
+def _principal_name(identity: dict[str, Any], issuer: dict[str, Any]) -> str:
+    for candidate in (identity.get("userName"), issuer.get("userName")):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    arn = identity.get("arn")
+    if isinstance(arn, str) and arn:
+        return re.split(r"[/:]", arn)[-1]
+    return _str(identity.get("invokedBy"))
+
+
+def _mfa(rec: dict[str, Any], identity: dict[str, Any]) -> bool | None:
+    attributes = _obj(_obj(identity.get("sessionContext")).get("attributes"))
+    mfa = _bool(attributes.get("mfaAuthenticated"))
+    if mfa is None:
+        mfa = _bool(_obj(rec.get("additionalEventData")).get("MFAUsed"))
+    return mfa
+
+
+def _resource_arns(rec: dict[str, Any]) -> list[str]:
+    resources = rec.get("resources")
+    if not isinstance(resources, list):
+        return []
+    arns = []
+    for item in resources:
+        item = _obj(item)
+        arn = item.get("ARN") or item.get("arn") or item.get("ARNPrefix") or item.get("arnPrefix")
+        if isinstance(arn, str) and arn:
+            arns.append(arn)
+    return arns
+
+
+def _lambda_function(rec: dict[str, Any]) -> tuple[str, str]:
+    """(function name, the most specific reference seen: a full ARN if there is one)."""
+    request = _obj(rec.get("requestParameters"))
+    response = _obj(rec.get("responseElements"))
+    relative = _obj(_obj(request.get("fullyQualifiedArn")).get("relativeId"))
+    candidates = [
+        request.get("functionName"),
+        response.get("functionArn"),
+        response.get("functionName"),
+        relative.get("functionName"),
+        *(arn for arn in _resource_arns(rec) if ":function:" in arn),
+    ]
+    refs = [c for c in candidates if isinstance(c, str) and function_name(c)]
+    if not refs:
+        return "", ""
+    name = function_name(refs[0])
+    arn = next((r for r in refs if r.startswith("arn:") and function_name(r) == name), refs[0])
+    return name, arn
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(item for item in items if item))
+
+
+def record_to_event(rec: dict[str, Any], ctx: IngestContext, source: str = SOURCE) -> AuditEvent:
+    """Map one CloudTrail record; raises ``RecordError`` (a ValueError) with the reason when it cannot."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"not a CloudTrail record: a JSON {type(rec).__name__}")
+    if "eventTime" not in rec:
+        raise RecordError("not a CloudTrail record: no eventTime")
+    identity = _obj(rec.get("userIdentity"))
+    issuer = _obj(_obj(identity.get("sessionContext")).get("sessionIssuer"))
+    function, function_ref = ("", "")
+    if rec.get("eventSource") == _LAMBDA_SOURCE:
+        function, function_ref = _lambda_function(rec)
+    return AuditEvent(
+        event_id=_event_id(rec),
+        time=parse_time(rec.get("eventTime")),
+        tenant=ctx.tenant,
+        account=_str(rec.get("recipientAccountId")) or _str(identity.get("accountId")) or ctx.param("account"),
+        region=_str(rec.get("awsRegion")) or ctx.param("region"),
+        source=source,
+        service=_str(rec.get("eventSource")),
+        action=_str(rec.get("eventName")),
+        principal_type=_str(identity.get("type")),
+        principal_arn=_str(identity.get("arn")),
+        principal_name=_principal_name(identity, issuer),
+        principal_account=_str(identity.get("accountId")),
+        session_issuer=_str(issuer.get("arn")),
+        access_key=_str(identity.get("accessKeyId")),
+        mfa=_mfa(rec, identity),
+        source_ip=_str(rec.get("sourceIPAddress")),
+        user_agent=_str(rec.get("userAgent")),
+        error_code=_str(rec.get("errorCode")),
+        error_message=_str(rec.get("errorMessage")),
+        read_only=_bool(rec.get("readOnly")),
+        event_type=_str(rec.get("eventType")),
+        event_category=_str(rec.get("eventCategory")),
+        event_version=_str(rec.get("eventVersion")),
+        function=function,
+        resources=_dedupe([*_resource_arns(rec), function_ref]),
+        raw=compact_json(rec),
+    )
+
+
+# --- the body -------------------------------------------------------------------------------------------------
+
+
+def _unwrap(obj: dict[str, Any]) -> dict[str, Any]:
+    """The CloudTrail record inside an EventBridge "AWS API Call via CloudTrail" envelope."""
+    detail = obj.get("detail")
+    if "eventTime" not in obj and "detail-type" in obj and isinstance(detail, dict) and "eventName" in detail:
+        return detail
+    return obj
+
+
+def _recover_raw_text(text: str) -> Any:
+    """A record kept as text (doc examples whose JSON was damaged): its leading JSON value, if there is one."""
+    try:
+        return json.JSONDecoder(strict=False).raw_decode(text.strip())[0]
+    except RecursionError as exc:
+        raise RecordError("record text is nested too deeply") from exc
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"record text is truncated or not JSON: {exc.msg} at line {exc.lineno}") from exc
+
+
+class _Collector:
+    def __init__(self, ctx: IngestContext, source: str) -> None:
+        self.ctx = ctx
+        self.source = source
+        self.parsed = Parsed(meta={"digest": False})
+        self.reasons: list[str] = []
+
+    def reject(self, reason: str, raw: bytes | str) -> None:
+        self.parsed.reject(self.ctx, self.source, reason, raw)
+        if len(self.reasons) < _MAX_REASONS:
+            self.reasons.append(reason)
+
+    def document(self, doc: Any, top: bool = True) -> None:
+        """A top-level document, or (``top`` False) a log file found inside a top-level array."""
+        if isinstance(doc, Undecodable):
+            self.reject(doc.error, doc.text)
+        elif isinstance(doc, list) and top:
+            for item in doc:
+                self.item(item)
+        elif isinstance(doc, dict) and "Records" in doc:
+            records = doc["Records"]
+            if not isinstance(records, list):
+                self.reject(f"Records is a JSON {type(records).__name__}, not a list", compact_json(doc))
+                return
+            for item in records:
+                self.item(item, nested=not top)
+        else:
+            self.item(doc, nested=not top)
+
+    def item(self, item: Any, nested: bool = False) -> None:
+        if is_digest(item):
+            self.parsed.meta["digest"] = True
+            return
+        if isinstance(item, dict) and "Records" in item and not nested:  # log files inside an array
+            self.document(item, top=False)
+            return
+        raw_text: str | None = None
+        try:
+            if isinstance(item, dict) and "raw_text" in item and "eventTime" not in item:
+                raw_text = _str(item["raw_text"])
+                item = _recover_raw_text(raw_text)
+            if isinstance(item, dict):
+                item = _unwrap(item)
+            self.parsed.events.append(record_to_event(item, self.ctx, self.source))
+        except (ValueError, RecursionError) as exc:  # RecordError, pydantic's ValidationError, absurd nesting
+            self.reject(error_reason(exc), raw_text if raw_text is not None else compact_json(item))
+
+
+def parse(body: bytes, ctx: IngestContext, source: str = SOURCE) -> Parsed:
+    """Parse a CloudTrail body; raises ``UnusableBody`` when nothing in it is a usable record or a digest."""
+    try:
+        body = decompress(body)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnusableBody(f"body looks gzip-compressed but does not decompress: {exc}") from exc
+    if not body.strip():
+        raise UnusableBody("empty body: expected a CloudTrail log file ({\"Records\": [...]}) or JSON records")
+    collector = _Collector(ctx, source)
+    for doc in iter_json_documents(body):
+        collector.document(doc)
+    parsed = collector.parsed
+    if parsed.dead and not parsed.events and not parsed.meta["digest"]:
+        raise UnusableBody(
+            f"no usable CloudTrail record ({len(parsed.dead)} rejected): " + "; ".join(dict.fromkeys(collector.reasons))
+        )
+    return parsed

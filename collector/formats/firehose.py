@@ -1,0 +1,131 @@
+"""Firehose HTTP-endpoint deliveries: `{requestId, timestamp, records: [{data: base64}]}`.
+
+A record is a CloudWatch Logs subscription payload (usually gzip), or JSON / plain-text log lines sent straight
+to the stream. Firehose->Lambda transformation events (`invocationId`, records with `recordId`) have the same
+records list and are accepted the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from collector.formats import cloudwatch
+from collector.formats.base import IngestContext, Parsed, UnusableBody
+from collector.formats.lambda_text import LineSource, parse_with
+from fnscope.events import stable_id
+
+SOURCE = "firehose"
+
+
+class _BadRecord(ValueError):
+    """One record cannot be used; the rest of the delivery is kept."""
+
+
+def parse(body: bytes, ctx: IngestContext) -> Parsed:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UnusableBody(f"Firehose body is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        raise UnusableBody("Firehose body is not an object with a `records` array")
+    request_id = _str(doc.get("requestId")) or _str(doc.get("invocationId"))
+    delivered = _epoch_ms(doc.get("timestamp")) or datetime.now(timezone.utc)
+    parsed = Parsed(meta={"request_id": request_id, "records": len(doc["records"])})
+    src = LineSource.from_ctx(ctx, function=ctx.param("function"), source=SOURCE)
+    for index, record in enumerate(doc["records"]):
+        try:
+            _record(record, index, request_id, delivered, src, ctx, parsed)
+        except _BadRecord as exc:
+            parsed.reject(ctx, SOURCE, f"Firehose record {index}: {exc}", _raw(record))
+    return parsed
+
+
+def _record(
+    record: Any, index: int, request_id: str, delivered: datetime, src: LineSource, ctx: IngestContext, parsed: Parsed
+) -> None:
+    if not isinstance(record, dict):
+        raise _BadRecord("not an object")
+    data = record.get("data")
+    if isinstance(data, dict):  # already-decoded payload, as in the Firehose docs' CloudWatch example
+        _merge(parsed, cloudwatch.parse_payload(data, ctx, SOURCE))
+        return
+    if not isinstance(data, str):
+        raise _BadRecord("missing or non-string `data`")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _BadRecord(f"`data` is not valid base64: {exc}") from None
+    if cloudwatch.is_compressed(raw):
+        try:
+            raw = cloudwatch.inflate(raw)
+        except cloudwatch.BadPayload as exc:
+            raise _BadRecord(str(exc)) from None
+    time = _epoch_ms(record.get("approximateArrivalTimestamp")) or delivered
+    base_id = (request_id, index)
+    if raw.lstrip()[:1] in (b"{", b"["):
+        try:
+            values, trailing = cloudwatch.decode_json_values(raw)
+        except cloudwatch.BadPayload:
+            values, trailing = [], ("", b"")
+        if trailing is None:
+            _json_values(values, base_id, time, src, ctx, parsed)
+            return
+    _text_lines(raw, base_id, time, src, parsed)
+
+
+def _json_values(
+    values: list[Any], base_id: tuple[str, int], time: datetime, src: LineSource, ctx: IngestContext, parsed: Parsed
+) -> None:
+    if len(values) == 1 and isinstance(values[0], list):  # one JSON array of lines
+        values = values[0]
+    for line_index, value in enumerate(values):
+        if isinstance(value, dict) and ("messageType" in value or "logEvents" in value or "awslogs" in value):
+            _merge(parsed, cloudwatch.parse_payload(value, ctx, SOURCE))
+        elif isinstance(value, dict):
+            parsed.events.extend(parse_with(src, value, time, stable_id(*base_id, line_index)))
+        else:
+            line = orjson.dumps(value).decode()
+            parsed.events.extend(parse_with(src, line, time, stable_id(*base_id, line_index)))
+
+
+def _text_lines(raw: bytes, base_id: tuple[str, int], time: datetime, src: LineSource, parsed: Parsed) -> None:
+    text = raw.decode("utf-8", "replace")
+    for line_index, line in enumerate(text.splitlines()):
+        if line.strip():
+            parsed.events.extend(parse_with(src, line, time, stable_id(*base_id, line_index)))
+
+
+def _merge(parsed: Parsed, other: Parsed) -> None:
+    parsed.extend(other)
+    cloudwatch.merge_meta(parsed.meta, other.meta)
+
+
+def _epoch_ms(value: Any) -> datetime | None:
+    """Firehose timestamps are epoch milliseconds, as a number or (sometimes) a string."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _raw(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return repr(value).encode()
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)

@@ -1,0 +1,544 @@
+"""Lambda log lines (CloudWatch Logs messages, Telemetry/Logs API `function` and `extension` records) into events.
+
+Every line becomes a FunctionLog. Lines that state a platform fact (START, REPORT, INIT_REPORT, a timeout, an
+out-of-memory exit, ...) additionally yield an Invocation whose id is derived from the line's id and the kind.
+Lambda's JSON log format writes platform lines as Telemetry-API-shaped objects (`{"time","type","record"}`);
+those go through the same record mapping the telemetry receiver uses (`platform_invocation`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from collector.formats.base import IngestContext
+from fnscope.events import Event, FunctionLog, Invocation, stable_id
+
+_LEVELS = {
+    "TRACE": "TRACE",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "INFORMATION": "INFO",
+    "NOTICE": "INFO",
+    "WARN": "WARN",
+    "WARNING": "WARN",
+    "ERROR": "ERROR",
+    "ERR": "ERROR",
+    "FATAL": "FATAL",
+    "CRITICAL": "FATAL",
+}
+_NUMERIC_LEVELS = {10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL"}  # pino / bunyan
+_LEVEL_ALT = "|".join(sorted(_LEVELS, key=len, reverse=True))
+
+_PLATFORM_PREFIXES = (
+    "START RequestId:",
+    "END RequestId:",
+    "REPORT RequestId:",
+    "INIT_START",
+    "INIT_REPORT",
+    "INIT_RUNTIME_DONE",
+    "RESTORE_START",
+    "RESTORE_REPORT",
+    "RESTORE_RUNTIME_DONE",
+    "EXTENSION",
+    "TELEMETRY",
+    "LOGS",
+)
+_PLATFORM_HEADS = frozenset(
+    ("START", "END", "REPORT", "INIT_START", "INIT_REPORT", "INIT_RUNTIME_DONE", "RESTORE_START", "RESTORE_REPORT",
+     "RESTORE_RUNTIME_DONE", "EXTENSION", "TELEMETRY", "LOGS")
+)
+_HEAD_KIND = {"START": "start", "REPORT": "report", "INIT_REPORT": "init_report",
+              "RESTORE_REPORT": "restore_report", "INIT_START": "init_start"}
+_REQUEST_ID = re.compile(r"RequestId:\s*(\S+)")
+_START_VERSION = re.compile(r"Version:\s*(\S+)")
+# REPORT / INIT_REPORT / RESTORE_REPORT fields; separators are tabs or runs of spaces, so match known keys only.
+_PLATFORM_KV = re.compile(
+    r"\b(Billed Restore Duration|Restore Duration|Billed Duration|Init Duration|Duration|Memory Size"
+    r"|Max Memory Used|Status|Error Type|XRAY TraceId|Phase):[ \t]*(\S+)"
+)
+_EXTENSION_LINE = re.compile(r"(?:EXTENSION|TELEMETRY|LOGS)\s+Name:")
+
+_TS = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+# node/python default formats: `<ts>\t<requestId>\t<LEVEL>\t<msg>` and `[LEVEL]\t<ts>\t<requestId>\t<msg>`;
+# java log4j: `<ts> <requestId> LEVEL  msg`. The request-id token must contain a digit so prose is not taken for one.
+_RID = r"(?P<rid>(?=\S{8})\S*\d\S*)"
+_TS_FIRST = re.compile(
+    rf"(?P<ts>{_TS})[ \t]+{_RID}(?:[ \t]+(?P<lvl>{_LEVEL_ALT})(?![\w.]))?[ \t]*(?P<msg>.*)",
+    re.DOTALL,
+)
+_LEVEL_FIRST = re.compile(
+    rf"\[(?P<lvl>{_LEVEL_ALT})\][ \t]+(?:(?P<ts>{_TS})[ \t]+{_RID}[ \t]+)?(?P<msg>.*)",
+    re.DOTALL | re.IGNORECASE,
+)
+# bare level tokens only in upper case ("Notice that ..." is prose); bracketed ones in any case
+_LEADING_LEVEL = re.compile(rf"\[(?i:({_LEVEL_ALT}))\]|({_LEVEL_ALT})\b")
+_TIMEOUT = re.compile(r"Task timed out after\s+([\d.]+)\s*seconds")
+_OOM_MARKERS = ("signal: killed", "Runtime.OutOfMemory")
+
+_JSON_LEVEL_KEYS = ("level", "logLevel", "log_level", "levelname", "severity", "lvl")
+_JSON_MESSAGE_KEYS = ("message", "msg", "event")
+_JSON_REQUEST_KEYS = (
+    "requestId",
+    "function_request_id",
+    "aws_request_id",
+    "awsRequestId",
+    "correlationIds.awsRequestId",
+    "request_id",
+)
+_JSON_TRACE_KEYS = ("xray_trace_id", "xrayTraceId", "traceId", "trace_id", "correlationIds.xRayTraceId")
+_JSON_TIME_KEYS = ("timestamp", "time", "@timestamp", "ts")
+
+
+@dataclass(frozen=True, slots=True)
+class LineSource:
+    """What is known about the lines of one batch before reading them: owner, function, stream."""
+
+    function: str
+    source: str
+    tenant: str = "default"
+    account: str = ""
+    region: str = ""
+    version: str = ""
+    log_group: str = ""
+    log_stream: str = ""
+    log_type: str = "function"
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_ctx(cls, ctx: IngestContext, *, function: str, source: str, **kw: Any) -> LineSource:
+        kw.setdefault("account", ctx.param("account"))
+        kw.setdefault("region", ctx.param("region"))
+        kw.setdefault("version", ctx.param("version"))
+        return cls(function=function, source=source, tenant=ctx.tenant, **kw)
+
+    def invocation(self, **kw: Any) -> Invocation:
+        kw.setdefault("version", self.version)
+        return Invocation(
+            tenant=self.tenant,
+            account=self.account,
+            region=self.region,
+            source=self.source,
+            function=self.function,
+            **kw,
+        )
+
+    def log(self, *, fields: dict[str, str] | None = None, **kw: Any) -> FunctionLog:
+        kw.setdefault("version", self.version)
+        kw.setdefault("log_type", self.log_type)
+        if self.fields:
+            fields = {**fields, **self.fields} if fields else dict(self.fields)
+        return FunctionLog(
+            tenant=self.tenant,
+            account=self.account,
+            region=self.region,
+            source=self.source,
+            function=self.function,
+            log_group=self.log_group,
+            log_stream=self.log_stream,
+            fields=fields or {},
+            **kw,
+        )
+
+
+def parse_line(
+    message: str | dict[str, Any],
+    *,
+    time: datetime,
+    function: str,
+    event_id: str,
+    ctx: IngestContext,
+    source: str,
+    version: str = "",
+    log_group: str = "",
+    log_stream: str = "",
+    log_type: str = "function",
+    account: str | None = None,
+    region: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> list[Event]:
+    """One log line (or an already-decoded JSON log object) into a FunctionLog plus any Invocation it states."""
+    kw: dict[str, Any] = {"version": version or ctx.param("version"), "log_group": log_group,
+                          "log_stream": log_stream, "log_type": log_type, "fields": fields or {}}
+    if account is not None:
+        kw["account"] = account
+    if region is not None:
+        kw["region"] = region
+    return parse_with(LineSource.from_ctx(ctx, function=function, source=source, **kw), message, time, event_id)
+
+
+def parse_with(src: LineSource, message: str | dict[str, Any], time: datetime, event_id: str) -> list[Event]:
+    """parse_line with the per-batch facts already bundled (the fast path for batch parsers)."""
+    if isinstance(message, dict):
+        return _json_line(src, message, None, time, event_id)
+    line = message.rstrip("\r\n")
+    if line.startswith(_PLATFORM_PREFIXES):
+        events = _platform_line(src, line, time, event_id)
+        if events is not None:
+            return events
+    if line[:1] == "{" and line.endswith("}"):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            return _json_line(src, obj, line, time, event_id)
+    return _text_line(src, line, time, event_id)
+
+
+def parse_text_block(
+    text: str,
+    *,
+    time: datetime,
+    function: str,
+    ctx: IngestContext,
+    source: str = "text",
+    block_id: str = "",
+    **kw: Any,
+) -> list[Event]:
+    """A pasted multi-line block (as in the Lambda docs) into events, one log line per text line.
+
+    An `XRAY TraceId:` line is joined to the REPORT line before it, as Lambda writes them as one message.
+    """
+    src = LineSource.from_ctx(ctx, function=function, source=source, **kw)
+    lines: list[str] = []
+    for raw in text.splitlines():
+        if not raw.strip():
+            continue
+        if raw.startswith("XRAY TraceId:") and lines and lines[-1].startswith("REPORT RequestId:"):
+            lines[-1] = f"{lines[-1]}\n{raw}"
+        else:
+            lines.append(raw)
+    base = block_id or stable_id(function, text)
+    events: list[Event] = []
+    for index, line in enumerate(lines):
+        events.extend(parse_with(src, line, time, stable_id(base, index)))
+    return events
+
+
+# --- platform text lines -------------------------------------------------------------------------------------
+
+
+def _platform_line(src: LineSource, line: str, time: datetime, event_id: str) -> list[Event] | None:
+    """START/END/REPORT/INIT_*/RESTORE_*/EXTENSION lines; None if the prefix was a coincidence."""
+    head = line.split(None, 1)[0]
+    if head not in _PLATFORM_HEADS:
+        return None
+    if head in ("EXTENSION", "TELEMETRY", "LOGS") and not _EXTENSION_LINE.match(line):
+        return None
+    rid_match = _REQUEST_ID.search(line)
+    rid = rid_match.group(1) if rid_match else ""
+    inv_id = stable_id(event_id, _HEAD_KIND.get(head, head))
+    invocation: Invocation | None = None
+    if head == "START":
+        ver = _START_VERSION.search(line)
+        invocation = src.invocation(
+            event_id=inv_id, time=time, kind="start", request_id=rid, start_time=time,
+            **({"version": ver.group(1)} if ver else {}),
+        )
+    elif head in ("REPORT", "INIT_REPORT", "RESTORE_REPORT"):
+        invocation = _report_line(src, head, line, time, inv_id, rid)
+    elif head == "INIT_START":
+        invocation = src.invocation(event_id=inv_id, time=time, kind="init_start")
+    failed = invocation is not None and invocation.status not in ("", "success")
+    log = src.log(
+        event_id=event_id, time=time, message=line, request_id=rid, log_type="platform",
+        level="ERROR" if failed else "INFO", trace_id=invocation.trace_id if invocation else "",
+    )
+    return [log] if invocation is None else [log, invocation]
+
+
+def _report_line(src: LineSource, head: str, line: str, time: datetime, inv_id: str, rid: str) -> Invocation:
+    kv = dict(_PLATFORM_KV.findall(line))
+    duration = _num(kv.get("Duration"))
+    init = _num(kv.get("Init Duration"))
+    restore = _num(kv.get("Restore Duration"))
+    kind = _HEAD_KIND[head]
+    if kind == "restore_report":
+        restore, duration = restore if restore is not None else duration, None
+    return src.invocation(
+        event_id=inv_id,
+        time=time,
+        kind=kind,
+        request_id=rid,
+        status=kv.get("Status", "success"),
+        error_type=kv.get("Error Type", ""),
+        start_time=time - timedelta(milliseconds=duration) if duration is not None else None,
+        duration_ms=duration,
+        billed_duration_ms=_num(kv.get("Billed Duration")),
+        memory_size_mb=_int(kv.get("Memory Size")),
+        max_memory_used_mb=_int(kv.get("Max Memory Used")),
+        init_duration_ms=init,
+        restore_duration_ms=restore,
+        cold_start=init is not None and kind == "report",
+        trace_id=kv.get("XRAY TraceId", ""),
+    )
+
+
+# --- function lines ------------------------------------------------------------------------------------------
+
+
+def _text_line(src: LineSource, line: str, time: datetime, event_id: str) -> list[Event]:
+    level, rid, msg, when = "", "", line, time
+    first = line[:1]
+    m = _TS_FIRST.match(line) if first.isdigit() else _LEVEL_FIRST.match(line) if first == "[" else None
+    if m:
+        level = _LEVELS.get((m.group("lvl") or "").upper(), "")
+        rid = m.group("rid") or ""
+        msg = m.group("msg")
+        when = _parse_time(m.group("ts")) or time
+    else:
+        lead = _LEADING_LEVEL.match(line)
+        if lead:
+            level = _LEVELS[(lead.group(1) or lead.group(2)).upper()]
+    if not rid and "RequestId:" in line:
+        found = _REQUEST_ID.search(line)
+        rid = found.group(1) if found else ""
+    failure = _failure(src, line, when, event_id, rid)
+    if failure is not None:
+        level = "ERROR"
+    log = src.log(event_id=event_id, time=when, message=msg, request_id=rid, level=level)
+    return [log] if failure is None else [log, failure]
+
+
+def _json_line(src: LineSource, obj: dict[str, Any], text: str | None, time: datetime, event_id: str) -> list[Event]:
+    platform = obj.get("type")
+    if isinstance(platform, str) and platform.startswith("platform.") and "record" in obj:
+        return _json_platform_line(src, obj, platform, text, time, event_id)
+    fields = flatten(obj)
+    message = _first(obj, _JSON_MESSAGE_KEYS)
+    if message is None:
+        message = text if text is not None else _compact(obj)
+    elif not isinstance(message, str):
+        message = _compact(message)
+    level = _json_level(_first(obj, _JSON_LEVEL_KEYS))
+    rid = _first_field(fields, _JSON_REQUEST_KEYS)
+    when = time
+    for key in _JSON_TIME_KEYS:
+        if key in obj:
+            when = _parse_time(obj[key]) or time
+            break
+    failure = _failure(src, message, when, event_id, rid)
+    if failure is None and obj.get("errorType") == "Runtime.OutOfMemory":
+        failure = _oom(src, when, event_id, rid, "Runtime.OutOfMemory")
+    log = src.log(
+        event_id=event_id, time=when, message=message, request_id=rid,
+        level="ERROR" if failure is not None and not level else level,
+        trace_id=_xray_root(_first_field(fields, _JSON_TRACE_KEYS)), fields=fields,
+    )
+    return [log] if failure is None else [log, failure]
+
+
+def _json_platform_line(
+    src: LineSource, obj: dict[str, Any], kind: str, text: str | None, time: datetime, event_id: str
+) -> list[Event]:
+    """A platform event written by Lambda's JSON log format: the log line plus the Invocation it states."""
+    when = _parse_time(obj.get("time")) or time
+    record = obj["record"]
+    try:
+        invocation = platform_invocation(src, kind, record, when, stable_id(event_id, kind))
+    except ValueError:  # a malformed platform record is still a log line
+        invocation = None
+    rid = record.get("requestId", "") if isinstance(record, dict) else ""
+    failed = invocation is not None and invocation.status not in ("", "success")
+    log = src.log(
+        event_id=event_id, time=when, message=text if text is not None else _compact(obj),
+        request_id=rid if isinstance(rid, str) else str(rid), log_type="platform",
+        level="ERROR" if failed else "INFO", trace_id=invocation.trace_id if invocation else "",
+        fields=flatten(obj),
+    )
+    return [log] if invocation is None else [log, invocation]
+
+
+# --- failures stated by log text -----------------------------------------------------------------------------
+
+
+def _failure(src: LineSource, text: str, time: datetime, event_id: str, rid: str) -> Invocation | None:
+    if "Task timed out after" in text:
+        m = _TIMEOUT.search(text)
+        secs = _num(m.group(1)) if m else None
+        duration = secs * 1000 if secs is not None else None
+        return src.invocation(
+            event_id=stable_id(event_id, "timeout"), time=time, kind="timeout", status="timeout",
+            request_id=rid, error_type="Sandbox.Timedout", duration_ms=duration,
+            start_time=time - timedelta(milliseconds=duration) if duration is not None else None,
+        )
+    if any(marker in text for marker in _OOM_MARKERS):
+        error = "Runtime.OutOfMemory" if "Runtime.OutOfMemory" in text else "Runtime.ExitError"
+        return _oom(src, time, event_id, rid, error)
+    return None
+
+
+def _oom(src: LineSource, time: datetime, event_id: str, rid: str, error_type: str) -> Invocation:
+    return src.invocation(
+        event_id=stable_id(event_id, "oom"), time=time, kind="oom", status="oom", request_id=rid,
+        error_type=error_type,
+    )
+
+
+# --- Telemetry-API platform records (shared with the telemetry receiver) -------------------------------------
+
+_PLATFORM_KINDS = {
+    "platform.start": "start",
+    "platform.report": "report",
+    "platform.runtimeDone": "runtime_done",
+    "platform.initStart": "init_start",
+    "platform.initReport": "init_report",
+    "platform.restoreReport": "restore_report",
+}
+
+
+def platform_invocation(
+    src: LineSource, type_: str, record: Any, time: datetime, event_id: str
+) -> Invocation | None:
+    """The Invocation a Telemetry/Logs API platform record states, or None if the type states none.
+
+    Raises ValueError when a type that carries an invocation has a record that is not an object.
+    """
+    if type_ == "platform.fault":
+        text = record if isinstance(record, str) else _compact(record)
+        m = _REQUEST_ID.search(text)
+        return src.invocation(event_id=event_id, time=time, kind="fault", status="error",
+                              request_id=m.group(1) if m else "")
+    kind = _PLATFORM_KINDS.get(type_)
+    if kind is None:
+        return None
+    if not isinstance(record, dict):
+        raise ValueError(f"{type_} record is not an object")
+    metrics = record.get("metrics")
+    metrics = metrics if isinstance(metrics, dict) else {}
+    duration = _num(metrics.get("durationMs"))
+    kw: dict[str, Any] = {}
+    if kind == "report":
+        init = _num(metrics.get("initDurationMs"))
+        kw = {
+            "duration_ms": duration,
+            "start_time": time - timedelta(milliseconds=duration) if duration is not None else None,
+            "billed_duration_ms": _num(metrics.get("billedDurationMs")),
+            "memory_size_mb": _int(metrics.get("memorySizeMB")),
+            "max_memory_used_mb": _int(metrics.get("maxMemoryUsedMB")),
+            "init_duration_ms": init,
+            "restore_duration_ms": _num(metrics.get("restoreDurationMs")),
+            "cold_start": init is not None,
+            "status": _str(record.get("status")) or "success",
+        }
+    elif kind == "start":
+        kw = {"start_time": time}
+    elif kind == "runtime_done":
+        kw = {"duration_ms": duration, "status": _str(record.get("status"))}
+    elif kind == "init_report":
+        kw = {"init_duration_ms": duration, "status": _str(record.get("status")) or "success"}
+    elif kind == "restore_report":
+        kw = {"restore_duration_ms": duration, "status": _str(record.get("status")) or "success"}
+    version = _str(record.get("version")) or _str(record.get("functionVersion"))
+    if version:
+        kw["version"] = version
+    tracing = record.get("tracing")
+    return src.invocation(
+        event_id=event_id,
+        time=time,
+        kind=kind,
+        request_id=_str(record.get("requestId")),
+        error_type=_str(record.get("errorType")),
+        trace_id=_xray_root(_str(tracing.get("value"))) if isinstance(tracing, dict) else "",
+        **kw,
+    )
+
+
+# --- small helpers -------------------------------------------------------------------------------------------
+
+
+def flatten(obj: dict[str, Any]) -> dict[str, str]:
+    """Nested JSON to dotted keys with string values; lists stay JSON text, scalars are their JSON text."""
+    out: dict[str, str] = {}
+    _flatten_into(out, "", obj)
+    return out
+
+
+def _flatten_into(out: dict[str, str], prefix: str, obj: dict[str, Any]) -> None:
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, str):
+            out[name] = value
+        elif isinstance(value, dict) and value:
+            _flatten_into(out, f"{name}.", value)
+        else:
+            out[name] = _compact(value)
+
+
+def _compact(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _json_level(value: Any) -> str:
+    if isinstance(value, str):
+        upper = value.upper()
+        return _LEVELS.get(upper, upper)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _NUMERIC_LEVELS.get(value, "")
+    return ""
+
+
+def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _first_field(fields: dict[str, str], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        value = fields.get(key)
+        if value:
+            return value
+    return ""
+
+
+def _xray_root(value: str) -> str:
+    """`Root=1-abc;Parent=..;Sampled=1` -> `1-abc`, the form REPORT lines and Powertools write."""
+    if "Root=" not in value:
+        return value
+    return value.split("Root=", 1)[1].split(";", 1)[0]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A log's own timestamp: ISO 8601 (also with comma milliseconds and +HHMM), or epoch seconds/ms."""
+    if isinstance(value, str):
+        if len(value) < 10 or not value[:4].isdigit():
+            return None
+        try:
+            return datetime.fromisoformat(value.replace(",", ".", 1))
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        try:
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _num(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    number = _num(value)
+    return None if number is None else int(number)
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+__all__ = ["LineSource", "flatten", "parse_line", "parse_text_block", "parse_with", "platform_invocation"]

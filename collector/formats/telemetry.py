@@ -1,0 +1,124 @@
+"""Lambda Telemetry API (and the older Logs API) batches: `POST /ingest/telemetry?function=NAME[&version=..]`.
+
+The body is a JSON array of `{time, type, record}`. Platform records become Invocations (and, for the types that
+state no invocation, platform log lines); `function`/`extension` records are log lines parsed by lambda_text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from collector.formats.base import IngestContext, Parsed, UnusableBody
+from collector.formats.lambda_text import LineSource, flatten, parse_with, platform_invocation
+from fnscope.events import Event, stable_id
+
+SOURCE = "telemetry"
+_LOG_TYPES = {"function": "function", "extension": "extension"}
+_WARN_TYPES = frozenset(("platform.logsDropped",))
+
+
+class _BadElement(ValueError):
+    """One element of the batch cannot be used; the rest of the batch is kept."""
+
+
+def parse(body: bytes, ctx: IngestContext) -> Parsed:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UnusableBody(f"telemetry body is not JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = [data]
+    elif not isinstance(data, list):
+        raise UnusableBody(f"telemetry body must be a JSON array of {{time, type, record}} objects, not {_kind(data)}")
+    function = ctx.param("function")
+    platform = LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type="platform")
+    sources = {
+        name: LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type=name) for name in _LOG_TYPES
+    }
+    parsed = Parsed(meta={"records": len(data)})
+    seen: dict[str, int] = {}
+    for index, element in enumerate(data):
+        try:
+            parsed.events.extend(_element(element, platform, sources, seen))
+        except _BadElement as exc:
+            parsed.reject(ctx, SOURCE, f"telemetry element {index}: {exc}", _raw(element))
+    return parsed
+
+
+def _element(
+    element: Any, platform: LineSource, sources: dict[str, LineSource], seen: dict[str, int]
+) -> list[Event]:
+    if not isinstance(element, dict):
+        raise _BadElement(f"not an object but {_kind(element)}")
+    raw_time, type_ = element.get("time"), element.get("type")
+    if not isinstance(raw_time, str):
+        raise _BadElement("missing `time`" if raw_time is None else f"`time` is {_kind(raw_time)}, not a string")
+    try:
+        time = datetime.fromisoformat(raw_time)
+    except ValueError:
+        raise _BadElement(f"`time` {raw_time!r} is not an ISO 8601 timestamp") from None
+    if not isinstance(type_, str) or not type_:
+        raise _BadElement("missing or non-string `type`")
+    record = element.get("record")
+    log_type = _LOG_TYPES.get(type_)
+    if log_type is not None:
+        return _log_record(sources[log_type], type_, raw_time, time, record, seen)
+    return _platform_record(platform, type_, raw_time, time, record)
+
+
+def _log_record(
+    src: LineSource, type_: str, raw_time: str, time: datetime, record: Any, seen: dict[str, int]
+) -> list[Event]:
+    if isinstance(record, (str, dict)):
+        line = record
+        text = record if isinstance(record, str) else orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+    elif record is None:
+        raise _BadElement(f"{type_} record is missing")
+    else:
+        text = line = orjson.dumps(record).decode()
+    event_id = stable_id(src.function, type_, raw_time, text)
+    # the same line twice in one millisecond is two lines; a re-delivered batch repeats the same ordinals
+    count = seen.get(event_id, 0)
+    seen[event_id] = count + 1
+    if count:
+        event_id = stable_id(event_id, count)
+    return parse_with(src, line, time, event_id)
+
+
+def _platform_record(src: LineSource, type_: str, raw_time: str, time: datetime, record: Any) -> list[Event]:
+    request_id = record.get("requestId", "") if isinstance(record, dict) else ""
+    request_id = request_id if isinstance(request_id, str) else str(request_id)
+    event_id = stable_id(src.function, type_, request_id, raw_time)
+    try:
+        invocation = platform_invocation(src, type_, record, time, event_id)
+    except ValueError as exc:
+        raise _BadElement(str(exc)) from None
+    if invocation is not None and type_ != "platform.fault":
+        return [invocation]
+    status = record.get("status") if isinstance(record, dict) else None
+    failed = type_ == "platform.fault" or status in ("failure", "error", "timeout")
+    log = src.log(
+        event_id=stable_id(event_id, "log") if invocation is not None else event_id,
+        time=time,
+        message=record if isinstance(record, str) else orjson.dumps(record).decode(),
+        request_id=invocation.request_id if invocation is not None else request_id,
+        level="ERROR" if failed else "WARN" if type_ in _WARN_TYPES else "INFO",
+        fields={"type": type_, **flatten(record)} if isinstance(record, dict) else {"type": type_},
+    )
+    return [log] if invocation is None else [invocation, log]
+
+
+def _raw(element: Any) -> bytes:
+    try:
+        return orjson.dumps(element)
+    except TypeError:
+        return repr(element).encode()
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )

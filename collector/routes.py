@@ -1,0 +1,153 @@
+"""The HTTP receivers: one endpoint per wire format, all sharing one ingest path.
+
+Body within limits → parse (good events + dead letters) → hand everything to the sink → wait until it is
+durable → answer. A 2xx is only sent once the sink confirmed (insert returned, or Kafka acked with acks=all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from google.protobuf.json_format import MessageToJson
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+from collector.body import read_body
+from collector.formats import apigateway, cloudtrail, cloudwatch, firehose, otlp, telemetry
+from collector.formats.base import IngestContext, Parsed, UnusableBody
+from fnscope.auth import TokenAuth
+from fnscope.config import Limits
+from fnscope.events import Event, dead_letter
+from fnscope.telemetry import PipelineMetrics
+
+DURABLE_TIMEOUT_S = 30.0
+RETRY_AFTER_S = "2"
+
+
+class Sink(Protocol):
+    """Where accepted events go: the embedded store's group commit, or Kafka."""
+
+    def submit(self, events: list[Event]) -> Future[None]: ...
+
+    def ready(self) -> bool: ...
+
+
+Parser = Callable[[bytes, IngestContext], Parsed]
+
+
+class Ingest:
+    """The shared ingest path; each endpoint only says which parser and how to answer."""
+
+    def __init__(self, sink: Sink, limits: Limits, metrics: PipelineMetrics, saturated: tuple[type[Exception], ...]):
+        self.sink = sink
+        self.limits = limits
+        self.metrics = metrics
+        self.saturated = saturated
+
+    async def __call__(self, request: Request, tenant: str, source: str, parser: Parser) -> Parsed:
+        started = time.perf_counter()
+        body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
+        self.metrics.received.add(len(body), {"format": source})
+        ctx = IngestContext(tenant=tenant, params=dict(request.query_params))
+        try:
+            parsed = await run_in_threadpool(parser, body, ctx)
+        except UnusableBody as exc:
+            await self._store(source, [dead_letter(source, str(exc), body, tenant=tenant)])
+            raise HTTPException(400, str(exc)) from exc
+        except Exception as exc:  # a parser bug must not lose the body: keep it and say so
+            reason = f"parser error: {type(exc).__name__}: {exc}"
+            await self._store(source, [dead_letter(source, reason, body, tenant=tenant)])
+            raise HTTPException(400, reason) from exc
+        if len(parsed.events) + len(parsed.dead) > self.limits.max_records_per_request:
+            raise HTTPException(413, f"more than {self.limits.max_records_per_request} records in one request")
+        for event in parsed.events:
+            event.tenant = tenant
+        for dead in parsed.dead:
+            dead.tenant = tenant
+        await self._store(source, [*parsed.events, *parsed.dead])
+        self.metrics.accepted.add(len(parsed.events), {"format": source})
+        self.metrics.rejected.add(len(parsed.dead), {"format": source})
+        self.metrics.request_seconds.record(time.perf_counter() - started, {"format": source})
+        if not parsed.events and parsed.dead:
+            reasons = sorted({d.reason for d in parsed.dead})[:5]
+            raise HTTPException(400, {"accepted": 0, "rejected": len(parsed.dead), "errors": reasons})
+        return parsed
+
+    async def _store(self, source: str, events: list[Event]) -> None:
+        if not events:
+            return
+        try:
+            future = self.sink.submit(events)
+        except self.saturated as exc:
+            raise HTTPException(429, f"busy: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
+        except Exception as exc:
+            raise HTTPException(503, f"not stored: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
+        except Exception as exc:
+            raise HTTPException(
+                503, f"events not stored, retry: {exc}", headers={"Retry-After": RETRY_AFTER_S}
+            ) from exc
+
+
+def counts(parsed: Parsed) -> dict[str, Any]:
+    answer: dict[str, Any] = {"accepted": len(parsed.events), "rejected": len(parsed.dead)}
+    if parsed.dead:
+        answer["errors"] = sorted({d.reason for d in parsed.dead})[:5]
+    return answer
+
+
+def ingest_router(ingest: Ingest, auth: TokenAuth) -> APIRouter:
+    router = APIRouter(tags=["ingest"])
+
+    def json_endpoint(path: str, source: str, parser: Parser, summary: str) -> None:
+        async def endpoint(request: Request, tenant: str = Depends(auth)) -> dict[str, Any]:
+            return counts(await ingest(request, tenant, source, parser))
+
+        router.add_api_route(path, endpoint, methods=["POST"], summary=summary, name=f"ingest_{source}")
+
+    json_endpoint("/ingest/telemetry", "telemetry", telemetry.parse, "Lambda Telemetry API / Logs API batch")
+    json_endpoint("/ingest/cloudwatch", "cloudwatch", cloudwatch.parse, "CloudWatch Logs subscription payload")
+    json_endpoint("/ingest/apigateway", "apigateway", apigateway.parse, "API Gateway access logs (JSON lines)")
+    json_endpoint("/ingest/cloudtrail", "cloudtrail", cloudtrail.parse, "CloudTrail log file, array or NDJSON")
+
+    @router.post("/ingest/firehose", summary="Firehose HTTP-endpoint delivery")
+    async def ingest_firehose(request: Request) -> Response:
+        # Firehose expects {requestId, timestamp[, errorMessage]} in every answer, errors included.
+        request_id = request.headers.get("x-amz-firehose-request-id", "")
+        try:
+            tenant = auth(request)
+            parsed = await ingest(request, tenant, "firehose", firehose.parse)
+        except HTTPException as exc:
+            detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+            return JSONResponse(
+                {"requestId": request_id, "timestamp": _now_ms(), "errorMessage": detail},
+                status_code=exc.status_code,
+                headers=exc.headers,
+            )
+        return JSONResponse({"requestId": parsed.meta.get("request_id") or request_id, "timestamp": _now_ms()})
+
+    @router.post("/v1/logs", summary="OTLP/HTTP logs (protobuf or JSON)")
+    async def ingest_otlp(request: Request, tenant: str = Depends(auth)) -> Response:
+        content_type = request.headers.get("content-type", "application/x-protobuf").split(";")[0].strip()
+        parsed = await ingest(request, tenant, "otlp", lambda body, ctx: otlp.parse(body, ctx, content_type))
+        answer = ExportLogsServiceResponse()
+        rejected = len(parsed.dead) + int(parsed.meta.get("rejected_log_records", 0))
+        if rejected:
+            answer.partial_success.rejected_log_records = rejected
+            answer.partial_success.error_message = "; ".join(sorted({d.reason for d in parsed.dead})[:3])
+        if content_type == "application/json":
+            return Response(MessageToJson(answer), media_type="application/json")
+        return Response(answer.SerializeToString(), media_type="application/x-protobuf")
+
+    return router
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

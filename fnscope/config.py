@@ -1,0 +1,84 @@
+"""Settings: defaults that work for `fnscope up` on a laptop, overridden by fnscope.yaml and FNSCOPE_* variables."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from processors.schema import Retention
+
+
+class RetentionDays(BaseModel):
+    logs: int = 30
+    invocations: int = 90
+    api: int = 90
+    audit: int = 7 * 365
+    dead_letters: int = 30
+
+    def to_schema(self) -> Retention:
+        return Retention(**self.model_dump())
+
+
+class Limits(BaseModel):
+    max_body_bytes: int = 16 * 1024 * 1024  # as sent, before decompression
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+    max_records_per_request: int = 100_000
+    max_pending_events: int = 1_000_000  # embedded store backlog before answering 429
+
+
+class Settings(BaseSettings):
+    """Every setting of fnscope. The YAML file uses the same names; env vars are FNSCOPE_<NAME> (nested: __)."""
+
+    model_config = SettingsConfigDict(env_prefix="FNSCOPE_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("./fnscope-data")
+    host: str = "127.0.0.1"
+    port: int = 4318
+    kafka: str = ""  # bootstrap servers HOST:PORT[,HOST:PORT]
+    kafka_partitions: int = 6
+    kafka_topic_prefix: str = "fnscope"
+    clickhouse: str = ""  # http://user:pass@host:8123/db or chdb:///path
+    tokens: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, description="token -> tenant")
+    retention: RetentionDays = Field(default_factory=RetentionDays)
+    limits: Limits = Field(default_factory=Limits)
+    account_concurrency_limit: int = 1000
+    alert_webhook_url: str = ""
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _parse_token_list(cls, value: Any) -> Any:
+        """FNSCOPE_TOKENS="tokenA:tenantA,tokenB:tenantB" as well as a YAML mapping."""
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            return json.loads(value)
+        if isinstance(value, str):
+            pairs = (item.split(":", 1) for item in value.split(",") if item.strip())
+            return {token.strip(): (tenant.strip() or "default") for token, tenant in pairs}
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_path = os.environ.get("FNSCOPE_CONFIG", "fnscope.yaml")
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_path)
+        return init_settings, env_settings, yaml_source
+
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse or f"chdb://{self.data_dir.resolve() / 'store'}"
+
+
+def load_settings(config: str | None = None, **overrides: Any) -> Settings:
+    """Settings from the config file (``--config`` wins over FNSCOPE_CONFIG), the environment and overrides."""
+    if config:
+        os.environ["FNSCOPE_CONFIG"] = config
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,201 @@
+"""The normalized event model: what every receiver produces and every store consumes.
+
+Four signals plus the dead-letter record. Each event carries a deterministic ``event_id`` derived from the
+source's own identity (CloudTrail ``eventID``, telemetry request id + type, CloudWatch log event id, ...), so a
+replay or a re-delivery lands on the same id and the store's de-duplication hides it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def stable_id(*parts: object) -> str:
+    """A short deterministic id from the parts that identify an event at its source."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(str(part).encode("utf-8", "surrogatepass"))
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+class Signal(str, Enum):
+    INVOCATION = "invocation"
+    LOG = "log"
+    API = "api"
+    AUDIT = "audit"
+    DEAD_LETTER = "dead_letter"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Event(BaseModel):
+    """Fields every signal shares: who owns it and where in AWS it comes from."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=1_000_000)
+    signal: ClassVar[Signal]
+
+    event_id: str
+    time: datetime
+    tenant: str = "default"
+    account: str = ""
+    region: str = ""
+    source: str = Field(description="the wire format it arrived in, e.g. telemetry, cloudwatch, firehose")
+
+    @field_validator("time")
+    @classmethod
+    def _time_is_utc(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    def partition_key(self) -> str:
+        """Kafka key: keeps one function's (or principal's) events in order in one partition."""
+        return f"{self.tenant}/{getattr(self, 'function', '') or self.account}"
+
+
+InvocationKind = Literal[
+    "report", "start", "runtime_done", "init_report", "init_start", "restore_report", "timeout", "oom", "fault"
+]
+
+
+# Facts that happen at most once per invocation: identified by function + request id + kind, whichever path
+# (Telemetry API extension, CloudWatch subscription, Firehose) delivered them, so two paths store one fact.
+PER_REQUEST_KINDS = frozenset({"report", "start", "runtime_done", "timeout", "oom", "fault"})
+
+
+class Invocation(Event):
+    """A platform fact about one invocation: its REPORT, start, end status, a timeout or out-of-memory exit."""
+
+    signal: ClassVar[Signal] = Signal.INVOCATION
+    function: str
+    version: str = ""
+    request_id: str = ""
+    kind: InvocationKind = "report"
+    status: str = ""  # success | error | failure | timeout | oom | ""
+    error_type: str = ""
+    start_time: datetime | None = None
+    duration_ms: float | None = None
+    billed_duration_ms: float | None = None
+    memory_size_mb: int | None = None
+    max_memory_used_mb: int | None = None
+    init_duration_ms: float | None = None
+    restore_duration_ms: float | None = None
+    cold_start: bool = False
+    trace_id: str = ""
+
+    @field_validator("start_time")
+    @classmethod
+    def _start_is_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _utc(value)
+
+    @model_validator(mode="after")
+    def _id_from_request(self) -> Invocation:
+        if self.request_id and self.kind in PER_REQUEST_KINDS:
+            self.event_id = stable_id(self.function, self.request_id, self.kind)
+        return self
+
+
+class FunctionLog(Event):
+    """One log line of a function (or its extensions and the platform's text lines)."""
+
+    signal: ClassVar[Signal] = Signal.LOG
+    function: str = ""
+    version: str = ""
+    request_id: str = ""
+    level: str = ""
+    message: str
+    log_type: str = "function"  # function | extension | platform
+    log_group: str = ""
+    log_stream: str = ""
+    trace_id: str = ""
+    fields: dict[str, str] = Field(default_factory=dict, description="flattened structured-log fields")
+
+
+class ApiAccess(Event):
+    """One API Gateway access-log record."""
+
+    signal: ClassVar[Signal] = Signal.API
+    api_id: str = ""
+    stage: str = ""
+    request_id: str = ""
+    function: str = ""
+    method: str = ""
+    path: str = ""
+    route: str = ""
+    protocol: str = ""
+    status: int = 0
+    integration_status: int = 0
+    latency_ms: float | None = None
+    integration_latency_ms: float | None = None
+    response_length: int | None = None
+    source_ip: str = ""
+    user_agent: str = ""
+    error_message: str = ""
+    throttled: bool = False
+    raw: str = ""
+
+    def partition_key(self) -> str:
+        return f"{self.tenant}/{self.api_id}"
+
+
+class AuditEvent(Event):
+    """One CloudTrail record, with the columns audits filter on and the whole record kept."""
+
+    signal: ClassVar[Signal] = Signal.AUDIT
+    service: str = ""
+    action: str = ""
+    principal_type: str = ""
+    principal_arn: str = ""
+    principal_name: str = ""
+    principal_account: str = ""
+    session_issuer: str = ""
+    access_key: str = ""
+    mfa: bool | None = None
+    source_ip: str = ""
+    user_agent: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    read_only: bool | None = None
+    event_type: str = ""
+    event_category: str = ""
+    event_version: str = ""
+    function: str = ""
+    resources: list[str] = Field(default_factory=list)
+    raw: str
+
+    def partition_key(self) -> str:
+        return f"{self.tenant}/{self.account}"
+
+
+class DeadLetter(Event):
+    """Input that could not be used, kept with its raw bytes and the reason."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+    signal: ClassVar[Signal] = Signal.DEAD_LETTER
+    reason: str
+    raw: bytes = b""
+
+
+SIGNAL_MODELS: dict[Signal, type[Event]] = {
+    model.signal: model for model in (Invocation, FunctionLog, ApiAccess, AuditEvent, DeadLetter)
+}
+
+
+def dead_letter(source: str, reason: str, raw: bytes | str, tenant: str = "default", **ids: Any) -> DeadLetter:
+    """A dead-letter record whose id is stable for the same raw bytes, so a retried request is stored once."""
+    raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    return DeadLetter(
+        event_id=stable_id(source, reason, hashlib.blake2b(raw_bytes, digest_size=16).hexdigest()),
+        time=datetime.now(timezone.utc),
+        tenant=tenant,
+        source=source,
+        reason=reason,
+        raw=raw_bytes,
+        **ids,
+    )

@@ -1,0 +1,28 @@
+"""Topic setup shared by collectors and processors."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from fnscope.transport import all_topics
+
+
+def ensure_topics(bootstrap: str, prefix: str, partitions: int, replication: int = 1) -> None:
+    """Create the per-signal topics if they don't exist yet (any number of roles may race to do it)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fnscope-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication)
+            for name in all_topics(prefix)
+            if name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()

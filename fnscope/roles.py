@@ -1,0 +1,103 @@
+"""The process roles: `up` (embedded, everything in one process), `collector`, `processor` and `api`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+
+import uvicorn
+
+from fnscope.auth import check_bind
+from fnscope.config import Settings
+from fnscope.server import build_app
+from fnscope.telemetry import pipeline_metrics
+from processors.store import connect, open_store
+from processors.writer import EventWriter
+from query.runner import QueryRunner
+
+
+def _serve(app: object, settings: Settings, banner: list[str]) -> None:
+    check_bind(settings.host, settings.tokens)
+    base = f"http://{settings.host}:{settings.port}"
+    for line in banner:
+        print(line.format(base=base), flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10)
+
+
+def _simulate_forever(base_url: str, token: str | None) -> None:
+    """`up --simulate`: demo traffic against ourselves, a minute of simulated fleet at a time."""
+    import httpx
+
+    from simulator.sender import run
+
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    seed = 1
+    while True:
+        run(base_url, functions=8, rate=20, duration_s=60, seed=seed, token=token, quiet=True)
+        seed += 1
+
+
+def run_up(settings: Settings, simulate: bool = False) -> None:
+    from processors.group_commit import GroupCommitWriter, Saturated
+
+    check_bind(settings.host, settings.tokens)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    dsn = settings.clickhouse_dsn()
+    metrics = pipeline_metrics()
+    writer = EventWriter(open_store(dsn, settings.retention.to_schema()))
+    sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
+    runner = QueryRunner(connect(dsn))
+    app = build_app(settings, metrics, sink, (Saturated,), runner, on_shutdown=sink.close)
+    if simulate:
+        token = next(iter(settings.tokens), None)
+        base_url = f"http://{settings.host}:{settings.port}"
+        threading.Thread(target=_simulate_forever, args=(base_url, token), name="simulate", daemon=True).start()
+    _serve(app, settings, [
+        f"fnscope up: embedded store at {settings.data_dir.resolve()}",
+        "  ingest   {base}/ingest/telemetry | cloudwatch | firehose | apigateway | cloudtrail, {base}/v1/logs",
+        "  query    {base}/api/search | audit | stats   (OpenAPI: {base}/docs)",
+        "  health   {base}/healthz   metrics {base}/metrics",
+        *(["  simulate sending a simulated fleet's traffic to itself (8 functions, 20 invocations/s)"] if simulate else []),
+        "Ctrl-C flushes and stops.",
+    ])
+
+
+def run_collector(settings: Settings) -> None:
+    from collector.kafka_sink import KafkaSink
+    from fnscope.kafka_admin import ensure_topics
+
+    ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
+    sink = KafkaSink(settings.kafka, settings.kafka_topic_prefix)
+    app = build_app(settings, pipeline_metrics(), sink, (), None, on_shutdown=sink.close)
+    _serve(app, settings, [f"fnscope collector: writing to Kafka at {settings.kafka}", "  ingest   {base}/ingest/..."])
+
+
+def run_api(settings: Settings) -> None:
+    runner = QueryRunner(open_store(settings.clickhouse_dsn(), settings.retention.to_schema()))
+    app = build_app(settings, pipeline_metrics(), runner=runner)
+    _serve(app, settings, [f"fnscope api over {settings.clickhouse_dsn()}", "  query    {base}/api/..."])
+
+
+def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_records: int = 2000) -> None:
+    from fnscope.kafka_admin import ensure_topics
+    from processors.kafka_processor import KafkaProcessor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
+    writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention.to_schema()))
+    processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
+    signal.signal(signal.SIGTERM, lambda *_: processor.stop())
+    print(f"fnscope processor: {settings.kafka} -> {settings.clickhouse_dsn()} (group {group_id})", flush=True)
+    try:
+        processor.run()
+    except KeyboardInterrupt:
+        processor.stop()
+    sys.exit(0)

@@ -1,0 +1,70 @@
+"""Assembling the HTTP app for each role: `up` (everything, embedded), `collector` and `api`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from collector.routes import Ingest, Sink, ingest_router
+from fnscope import __version__
+from fnscope.auth import TokenAuth
+from fnscope.config import Settings
+from fnscope.telemetry import PipelineMetrics, prometheus_text
+from query.api import query_router
+from query.runner import QueryRunner
+
+
+def build_app(
+    settings: Settings,
+    metrics: PipelineMetrics,
+    sink: Sink | None = None,
+    saturated: tuple[type[Exception], ...] = (),
+    runner: QueryRunner | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """One app; each role passes the parts it has (a sink for ingest, a query runner for the API)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
+    app = FastAPI(title="fnscope", version=__version__, lifespan=lifespan)
+    auth = TokenAuth(settings.tokens)
+    if sink is not None:
+        app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth))
+    if runner is not None:
+        app.include_router(query_router(runner, auth, settings.account_concurrency_limit))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> Response:
+        checks: dict[str, bool] = {}
+        if sink is not None:
+            checks["sink"] = sink.ready()
+        if runner is not None:
+            checks["store"] = _store_answers(runner)
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics_endpoint() -> Response:
+        return Response(prometheus_text(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _store_answers(runner: QueryRunner) -> bool:
+    try:
+        runner.rows("SELECT 1 AS ok", {})
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,1 @@
+"""Processors: normalized events into ClickHouse, in columnar batches, duplicates made invisible."""

@@ -1,0 +1,77 @@
+"""Group commit for the embedded store: many concurrent requests, few inserts, each caller told when durable.
+
+An HTTP request hands its events over and waits on a future; a single writer thread takes everything that
+queued up meanwhile and writes it in one columnar insert per table. The future resolves only after the
+insert returned, which is what lets the receiver answer 2xx.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from fnscope.events import Event
+from processors.writer import EventWriter
+
+
+class Saturated(RuntimeError):
+    """The backlog is full: the receiver answers 429 with Retry-After."""
+
+
+class GroupCommitWriter:
+    def __init__(self, writer: EventWriter, max_pending: int = 1_000_000, on_write=None) -> None:
+        self._writer = writer
+        self._max_pending = max_pending
+        self._on_write = on_write
+        self._pending: list[tuple[list[Event], Future[None]]] = []
+        self._pending_events = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, events: list[Event]) -> Future[None]:
+        future: Future[None] = Future()
+        if not events:
+            future.set_result(None)
+            return future
+        with self._cond:
+            if self._closed:
+                raise Saturated("the store is shutting down")
+            if self._pending_events + len(events) > self._max_pending:
+                raise Saturated(f"{self._pending_events} events are waiting for the store")
+            self._pending.append((events, future))
+            self._pending_events += len(events)
+            self._cond.notify()
+        return future
+
+    def ready(self) -> bool:
+        return self._thread.is_alive() and not self._closed
+
+    def close(self) -> None:
+        """Flush what is queued, then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                batch, self._pending = self._pending, []
+                self._pending_events = 0
+            events = [event for chunk, _ in batch for event in chunk]
+            try:
+                written = self._writer.write(events)
+            except Exception as exc:  # the store is down or refused: every waiting request gets a 503
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            if self._on_write is not None:
+                self._on_write(written)
+            for _, future in batch:
+                future.set_result(None)

@@ -1,0 +1,149 @@
+"""Distributed mode end to end against a real Kafka-protocol broker (Tansu, see STACK.md):
+HTTP → collector → Kafka → processor → ClickHouse (chDB on disk) → query API, all as real processes.
+
+chDB allows one process per data directory, so processors here take turns on the store rather than
+running side by side (side by side they need a ClickHouse server, which compose.yaml provides).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from fnscope.transport import all_topics
+from tests.conftest import FNSCOPE, Process, free_port, wait_http
+
+GROUP = "fnscope-processors"
+
+
+def group_lag(bootstrap: str) -> tuple[int, int]:
+    """(committed messages, messages not yet committed) of the processors' group over every topic."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(t, p) for t in all_topics("fnscope") for p in consumer.partitions_for_topic(t) or []]
+        ends = consumer.end_offsets(partitions)
+        committed = {tp: meta.offset for tp, meta in admin.list_group_offsets({GROUP: partitions})[GROUP].items()}
+        done = sum(max(committed.get(tp, 0), 0) for tp in partitions)
+        return done, sum(ends[tp] for tp in partitions) - done
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_until_drained(bootstrap: str, proc: Process, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.proc is not None and proc.proc.poll() is None, proc.output()
+        if group_lag(bootstrap)[1] == 0:
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"processor did not drain the topics: {group_lag(bootstrap)}\n{proc.output()}")
+
+
+def start_collector(broker: str, tmp_path: Path) -> tuple[str, Process]:
+    port = free_port()
+    proc = Process([*FNSCOPE, "collector", "--kafka", broker, "--port", str(port)], tmp_path / "collector.log").start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc=proc.proc)
+    return url, proc
+
+
+def processor(broker: str, store: Path, tmp_path: Path, name: str, max_records: int = 2000) -> Process:
+    return Process([*FNSCOPE, "processor", "--kafka", broker, "--clickhouse", f"chdb://{store}",
+                    "--max-records", str(max_records)],
+                   tmp_path / f"{name}.log").start()
+
+
+def query_api(store: Path, tmp_path: Path) -> tuple[str, Process]:
+    port = free_port()
+    proc = Process([*FNSCOPE, "api", "--clickhouse", f"chdb://{store}", "--port", str(port)],
+                   tmp_path / "api.log").start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc=proc.proc)
+    return url, proc
+
+
+def telemetry_batch(function: str, first: int, count: int) -> bytes:
+    """A Telemetry API batch of `count` invocations, each a platform.report and one function log line."""
+    base = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc)
+    events = []
+    for i in range(first, first + count):
+        t = (base + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z")
+        rid = f"req-{function}-{i:08d}"
+        events.append({"time": t, "type": "function", "record": f"processing order {i} for {rid}"})
+        events.append({"time": t, "type": "platform.report", "record": {
+            "requestId": rid, "status": "success",
+            "metrics": {"durationMs": 12.5, "billedDurationMs": 13, "memorySizeMB": 128, "maxMemoryUsedMB": 60}}})
+    return json.dumps(events).encode()
+
+
+def test_http_to_kafka_to_clickhouse_to_query(broker: str, tmp_path: Path, samples: Path) -> None:
+    collector_url, collector = start_collector(broker, tmp_path)
+    acked: set[str] = set()
+    for path in sorted((samples / "cloudtrail/stratus_red_team_detonation_logs").glob("*.json")):
+        body = path.read_bytes()
+        r = httpx.post(f"{collector_url}/ingest/cloudtrail", content=body, timeout=30)
+        assert r.status_code == 200, r.text
+        acked.update(rec["eventID"] for rec in json.loads(body))
+    r = httpx.post(f"{collector_url}/ingest/telemetry?function=orders", content=telemetry_batch("orders", 0, 50))
+    assert r.status_code == 200 and r.json()["accepted"] == 100
+    collector.stop()
+
+    store = tmp_path / "store"
+    proc = processor(broker, store, tmp_path, "processor")
+    wait_until_drained(broker, proc)
+    assert proc.stop() == 0
+
+    url, api = query_api(store, tmp_path)
+    try:
+        rows = httpx.get(f"{url}/api/audit", params={"since": "20000d", "limit": 10000}).json()["results"]
+        assert sorted(r["event_id"] for r in rows) == sorted(acked)
+        logs = httpx.get(f"{url}/api/search", params={"q": "processing", "function": "orders", "since": "20000d",
+                                                       "limit": 1000}).json()["results"]
+        assert len(logs) == 50
+        stats = httpx.get(f"{url}/api/stats", params={"since": "20000d", "function": "orders"}).json()["functions"]
+        assert stats[0]["invocations"] == 50
+    finally:
+        api.stop()
+
+
+def test_processor_killed_mid_batch_loses_and_doubles_nothing(broker: str, tmp_path: Path) -> None:
+    collector_url, collector = start_collector(broker, tmp_path)
+    per_request, requests = 500, 80
+    with httpx.Client(timeout=30) as client:
+        for n in range(requests):
+            body = telemetry_batch(f"fn-{n % 4}", n * per_request, per_request)
+            assert client.post(f"{collector_url}/ingest/telemetry?function=fn-{n % 4}", content=body).status_code == 200
+    collector.stop()
+    total_reports = per_request * requests
+
+    store = tmp_path / "store"
+    first = processor(broker, store, tmp_path, "first", max_records=4)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, left = group_lag(broker)
+        if done > 0 and left > 0:
+            break
+        assert first.proc is not None and first.proc.poll() is None, first.output()
+        time.sleep(0.05)
+    first.kill9()
+    done, left = group_lag(broker)
+    assert left > 0, "the kill must land before the topics are drained"
+
+    second = processor(broker, store, tmp_path, "second")
+    wait_until_drained(broker, second)
+    assert second.stop() == 0
+
+    url, api = query_api(store, tmp_path)
+    try:
+        stats = httpx.get(f"{url}/api/stats", params={"since": "20000d"}).json()["functions"]
+        assert sum(row["invocations"] for row in stats) == total_reports
+        assert {row["function"] for row in stats} == {"fn-0", "fn-1", "fn-2", "fn-3"}
+    finally:
+        api.stop()
