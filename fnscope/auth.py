@@ -23,8 +23,7 @@ def check_bind(host: str, tokens: dict[str, str]) -> None:
     """Open access is only for a loopback bind: anything reachable from outside needs tokens."""
     if not tokens and not is_loopback(host):
         raise SystemExit(
-            f"refusing to listen on {host} without tokens: set FNSCOPE_TOKENS=token:tenant[,...] "
-            "or bind to 127.0.0.1"
+            f"refusing to listen on {host} without tokens: set FNSCOPE_TOKENS=token:tenant[,...] or bind to 127.0.0.1"
         )
 
 

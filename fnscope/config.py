@@ -8,20 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from processors.schema import Retention
-
-
-class RetentionDays(BaseModel):
-    logs: int = 30
-    invocations: int = 90
-    api: int = 90
-    audit: int = 7 * 365
-    dead_letters: int = 30
-
-    def to_schema(self) -> Retention:
-        return Retention(**self.model_dump())
 
 
 class Limits(BaseModel):
@@ -44,7 +39,7 @@ class Settings(BaseSettings):
     kafka_topic_prefix: str = "fnscope"
     clickhouse: str = ""  # http://user:pass@host:8123/db or chdb:///path
     tokens: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, description="token -> tenant")
-    retention: RetentionDays = Field(default_factory=RetentionDays)
+    retention: Retention = Field(default_factory=Retention)
     limits: Limits = Field(default_factory=Limits)
     account_concurrency_limit: int = 1000
     alert_webhook_url: str = ""

@@ -8,8 +8,8 @@ replay or a re-delivery lands on the same id and the store's de-duplication hide
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,7 +24,7 @@ def stable_id(*parts: object) -> str:
     return h.hexdigest()
 
 
-class Signal(str, Enum):
+class Signal(StrEnum):
     INVOCATION = "invocation"
     LOG = "log"
     API = "api"
@@ -33,7 +33,7 @@ class Signal(str, Enum):
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Event(BaseModel):
@@ -192,7 +192,7 @@ def dead_letter(source: str, reason: str, raw: bytes | str, tenant: str = "defau
     raw_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     return DeadLetter(
         event_id=stable_id(source, reason, hashlib.blake2b(raw_bytes, digest_size=16).hexdigest()),
-        time=datetime.now(timezone.utc),
+        time=datetime.now(UTC),
         tenant=tenant,
         source=source,
         reason=reason,

@@ -52,7 +52,7 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     dsn = settings.clickhouse_dsn()
     metrics = pipeline_metrics()
-    writer = EventWriter(open_store(dsn, settings.retention.to_schema()))
+    writer = EventWriter(open_store(dsn, settings.retention))
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(connect(dsn))
     app = build_app(settings, metrics, sink, (Saturated,), runner, on_shutdown=sink.close)
@@ -60,14 +60,22 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
         token = next(iter(settings.tokens), None)
         base_url = f"http://{settings.host}:{settings.port}"
         threading.Thread(target=_simulate_forever, args=(base_url, token), name="simulate", daemon=True).start()
-    _serve(app, settings, [
-        f"fnscope up: embedded store at {settings.data_dir.resolve()}",
-        "  ingest   {base}/ingest/telemetry | cloudwatch | firehose | apigateway | cloudtrail, {base}/v1/logs",
-        "  query    {base}/api/search | audit | stats   (OpenAPI: {base}/docs)",
-        "  health   {base}/healthz   metrics {base}/metrics",
-        *(["  simulate sending a simulated fleet's traffic to itself (8 functions, 20 invocations/s)"] if simulate else []),
-        "Ctrl-C flushes and stops.",
-    ])
+    _serve(
+        app,
+        settings,
+        [
+            f"fnscope up: embedded store at {settings.data_dir.resolve()}",
+            "  ingest   {base}/ingest/telemetry | cloudwatch | firehose | apigateway | cloudtrail, {base}/v1/logs",
+            "  query    {base}/api/search | audit | stats   (OpenAPI: {base}/docs)",
+            "  health   {base}/healthz   metrics {base}/metrics",
+            *(
+                ["  simulate sending a simulated fleet's traffic to itself (8 functions, 20 invocations/s)"]
+                if simulate
+                else []
+            ),
+            "Ctrl-C flushes and stops.",
+        ],
+    )
 
 
 def run_collector(settings: Settings) -> None:
@@ -81,7 +89,7 @@ def run_collector(settings: Settings) -> None:
 
 
 def run_api(settings: Settings) -> None:
-    runner = QueryRunner(open_store(settings.clickhouse_dsn(), settings.retention.to_schema()))
+    runner = QueryRunner(open_store(settings.clickhouse_dsn(), settings.retention))
     app = build_app(settings, pipeline_metrics(), runner=runner)
     _serve(app, settings, [f"fnscope api over {settings.clickhouse_dsn()}", "  query    {base}/api/..."])
 
@@ -92,7 +100,7 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
-    writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention.to_schema()))
+    writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention))
     processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
     print(f"fnscope processor: {settings.kafka} -> {settings.clickhouse_dsn()} (group {group_id})", flush=True)

@@ -15,6 +15,7 @@ from fnscope.auth import TokenAuth
 from fnscope.config import Settings
 from fnscope.telemetry import PipelineMetrics, prometheus_text
 from query.api import query_router
+from query.context import QueryContext
 from query.runner import QueryRunner
 
 
@@ -39,7 +40,7 @@ def build_app(
     if sink is not None:
         app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth))
     if runner is not None:
-        app.include_router(query_router(runner, auth, settings.account_concurrency_limit))
+        app.include_router(query_router(QueryContext(runner, auth, settings)))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

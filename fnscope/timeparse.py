@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -18,11 +18,11 @@ def parse_duration(text: str) -> timedelta:
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
     """'15m' means 15 minutes before now; anything else must be ISO-8601 (UTC if no offset)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if _DURATION.match(text):
         return now - parse_duration(text)
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValueError(f"not a time: {text!r} (use 15m, 1h, 7d or ISO-8601 like 2026-11-27T05:00:00Z)") from exc
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

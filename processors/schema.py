@@ -3,6 +3,7 @@
 Retention counts from arrival (``ingested_at``), not from the event's own time, so a backfill of old
 CloudTrail files or replayed logs is kept for the full period instead of expiring on insert.
 
+Each migration is a module ``processors/migrations/vNNN_what.py``; add a new one, never edit an applied one.
 Tables are ReplacingMergeTree keyed so that a re-delivered event (same deterministic ``event_id``) collapses
 into one row; queries read them with ``FINAL`` (or de-duplicate by ``event_id``) so duplicates are never seen.
 The column names are the field names of the pydantic models in ``fnscope.events``.
@@ -10,9 +11,8 @@ The column names are the field names of the pydantic models in ``fnscope.events`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from clickhouse_connect.driver.client import Client
+from pydantic import BaseModel
 
 from fnscope.events import Signal
 
@@ -25,8 +25,7 @@ TABLES: dict[Signal, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Retention:
+class Retention(BaseModel):
     """Default retention per data kind, in days."""
 
     logs: int = 30
@@ -36,132 +35,23 @@ class Retention:
     dead_letters: int = 30
 
 
-_COMMON = """
-    tenant LowCardinality(String),
-    event_id String,
-    time DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
-    account LowCardinality(String),
-    region LowCardinality(String),
-    source LowCardinality(String),
-    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1))"""
-
-
-def _migrations(r: Retention) -> list[tuple[int, str, list[str]]]:
-    """(version, description, statements). Append new versions; never edit an applied one."""
-    return [
-        (1, "one table per signal", [
-            f"""CREATE TABLE IF NOT EXISTS invocations ({_COMMON},
-    function LowCardinality(String),
-    version LowCardinality(String),
-    request_id String,
-    kind LowCardinality(String),
-    status LowCardinality(String),
-    error_type LowCardinality(String),
-    start_time Nullable(DateTime64(3, 'UTC')),
-    duration_ms Nullable(Float64),
-    billed_duration_ms Nullable(Float64),
-    memory_size_mb Nullable(UInt32),
-    max_memory_used_mb Nullable(UInt32),
-    init_duration_ms Nullable(Float64),
-    restore_duration_ms Nullable(Float64),
-    cold_start Bool,
-    trace_id String CODEC(ZSTD(1)),
-    INDEX request_idx request_id TYPE bloom_filter GRANULARITY 4
-) ENGINE = ReplacingMergeTree(ingested_at)
-PARTITION BY toYYYYMMDD(time)
-ORDER BY (tenant, function, time, event_id)
-TTL toDateTime(ingested_at) + INTERVAL {r.invocations} DAY""",
-            f"""CREATE TABLE IF NOT EXISTS function_logs ({_COMMON},
-    function LowCardinality(String),
-    version LowCardinality(String),
-    request_id String,
-    level LowCardinality(String),
-    message String CODEC(ZSTD(3)),
-    log_type LowCardinality(String),
-    log_group LowCardinality(String),
-    log_stream String CODEC(ZSTD(1)),
-    trace_id String CODEC(ZSTD(1)),
-    fields Map(LowCardinality(String), String) CODEC(ZSTD(3)),
-    INDEX message_idx message TYPE text(tokenizer = 'splitByNonAlpha'),
-    INDEX request_idx request_id TYPE bloom_filter GRANULARITY 4
-) ENGINE = ReplacingMergeTree(ingested_at)
-PARTITION BY toYYYYMMDD(time)
-ORDER BY (tenant, function, time, event_id)
-TTL toDateTime(ingested_at) + INTERVAL {r.logs} DAY""",
-            f"""CREATE TABLE IF NOT EXISTS api_access ({_COMMON},
-    api_id LowCardinality(String),
-    stage LowCardinality(String),
-    request_id String,
-    function LowCardinality(String),
-    method LowCardinality(String),
-    path String,
-    route LowCardinality(String),
-    protocol LowCardinality(String),
-    status UInt16,
-    integration_status UInt16,
-    latency_ms Nullable(Float64),
-    integration_latency_ms Nullable(Float64),
-    response_length Nullable(Int64),
-    source_ip String,
-    user_agent String CODEC(ZSTD(1)),
-    error_message String,
-    throttled Bool,
-    raw String CODEC(ZSTD(3))
-) ENGINE = ReplacingMergeTree(ingested_at)
-PARTITION BY toYYYYMMDD(time)
-ORDER BY (tenant, api_id, time, event_id)
-TTL toDateTime(ingested_at) + INTERVAL {r.api} DAY""",
-            f"""CREATE TABLE IF NOT EXISTS audit_events ({_COMMON},
-    service LowCardinality(String),
-    action LowCardinality(String),
-    principal_type LowCardinality(String),
-    principal_arn String,
-    principal_name String,
-    principal_account LowCardinality(String),
-    session_issuer String,
-    access_key String,
-    mfa Nullable(Bool),
-    source_ip String,
-    user_agent String CODEC(ZSTD(1)),
-    error_code LowCardinality(String),
-    error_message String,
-    read_only Nullable(Bool),
-    event_type LowCardinality(String),
-    event_category LowCardinality(String),
-    event_version LowCardinality(String),
-    function LowCardinality(String),
-    resources Array(String),
-    raw String CODEC(ZSTD(3)),
-    INDEX principal_idx principal_arn TYPE bloom_filter GRANULARITY 4,
-    INDEX function_idx function TYPE bloom_filter GRANULARITY 4
-) ENGINE = ReplacingMergeTree(ingested_at)
-PARTITION BY toYYYYMM(time)
-ORDER BY (tenant, toStartOfDay(time), action, time, event_id)
-TTL toDateTime(ingested_at) + INTERVAL {r.audit} DAY""",
-            f"""CREATE TABLE IF NOT EXISTS dead_letters ({_COMMON},
-    reason String,
-    raw String CODEC(ZSTD(3))
-) ENGINE = ReplacingMergeTree(ingested_at)
-PARTITION BY toYYYYMMDD(time)
-ORDER BY (tenant, source, event_id)
-TTL toDateTime(ingested_at) + INTERVAL {r.dead_letters} DAY""",
-        ]),
-    ]
-
-
 def migrate(client: Client, retention: Retention | None = None) -> int:
     """Apply every migration not yet recorded; returns the schema version now in force."""
+    from processors.migrations import all_migrations
+
     client.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
         "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
     )
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations FINAL").result_rows}
     current = max(applied, default=0)
-    for version, description, statements in _migrations(retention or Retention()):
-        if version in applied:
+    for migration in all_migrations():
+        if migration.version in applied:
             continue
-        for statement in statements:
+        for statement in migration.statements(retention or Retention()):
             client.command(statement)
-        client.insert("schema_migrations", [[version, description]], column_names=["version", "description"])
-        current = version
+        client.insert(
+            "schema_migrations", [[migration.version, migration.description]], column_names=["version", "description"]
+        )
+        current = migration.version
     return current

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from query.context import QueryContext, api_time
 from query.runner import QueryRunner, Where
 
 AUDIT_COLUMNS = (
@@ -48,7 +52,9 @@ def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
             rl=f"%{req.resource}%",
         )
     if req.source:
-        where.add("(source_ip = {src:String} OR user_agent ILIKE {srcl:String})", src=req.source, srcl=f"%{req.source}%")
+        where.add(
+            "(source_ip = {src:String} OR user_agent ILIKE {srcl:String})", src=req.source, srcl=f"%{req.source}%"
+        )
     if req.failed:
         where.add("error_code != ''")
     sql = (
@@ -56,3 +62,34 @@ def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
         "ORDER BY time DESC, event_id LIMIT {limit:UInt32}"
     )
     return runner.rows(sql, {**where.params, "limit": max(1, min(req.limit, 100_000))})
+
+
+def routes(ctx: QueryContext) -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/audit", summary="Who did what, to what, from where")
+    async def api_audit(
+        tenant: str = Depends(ctx.auth),
+        principal: str = "",
+        action: str = "",
+        resource: str = "",
+        source: str = "",
+        failed: bool = False,
+        since: str = "90d",
+        until: str | None = None,
+        limit: int = Query(100, ge=1, le=100_000),
+    ) -> dict[str, Any]:
+        req = AuditRequest(
+            tenant,
+            principal,
+            action,
+            resource,
+            source,
+            failed,
+            api_time(since, "since"),
+            api_time(until, "until"),
+            limit,
+        )
+        return {"results": await run_in_threadpool(audit, ctx.runner, req)}
+
+    return router

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from query.context import QueryContext, api_time
 from query.runner import QueryRunner, Where
 
 _TOKEN = re.compile(r"^[A-Za-z0-9]+$")
@@ -47,3 +51,25 @@ def search(runner: QueryRunner, req: SearchRequest) -> list[dict[str, Any]]:
         f"FROM function_logs FINAL WHERE {where.sql()} ORDER BY time DESC, event_id LIMIT {{limit:UInt32}}"
     )
     return runner.rows(sql, {**where.params, "limit": max(1, min(req.limit, 10_000))})
+
+
+def routes(ctx: QueryContext) -> APIRouter:
+    router = APIRouter(tags=["search"])
+
+    @router.get("/search", summary="Find function log lines")
+    async def api_search(
+        tenant: str = Depends(ctx.auth),
+        q: str = "",
+        function: str = "",
+        since: str = "15m",
+        until: str | None = None,
+        level: str = "",
+        request_id: str = "",
+        limit: int = Query(100, ge=1, le=10_000),
+    ) -> dict[str, Any]:
+        req = SearchRequest(
+            tenant, q, api_time(since, "since"), api_time(until, "until"), function, level, request_id, limit
+        )
+        return {"results": await run_in_threadpool(search, ctx.runner, req)}
+
+    return router

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+
+from query.context import QueryContext, api_time
 from query.runner import QueryRunner, Where
 
 # Public x86 Lambda prices (USD): per GB-second and per request.
@@ -104,26 +108,30 @@ def stats(runner: QueryRunner, req: StatsRequest) -> list[dict[str, Any]]:
         gb_s = r.get("gb_seconds") or 0.0
         invocations = r.get("invocations", 0)
         by_source = throttles_by_source.get(function, {})
-        out.append({
-            "function": function,
-            "invocations": invocations,
-            "errors": r.get("errors", 0),
-            "timeouts": r.get("timeouts", 0),
-            "out_of_memory": r.get("out_of_memory", 0),
-            # Each source sees the throttles on its own path; the largest is a lower bound on distinct throttles.
-            "throttles": max(by_source.values(), default=0),
-            "throttles_by_source": by_source,
-            "cold_starts": r.get("cold_starts", 0),
-            "p50_ms": _num(q[0]), "p90_ms": _num(q[1]), "p99_ms": _num(q[2]),
-            "max_ms": _num(r.get("max_duration_ms")),
-            "avg_init_ms": _num(r.get("avg_init_duration_ms")),
-            "peak_concurrency": peak,
-            "concurrency_limit": limit,
-            "limit_source": "reserved" if function in reserved and reserved[function] >= 0 else "account",
-            "headroom": limit - peak,
-            "gb_seconds": round(gb_s, 3),
-            "estimated_cost_usd": round(gb_s * PRICE_PER_GB_SECOND + invocations * PRICE_PER_REQUEST, 6),
-        })
+        out.append(
+            {
+                "function": function,
+                "invocations": invocations,
+                "errors": r.get("errors", 0),
+                "timeouts": r.get("timeouts", 0),
+                "out_of_memory": r.get("out_of_memory", 0),
+                # Each source sees the throttles on its own path; the largest is a lower bound on distinct throttles.
+                "throttles": max(by_source.values(), default=0),
+                "throttles_by_source": by_source,
+                "cold_starts": r.get("cold_starts", 0),
+                "p50_ms": _num(q[0]),
+                "p90_ms": _num(q[1]),
+                "p99_ms": _num(q[2]),
+                "max_ms": _num(r.get("max_duration_ms")),
+                "avg_init_ms": _num(r.get("avg_init_duration_ms")),
+                "peak_concurrency": peak,
+                "concurrency_limit": limit,
+                "limit_source": "reserved" if function in reserved and reserved[function] >= 0 else "account",
+                "headroom": limit - peak,
+                "gb_seconds": round(gb_s, 3),
+                "estimated_cost_usd": round(gb_s * PRICE_PER_GB_SECOND + invocations * PRICE_PER_REQUEST, 6),
+            }
+        )
     return out
 
 
@@ -131,3 +139,18 @@ def _num(value: Any) -> float | None:
     if value is None or value != value:
         return None
     return round(float(value), 2)
+
+
+def routes(ctx: QueryContext) -> APIRouter:
+    router = APIRouter(tags=["stats"])
+
+    @router.get("/stats", summary="Per-function health")
+    async def api_stats(
+        tenant: str = Depends(ctx.auth), function: str = "", since: str = "1h", until: str | None = None
+    ) -> dict[str, Any]:
+        start = api_time(since, "since") or api_time("1h", "since")
+        assert start is not None
+        req = StatsRequest(tenant, start, api_time(until, "until"), function, ctx.settings.account_concurrency_limit)
+        return {"functions": await run_in_threadpool(stats, ctx.runner, req)}
+
+    return router

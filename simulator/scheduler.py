@@ -13,7 +13,7 @@ import math
 import random
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 Status = Literal["success", "error", "timeout", "oom", "throttled"]
@@ -26,13 +26,40 @@ RESERVED_LIMIT_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT_REASON = "ConcurrentInvocationLimitExceeded"
 
 _BASE_NAMES = (
-    "orders-api", "payments-worker", "inventory-sync", "users-api", "notifications-worker", "images-resizer",
-    "search-api", "billing-processor", "auth-authorizer", "reports-scheduler", "checkout-api", "shipping-worker",
-    "catalog-api", "emails-sender", "webhooks-handler", "analytics-consumer",
+    "orders-api",
+    "payments-worker",
+    "inventory-sync",
+    "users-api",
+    "notifications-worker",
+    "images-resizer",
+    "search-api",
+    "billing-processor",
+    "auth-authorizer",
+    "reports-scheduler",
+    "checkout-api",
+    "shipping-worker",
+    "catalog-api",
+    "emails-sender",
+    "webhooks-handler",
+    "analytics-consumer",
 )
 _PREFIXES = (
-    "orders", "payments", "inventory", "users", "notifications", "images", "search", "billing", "auth", "reports",
-    "checkout", "shipping", "catalog", "emails", "webhooks", "analytics",
+    "orders",
+    "payments",
+    "inventory",
+    "users",
+    "notifications",
+    "images",
+    "search",
+    "billing",
+    "auth",
+    "reports",
+    "checkout",
+    "shipping",
+    "catalog",
+    "emails",
+    "webhooks",
+    "analytics",
 )
 _SUFFIXES = ("api", "worker", "processor", "handler", "consumer", "sync", "scheduler", "resizer")
 
@@ -274,7 +301,7 @@ def simulate(
 ) -> Simulation:
     """Run the model: ``rate`` arrivals/s in total over ``duration_s`` simulated seconds from ``start``."""
     rng = random.Random(seed)
-    start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    start = (start or datetime.now(UTC)).astimezone(UTC)
     fleet = list(specs) if specs is not None else default_functions(functions, rng, rate)
     pool = max(0, account_limit - sum(s.reserved_concurrency or 0 for s in fleet))
 
@@ -311,10 +338,22 @@ def simulate(
         if reason is not None:
             out.append(
                 SimInvocation(
-                    function=spec.name, version=version, alias=spec.alias, request_id=request_id,
-                    start=at(t), end=at(t), duration_ms=0.0, billed_ms=0, memory_mb=spec.memory_mb,
-                    max_memory_mb=0, init_ms=None, status="throttled", api_request_id=api_request_id,
-                    trace_id=trace_id, throttle_reason=reason, timeout_s=spec.timeout_s,
+                    function=spec.name,
+                    version=version,
+                    alias=spec.alias,
+                    request_id=request_id,
+                    start=at(t),
+                    end=at(t),
+                    duration_ms=0.0,
+                    billed_ms=0,
+                    memory_mb=spec.memory_mb,
+                    max_memory_mb=0,
+                    init_ms=None,
+                    status="throttled",
+                    api_request_id=api_request_id,
+                    trace_id=trace_id,
+                    throttle_reason=reason,
+                    timeout_s=spec.timeout_s,
                 )
             )
             continue
@@ -357,11 +396,24 @@ def simulate(
         end_t = t + ((init_ms or 0.0) + duration) / 1000.0
         out.append(
             SimInvocation(
-                function=spec.name, version=version, alias=spec.alias, request_id=request_id,
-                start=at(t), end=at(end_t), duration_ms=duration, billed_ms=math.ceil(duration),
-                memory_mb=spec.memory_mb, max_memory_mb=max_mem, init_ms=init_ms, status=status,
-                api_request_id=api_request_id, trace_id=trace_id, environment_id=env.env_id,
-                environment_created=at(env.created), error_type=error_type, timeout_s=spec.timeout_s,
+                function=spec.name,
+                version=version,
+                alias=spec.alias,
+                request_id=request_id,
+                start=at(t),
+                end=at(end_t),
+                duration_ms=duration,
+                billed_ms=math.ceil(duration),
+                memory_mb=spec.memory_mb,
+                max_memory_mb=max_mem,
+                init_ms=init_ms,
+                status=status,
+                api_request_id=api_request_id,
+                trace_id=trace_id,
+                environment_id=env.env_id,
+                environment_created=at(env.created),
+                error_type=error_type,
+                timeout_s=spec.timeout_s,
             )
         )
         heapq.heappush(running, (end_t, seq, idx, version, env))
@@ -370,6 +422,12 @@ def simulate(
             unreserved_running += 1
 
     return Simulation(
-        seed=seed, start=start, duration_s=duration_s, account_id=account_id, region=region,
-        account_limit=account_limit, functions=tuple(fleet), invocations=tuple(out),
+        seed=seed,
+        start=start,
+        duration_s=duration_s,
+        account_id=account_id,
+        region=region,
+        account_limit=account_limit,
+        functions=tuple(fleet),
+        invocations=tuple(out),
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import email.utils
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -75,20 +75,22 @@ class Summary:
 
     def render(self) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.requests_by_kind.items()))
-        return "\n".join((
-            f"invocations      {self.invocations}",
-            f"cold starts      {self.cold_starts}",
-            f"errors           {self.errors}",
-            f"timeouts         {self.timeouts}",
-            f"out of memory    {self.ooms}",
-            f"throttles        {self.throttles}",
-            f"requests sent    {self.requests_sent} ({kinds}); failed {self.requests_failed}, "
-            f"retries {self.retries}",
-            f"events sent      {self.events_sent}",
-            f"events accepted  {self.events_accepted} (rejected {self.events_rejected}); "
-            f"firehose log events delivered {self.firehose_events}",
-            f"elapsed          {self.elapsed_s:.1f} s",
-        ))
+        return "\n".join(
+            (
+                f"invocations      {self.invocations}",
+                f"cold starts      {self.cold_starts}",
+                f"errors           {self.errors}",
+                f"timeouts         {self.timeouts}",
+                f"out of memory    {self.ooms}",
+                f"throttles        {self.throttles}",
+                f"requests sent    {self.requests_sent} ({kinds}); failed {self.requests_failed}, "
+                f"retries {self.retries}",
+                f"events sent      {self.events_sent}",
+                f"events accepted  {self.events_accepted} (rejected {self.events_rejected}); "
+                f"firehose log events delivered {self.firehose_events}",
+                f"elapsed          {self.elapsed_s:.1f} s",
+            )
+        )
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -102,7 +104,7 @@ def _retry_after(resp: httpx.Response) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _retryable(status: int) -> bool:
@@ -112,8 +114,14 @@ def _retryable(status: int) -> bool:
 class Sender:
     """Posts ``WireRequest``s with the right headers, gzip where the receiver takes it, and bounded retries."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, token: str | None = None, *,
-                 client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        token: str | None = None,
+        *,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.target = target.rstrip("/")
         self.token = token
         self._client = client or httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0))

@@ -15,9 +15,10 @@ import hashlib
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import orjson
 
@@ -50,12 +51,12 @@ class WireRequest:
 
 def iso_ms(dt: datetime) -> str:
     """``2026-11-27T05:00:00.123Z``, the timestamp format of Telemetry API events and Lambda log lines."""
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
 
 
 def iso_s(dt: datetime) -> str:
-    return f"{dt.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+    return f"{dt.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def epoch_ms(dt: datetime) -> int:
@@ -116,8 +117,15 @@ class _Line:
     record: str | dict[str, Any]  # the Telemetry API ``function`` record
 
 
-def _powertools(inv: SimInvocation, spec: FunctionSpec, sim: Simulation, when: datetime, level: str,
-                message: str, extra: dict[str, Any]) -> dict[str, Any]:
+def _powertools(
+    inv: SimInvocation,
+    spec: FunctionSpec,
+    sim: Simulation,
+    when: datetime,
+    level: str,
+    message: str,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     node = _is_node(spec)
     if node:  # Powertools for TypeScript: ISO timestamps, numbers written as strings
         ts: str = iso_ms(when)
@@ -145,12 +153,22 @@ def _powertools(inv: SimInvocation, spec: FunctionSpec, sim: Simulation, when: d
     return rec
 
 
-def _runtime_line(inv: SimInvocation, spec: FunctionSpec, when: datetime, level: str, message: str,
-                  extra: dict[str, Any] | None = None) -> _Line:
+def _runtime_line(
+    inv: SimInvocation,
+    spec: FunctionSpec,
+    when: datetime,
+    level: str,
+    message: str,
+    extra: dict[str, Any] | None = None,
+) -> _Line:
     """A line from the runtime's logger (console.log / logging): tab format in Text mode, an object in JSON."""
     if spec.log_format == "JSON":
-        obj: dict[str, Any] = {"timestamp": iso_ms(when), "level": level, "requestId": inv.request_id,
-                               "message": message}
+        obj: dict[str, Any] = {
+            "timestamp": iso_ms(when),
+            "level": level,
+            "requestId": inv.request_id,
+            "message": message,
+        }
         if not _is_node(spec):
             obj["logger"] = "root"
         obj.update(extra or {})
@@ -178,31 +196,50 @@ def function_lines(inv: SimInvocation, spec: FunctionSpec, sim: Simulation) -> l
     structured = inv.status == "success" or rng.random() < 0.5
     if structured:
         when = at(0.5)
-        rec = _powertools(inv, spec, sim, when, "INFO", ok_msg,
-                          {"order_id": order_id, "amount_cents": rng.randint(100, 99_999)})
+        rec = _powertools(
+            inv, spec, sim, when, "INFO", ok_msg, {"order_id": order_id, "amount_cents": rng.randint(100, 99_999)}
+        )
         lines.append(_Line(when, dumps(rec).decode(), rec if spec.log_format == "JSON" else dumps(rec).decode()))
 
     if inv.status == "error":
         when = at(0.98)
         exc = _EXCEPTIONS[rng.randrange(len(_EXCEPTIONS))] if not _is_node(spec) else "Error"
         detail = f"{err_msg} (order {order_id})"
-        rec = _powertools(inv, spec, sim, at(0.95), "ERROR", err_msg,
-                          {"order_id": order_id, "exception_name": exc,
-                           "exception": f"Traceback (most recent call last):\n  File \"/var/task/app.py\", "
-                                        f"line 57, in handler\n{exc}: {detail}"})
-        lines.append(_Line(at(0.95), dumps(rec).decode(),
-                           rec if spec.log_format == "JSON" else dumps(rec).decode()))
+        rec = _powertools(
+            inv,
+            spec,
+            sim,
+            at(0.95),
+            "ERROR",
+            err_msg,
+            {
+                "order_id": order_id,
+                "exception_name": exc,
+                "exception": f'Traceback (most recent call last):\n  File "/var/task/app.py", '
+                f"line 57, in handler\n{exc}: {detail}",
+            },
+        )
+        lines.append(_Line(at(0.95), dumps(rec).decode(), rec if spec.log_format == "JSON" else dumps(rec).decode()))
         stack = [f"{exc}: {detail}", "    at Runtime.handler (file:///var/task/index.mjs:57:11)"]
         if spec.log_format == "JSON":
-            lines.append(_runtime_line(inv, spec, when, "ERROR", f"{exc}: {detail}" if not _is_node(spec)
-                                       else "Invoke Error",
-                                       {"errorType": exc, "errorMessage": detail, "stackTrace": stack}))
+            lines.append(
+                _runtime_line(
+                    inv,
+                    spec,
+                    when,
+                    "ERROR",
+                    f"{exc}: {detail}" if not _is_node(spec) else "Invoke Error",
+                    {"errorType": exc, "errorMessage": detail, "stackTrace": stack},
+                )
+            )
         elif _is_node(spec):
             body = dumps({"errorType": exc, "errorMessage": detail, "stack": stack}).decode()
             lines.append(_runtime_line(inv, spec, when, "ERROR", f"Invoke Error \t{body}"))
         else:
-            text = (f"[ERROR] {exc}: {detail}\nTraceback (most recent call last):\n"
-                    f"  File \"/var/task/app.py\", line 57, in lambda_handler\n    raise {exc}(msg)")
+            text = (
+                f"[ERROR] {exc}: {detail}\nTraceback (most recent call last):\n"
+                f'  File "/var/task/app.py", line 57, in lambda_handler\n    raise {exc}(msg)'
+            )
             lines.append(_Line(when, text, text))
     return lines
 
@@ -230,19 +267,50 @@ def telemetry_events(inv: SimInvocation, spec: FunctionSpec, sim: Simulation) ->
     events: list[dict[str, Any]] = []
     hs = inv.handler_start
     if inv.init_ms is not None:
-        events.append({"time": iso_ms(inv.start), "type": "platform.initStart", "record": {
-            "initializationType": "on-demand", "phase": "init", "runtimeVersion": spec.runtime_version,
-            "runtimeVersionArn": _runtime_arn(sim, spec), "functionName": spec.name,
-            "functionVersion": inv.version}})
-        events.append({"time": iso_ms(hs), "type": "platform.initRuntimeDone", "record": {
-            "initializationType": "on-demand", "phase": "init", "status": "success"}})
-        events.append({"time": iso_ms(hs), "type": "platform.initReport", "record": {
-            "initializationType": "on-demand", "phase": "init", "status": "success",
-            "metrics": {"durationMs": inv.init_ms}}})
-    events.append({"time": iso_ms(hs), "type": "platform.start",
-                   "record": {"requestId": inv.request_id, "version": inv.version, "tracing": tracing}})
-    events.extend({"time": iso_ms(line.time), "type": "function", "record": line.record}
-                  for line in function_lines(inv, spec, sim))
+        events.append(
+            {
+                "time": iso_ms(inv.start),
+                "type": "platform.initStart",
+                "record": {
+                    "initializationType": "on-demand",
+                    "phase": "init",
+                    "runtimeVersion": spec.runtime_version,
+                    "runtimeVersionArn": _runtime_arn(sim, spec),
+                    "functionName": spec.name,
+                    "functionVersion": inv.version,
+                },
+            }
+        )
+        events.append(
+            {
+                "time": iso_ms(hs),
+                "type": "platform.initRuntimeDone",
+                "record": {"initializationType": "on-demand", "phase": "init", "status": "success"},
+            }
+        )
+        events.append(
+            {
+                "time": iso_ms(hs),
+                "type": "platform.initReport",
+                "record": {
+                    "initializationType": "on-demand",
+                    "phase": "init",
+                    "status": "success",
+                    "metrics": {"durationMs": inv.init_ms},
+                },
+            }
+        )
+    events.append(
+        {
+            "time": iso_ms(hs),
+            "type": "platform.start",
+            "record": {"requestId": inv.request_id, "version": inv.version, "tracing": tracing},
+        }
+    )
+    events.extend(
+        {"time": iso_ms(line.time), "type": "function", "record": line.record}
+        for line in function_lines(inv, spec, sim)
+    )
 
     status = "error" if inv.status == "oom" else inv.status
     produced = 0 if inv.status != "success" else rng.randint(2, 4096)
@@ -255,24 +323,29 @@ def telemetry_events(inv: SimInvocation, spec: FunctionSpec, sim: Simulation) ->
             "tracing": tracing,
             "spans": [
                 {"name": "responseLatency", "start": iso_ms(hs), "durationMs": response_ms},
-                {"name": "responseDuration", "start": iso_ms(hs + timedelta(milliseconds=response_ms)),
-                 "durationMs": round(rng.uniform(0.0, 0.3), 3)},
+                {
+                    "name": "responseDuration",
+                    "start": iso_ms(hs + timedelta(milliseconds=response_ms)),
+                    "durationMs": round(rng.uniform(0.0, 0.3), 3),
+                },
             ],
-            "metrics": {"durationMs": round(inv.duration_ms - rng.uniform(0.0, 0.2), 3),
-                        "producedBytes": produced},
+            "metrics": {"durationMs": round(inv.duration_ms - rng.uniform(0.0, 0.2), 3), "producedBytes": produced},
         }
         events.append({"time": iso_ms(inv.end), "type": "platform.runtimeDone", "record": done})
 
-    metrics: dict[str, Any] = {"durationMs": inv.duration_ms, "billedDurationMs": inv.billed_ms,
-                               "memorySizeMB": inv.memory_mb, "maxMemoryUsedMB": inv.max_memory_mb}
+    metrics: dict[str, Any] = {
+        "durationMs": inv.duration_ms,
+        "billedDurationMs": inv.billed_ms,
+        "memorySizeMB": inv.memory_mb,
+        "maxMemoryUsedMB": inv.max_memory_mb,
+    }
     if inv.init_ms is not None:
         metrics["initDurationMs"] = inv.init_ms
     report: dict[str, Any] = {"requestId": inv.request_id, "status": status}
     if inv.error_type:
         report["errorType"] = inv.error_type
     report |= {"metrics": metrics, "tracing": tracing}
-    events.append({"time": iso_ms(inv.end + timedelta(milliseconds=1)), "type": "platform.report",
-                   "record": report})
+    events.append({"time": iso_ms(inv.end + timedelta(milliseconds=1)), "type": "platform.report", "record": report})
     return events
 
 
@@ -298,9 +371,11 @@ def telemetry_requests(sim: Simulation, invocations: Iterable[SimInvocation] | N
 
 def report_line(inv: SimInvocation, spec: FunctionSpec) -> str:
     """The REPORT log event exactly as Lambda writes it (tab separated, trailing tab, newline)."""
-    line = (f"REPORT RequestId: {inv.request_id}\tDuration: {inv.duration_ms:.2f} ms\t"
-            f"Billed Duration: {inv.billed_ms} ms\tMemory Size: {inv.memory_mb} MB\t"
-            f"Max Memory Used: {inv.max_memory_mb} MB\t")
+    line = (
+        f"REPORT RequestId: {inv.request_id}\tDuration: {inv.duration_ms:.2f} ms\t"
+        f"Billed Duration: {inv.billed_ms} ms\tMemory Size: {inv.memory_mb} MB\t"
+        f"Max Memory Used: {inv.max_memory_mb} MB\t"
+    )
     if inv.init_ms is not None:
         line += f"Init Duration: {inv.init_ms:.2f} ms\t"
     if inv.status == "timeout":
@@ -317,13 +392,18 @@ def cloudwatch_messages(inv: SimInvocation, spec: FunctionSpec, sim: Simulation)
     """(timestamp ms, message) log events of one executed invocation in its log stream."""
     msgs: list[tuple[datetime, str]] = []
     if inv.init_ms is not None:
-        msgs.append((inv.start, f"INIT_START Runtime Version: {spec.runtime_version}\t"
-                                f"Runtime Version ARN: {_runtime_arn(sim, spec)}\n"))
+        msgs.append(
+            (
+                inv.start,
+                f"INIT_START Runtime Version: {spec.runtime_version}\tRuntime Version ARN: {_runtime_arn(sim, spec)}\n",
+            )
+        )
     msgs.append((inv.handler_start, f"START RequestId: {inv.request_id} Version: {inv.version}\n"))
     msgs.extend((line.time, line.text + "\n") for line in function_lines(inv, spec, sim))
     if inv.status == "timeout":
-        msgs.append((inv.end, f"{iso_ms(inv.end)} {inv.request_id} Task timed out after "
-                              f"{inv.timeout_s:.2f} seconds\n\n"))
+        msgs.append(
+            (inv.end, f"{iso_ms(inv.end)} {inv.request_id} Task timed out after {inv.timeout_s:.2f} seconds\n\n")
+        )
     msgs.append((inv.end, f"END RequestId: {inv.request_id}\n"))
     msgs.append((inv.end, report_line(inv, spec)))
     return [(epoch_ms(t), m) for t, m in msgs]
@@ -371,8 +451,11 @@ def firehose_requests(sim: Simulation, invocations: Iterable[SimInvocation] | No
                 "records": [{"data": data} for data, _ in chunk],
             }
             headers = (("X-Amz-Firehose-Request-Id", body["requestId"]), ("X-Amz-Firehose-Protocol-Version", "1.0"))
-            out.append(WireRequest("firehose", "/ingest/firehose", (), dumps(body),
-                                   sum(n for _, n in chunk), second, headers=headers))
+            out.append(
+                WireRequest(
+                    "firehose", "/ingest/firehose", (), dumps(body), sum(n for _, n in chunk), second, headers=headers
+                )
+            )
     return out
 
 
@@ -388,8 +471,10 @@ def api_id_for(seed: int) -> str:
 
 
 def _client_ip(rng: random.Random) -> str:
-    return f"{rng.choice((3, 18, 34, 52, 54, 81, 92, 145, 203))}.{rng.randint(0, 255)}.{rng.randint(0, 255)}." \
-           f"{rng.randint(1, 254)}"
+    return (
+        f"{rng.choice((3, 18, 34, 52, 54, 81, 92, 145, 203))}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
+        f"{rng.randint(1, 254)}"
+    )
 
 
 def access_log(inv: SimInvocation, spec: FunctionSpec) -> dict[str, str]:
@@ -407,8 +492,10 @@ def access_log(inv: SimInvocation, spec: FunctionSpec) -> dict[str, str]:
         error, integration_ms = "Integration timeout", 30_000.0
     elif inv.status in ("error", "timeout", "oom"):
         status, integration_status, body_len = 500, "200", 35  # {"message":"Internal Server Error"}
-        error = ("The response from the Lambda function doesn't match the format that API Gateway expects. "
-                 f"Lambda invocation failed with status: 200. Lambda request id: {inv.request_id}")
+        error = (
+            "The response from the Lambda function doesn't match the format that API Gateway expects. "
+            f"Lambda invocation failed with status: 200. Lambda request id: {inv.request_id}"
+        )
     else:
         status, integration_status = (201 if method == "POST" and rng.random() < 0.3 else 200), "200"
         body_len = rng.randint(2, 8000)
@@ -428,21 +515,38 @@ def access_log(inv: SimInvocation, spec: FunctionSpec) -> dict[str, str]:
         "responseLatency": str(int(integration_ms + overhead)),
         "integrationErrorMessage": error,
         "functionName": spec.name,
-        "userAgent": rng.choice(("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15",
-                                 "okhttp/4.12.0", "python-requests/2.32.3", "curl/8.7.1")),
+        "userAgent": rng.choice(
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15",
+                "okhttp/4.12.0",
+                "python-requests/2.32.3",
+                "curl/8.7.1",
+            )
+        ),
     }
 
 
-def apigateway_requests(sim: Simulation, invocations: Iterable[SimInvocation] | None = None,
-                        api_id: str | None = None, stage: str = DEFAULT_STAGE) -> list[WireRequest]:
+def apigateway_requests(
+    sim: Simulation,
+    invocations: Iterable[SimInvocation] | None = None,
+    api_id: str | None = None,
+    stage: str = DEFAULT_STAGE,
+) -> list[WireRequest]:
     """JSON-lines access logs per simulated second (by response time)."""
     api = api_id or api_id_for(sim.seed)
     groups: dict[int, list[bytes]] = defaultdict(list)
     for inv in sim.invocations if invocations is None else invocations:
         groups[_bucket(sim, inv.end)].append(dumps(access_log(inv, sim.by_name[inv.function])))
     return [
-        WireRequest("apigateway", "/ingest/apigateway", (("api", api), ("stage", stage)),
-                    b"\n".join(lines) + b"\n", len(lines), second, "application/x-ndjson")
+        WireRequest(
+            "apigateway",
+            "/ingest/apigateway",
+            (("api", api), ("stage", stage)),
+            b"\n".join(lines) + b"\n",
+            len(lines),
+            second,
+            "application/x-ndjson",
+        )
         for second, lines in sorted(groups.items())
     ]
 
@@ -471,11 +575,18 @@ def _principals(sim: Simulation) -> _Principals:
             "accountId": acct,
             "accessKeyId": _upper_id(rng, "ASIA", 16),
             "sessionContext": {
-                "sessionIssuer": {"type": "Role", "principalId": role_id,
-                                  "arn": f"arn:aws:iam::{acct}:role/{name}", "accountId": acct, "userName": name},
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": role_id,
+                    "arn": f"arn:aws:iam::{acct}:role/{name}",
+                    "accountId": acct,
+                    "userName": name,
+                },
                 "webIdFederationData": {},
-                "attributes": {"creationDate": iso_s(sim.start - timedelta(minutes=rng.randint(1, 50))),
-                               "mfaAuthenticated": "false"},
+                "attributes": {
+                    "creationDate": iso_s(sim.start - timedelta(minutes=rng.randint(1, 50))),
+                    "mfaAuthenticated": "false",
+                },
             },
         }
         if invoked_by:
@@ -483,9 +594,14 @@ def _principals(sim: Simulation) -> _Principals:
         return ident
 
     def user(name: str) -> dict[str, Any]:
-        return {"type": "IAMUser", "principalId": _upper_id(rng, "AIDA"),
-                "arn": f"arn:aws:iam::{acct}:user/{name}", "accountId": acct,
-                "accessKeyId": _upper_id(rng, "AKIA", 16), "userName": name}
+        return {
+            "type": "IAMUser",
+            "principalId": _upper_id(rng, "AIDA"),
+            "arn": f"arn:aws:iam::{acct}:user/{name}",
+            "accountId": acct,
+            "accessKeyId": _upper_id(rng, "AKIA", 16),
+            "userName": name,
+        }
 
     return _Principals(
         deploy_role=role("GitHubActionsDeployRole", "GitHubActions", None),
@@ -495,12 +611,24 @@ def _principals(sim: Simulation) -> _Principals:
     )
 
 
-def _trail_record(sim: Simulation, rng: random.Random, when: datetime, name: str, identity: dict[str, Any],
-                  *, version: str = "1.09", source: str = "lambda.amazonaws.com", ip: str = "",
-                  agent: str = "", request: dict[str, Any] | None = None,
-                  response: dict[str, Any] | None = None, category: str = "Management",
-                  event_type: str = "AwsApiCall", read_only: bool = False, request_id: str | None = None,
-                  ) -> dict[str, Any]:
+def _trail_record(
+    sim: Simulation,
+    rng: random.Random,
+    when: datetime,
+    name: str,
+    identity: dict[str, Any],
+    *,
+    version: str = "1.09",
+    source: str = "lambda.amazonaws.com",
+    ip: str = "",
+    agent: str = "",
+    request: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
+    category: str = "Management",
+    event_type: str = "AwsApiCall",
+    read_only: bool = False,
+    request_id: str | None = None,
+) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "eventVersion": version,
         "userIdentity": identity,
@@ -509,7 +637,8 @@ def _trail_record(sim: Simulation, rng: random.Random, when: datetime, name: str
         "eventName": name,
         "awsRegion": sim.region,
         "sourceIPAddress": ip or _client_ip(rng),
-        "userAgent": agent or "aws-cli/2.17.20 md/awscrt#0.20.11 ua/2.0 os/linux#6.5.0 md/arch#x86_64 lang/python#3.11.9",
+        "userAgent": agent
+        or "aws-cli/2.17.20 md/awscrt#0.20.11 ua/2.0 os/linux#6.5.0 md/arch#x86_64 lang/python#3.11.9",
         "requestParameters": request,
         "responseElements": response,
         "requestID": request_id or _uuid(rng),
@@ -521,8 +650,11 @@ def _trail_record(sim: Simulation, rng: random.Random, when: datetime, name: str
         "eventCategory": category,
     }
     if source.startswith("lambda") and not rec["sourceIPAddress"].endswith(".amazonaws.com"):
-        rec["tlsDetails"] = {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
-                             "clientProvidedHostHeader": f"lambda.{sim.region}.amazonaws.com"}
+        rec["tlsDetails"] = {
+            "tlsVersion": "TLSv1.3",
+            "cipherSuite": "TLS_AES_128_GCM_SHA256",
+            "clientProvidedHostHeader": f"lambda.{sim.region}.amazonaws.com",
+        }
     return rec
 
 
@@ -558,55 +690,123 @@ def management_events(sim: Simulation) -> list[tuple[datetime, dict[str, Any]]]:
     out: list[tuple[datetime, dict[str, Any]]] = []
 
     mfa = "Yes" if rng.random() < 0.7 else "No"
-    login = _trail_record(sim, rng, t, "ConsoleLogin", who.admin_user, version="1.08",
-                          source="signin.amazonaws.com", agent="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
-                          "Gecko/20100101 Firefox/128.0", response={"ConsoleLogin": "Success"},
-                          event_type="AwsConsoleSignIn")
-    login["additionalEventData"] = {"LoginTo": "https://console.aws.amazon.com/console/home",
-                                    "MobileVersion": "No", "MFAUsed": mfa}
+    login = _trail_record(
+        sim,
+        rng,
+        t,
+        "ConsoleLogin",
+        who.admin_user,
+        version="1.08",
+        source="signin.amazonaws.com",
+        agent="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        response={"ConsoleLogin": "Success"},
+        event_type="AwsConsoleSignIn",
+    )
+    login["additionalEventData"] = {
+        "LoginTo": "https://console.aws.amazon.com/console/home",
+        "MobileVersion": "No",
+        "MFAUsed": mfa,
+    }
     out.append((t, login))
 
     for i, spec in enumerate(sim.functions):
         if spec.reserved_concurrency is None:
             continue
         when = t + timedelta(milliseconds=200 + 50 * i)
-        out.append((when, _trail_record(
-            sim, rng, when, "PutFunctionConcurrency20171031",
-            who.deploy_role, version="1.10", agent="Boto3/1.35.10 md/Botocore#1.35.10 ua/2.0 os/linux",
-            request={"functionName": spec.name, "reservedConcurrentExecutions": spec.reserved_concurrency},
-            response={"reservedConcurrentExecutions": spec.reserved_concurrency})))
+        out.append(
+            (
+                when,
+                _trail_record(
+                    sim,
+                    rng,
+                    when,
+                    "PutFunctionConcurrency20171031",
+                    who.deploy_role,
+                    version="1.10",
+                    agent="Boto3/1.35.10 md/Botocore#1.35.10 ua/2.0 os/linux",
+                    request={"functionName": spec.name, "reservedConcurrentExecutions": spec.reserved_concurrency},
+                    response={"reservedConcurrentExecutions": spec.reserved_concurrency},
+                ),
+            )
+        )
 
     for spec in sim.functions:  # canaries were just deployed: code + configuration of the new version
         if len(spec.versions) < 2:
             continue
         new = spec.versions[-1]
         when = t + timedelta(milliseconds=rng.randint(300, 900))
-        out.append((when, _trail_record(
-            sim, rng, when, "UpdateFunctionCode20150331v2", who.deploy_role, version="1.09",
-            request={"functionName": spec.arn(sim.region, sim.account_id), "publish": True, "dryRun": False},
-            response=_function_config(sim, spec, rng, new))))
+        out.append(
+            (
+                when,
+                _trail_record(
+                    sim,
+                    rng,
+                    when,
+                    "UpdateFunctionCode20150331v2",
+                    who.deploy_role,
+                    version="1.09",
+                    request={"functionName": spec.arn(sim.region, sim.account_id), "publish": True, "dryRun": False},
+                    response=_function_config(sim, spec, rng, new),
+                ),
+            )
+        )
         when += timedelta(milliseconds=400)
-        out.append((when, _trail_record(
-            sim, rng, when, "UpdateFunctionConfiguration20150331v2",
-            who.deploy_role, version="1.09",
-            request={"functionName": spec.name, "memorySize": spec.memory_mb, "timeout": int(spec.timeout_s),
-                     "tracingConfig": {"mode": "Active" if spec.tracing else "PassThrough"}},
-            response=_function_config(sim, spec, rng, "$LATEST"))))
+        out.append(
+            (
+                when,
+                _trail_record(
+                    sim,
+                    rng,
+                    when,
+                    "UpdateFunctionConfiguration20150331v2",
+                    who.deploy_role,
+                    version="1.09",
+                    request={
+                        "functionName": spec.name,
+                        "memorySize": spec.memory_mb,
+                        "timeout": int(spec.timeout_s),
+                        "tracingConfig": {"mode": "Active" if spec.tracing else "PassThrough"},
+                    },
+                    response=_function_config(sim, spec, rng, "$LATEST"),
+                ),
+            )
+        )
 
     if sim.functions and rng.random() < 0.5:
         spec = sim.functions[rng.randrange(len(sim.functions))]
         when = t + timedelta(seconds=rng.uniform(0.0, max(sim.duration_s - 1.0, 0.0)))
         source_arn = f"arn:aws:execute-api:{sim.region}:{sim.account_id}:{api_id_for(sim.seed)}/*/*"
-        statement = dumps({"Sid": f"apigw-{_hex(rng, 8)}", "Effect": "Allow",
-                           "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "lambda:InvokeFunction",
-                           "Resource": spec.arn(sim.region, sim.account_id),
-                           "Condition": {"ArnLike": {"AWS:SourceArn": source_arn}}}).decode()
-        out.append((when, _trail_record(
-            sim, rng, when, "AddPermission20150331v2", who.admin_user, version="1.09",
-            request={"functionName": spec.name, "statementId": f"apigw-{_hex(rng, 8)}",
-                     "action": "lambda:InvokeFunction", "principal": "apigateway.amazonaws.com",
-                     "sourceArn": source_arn},
-            response={"statement": statement})))
+        statement = dumps(
+            {
+                "Sid": f"apigw-{_hex(rng, 8)}",
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "lambda:InvokeFunction",
+                "Resource": spec.arn(sim.region, sim.account_id),
+                "Condition": {"ArnLike": {"AWS:SourceArn": source_arn}},
+            }
+        ).decode()
+        out.append(
+            (
+                when,
+                _trail_record(
+                    sim,
+                    rng,
+                    when,
+                    "AddPermission20150331v2",
+                    who.admin_user,
+                    version="1.09",
+                    request={
+                        "functionName": spec.name,
+                        "statementId": f"apigw-{_hex(rng, 8)}",
+                        "action": "lambda:InvokeFunction",
+                        "principal": "apigateway.amazonaws.com",
+                        "sourceArn": source_arn,
+                    },
+                    response={"statement": statement},
+                ),
+            )
+        )
     return out
 
 
@@ -623,8 +823,20 @@ def invoke_event(inv: SimInvocation, spec: FunctionSpec, sim: Simulation, who: _
     request: dict[str, Any] = {"functionName": spec.arn(sim.region, sim.account_id, qualifier)}
     if via_api:
         request["sourceArn"] = f"arn:aws:execute-api:{sim.region}:{sim.account_id}:{api_id_for(sim.seed)}/*/*"
-    rec = _trail_record(sim, rng, inv.start, "Invoke", identity, version="1.09", ip=ip, agent=agent,
-                        request=request, response=None, category="Data", request_id=inv.request_id)
+    rec = _trail_record(
+        sim,
+        rng,
+        inv.start,
+        "Invoke",
+        identity,
+        version="1.09",
+        ip=ip,
+        agent=agent,
+        request=request,
+        response=None,
+        category="Data",
+        request_id=inv.request_id,
+    )
     extra: dict[str, Any] = {"functionVersion": spec.arn(sim.region, sim.account_id, inv.version)}
     if inv.status == "throttled":
         rec["errorCode"] = "TooManyRequestsException"
@@ -635,8 +847,11 @@ def invoke_event(inv: SimInvocation, spec: FunctionSpec, sim: Simulation, who: _
     return rec
 
 
-def cloudtrail_requests(sim: Simulation, invocations: Iterable[SimInvocation] | None = None,
-                        management: Iterable[tuple[datetime, dict[str, Any]]] | None = None) -> list[WireRequest]:
+def cloudtrail_requests(
+    sim: Simulation,
+    invocations: Iterable[SimInvocation] | None = None,
+    management: Iterable[tuple[datetime, dict[str, Any]]] | None = None,
+) -> list[WireRequest]:
     """CloudTrail log files (``{"Records": [...]}``): management events first, Invoke events per second.
     With no arguments, the whole run; otherwise just the given invocations and management events."""
     who = _principals(sim)
@@ -650,8 +865,9 @@ def cloudtrail_requests(sim: Simulation, invocations: Iterable[SimInvocation] | 
         records = groups[second]
         for i in range(0, len(records), CLOUDTRAIL_MAX_RECORDS):
             chunk = records[i : i + CLOUDTRAIL_MAX_RECORDS]
-            out.append(WireRequest("cloudtrail", "/ingest/cloudtrail", (), dumps({"Records": chunk}),
-                                   len(chunk), second))
+            out.append(
+                WireRequest("cloudtrail", "/ingest/cloudtrail", (), dumps({"Records": chunk}), len(chunk), second)
+            )
     return out
 
 

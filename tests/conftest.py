@@ -82,8 +82,9 @@ class Process:
 def embedded(tmp_path: Path) -> Iterator[tuple[str, Process]]:
     """`fnscope up` as a user runs it, on a fresh data dir; yields its base URL and the process."""
     port = free_port()
-    proc = Process([*FNSCOPE, "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
-                   tmp_path / "up.log").start()
+    proc = Process(
+        [*FNSCOPE, "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)], tmp_path / "up.log"
+    ).start()
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc=proc.proc)
     yield url, proc
@@ -102,8 +103,9 @@ def broker(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     address = f"127.0.0.1:{port}"
     url = f"tcp://{address}"
-    proc = Process([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                   tmp_path / "tansu.log").start()
+    proc = Process(
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url], tmp_path / "tansu.log"
+    ).start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket() as s:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,9 @@ def group_lag(bootstrap: str) -> tuple[int, int]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
-        partitions = [TopicPartition(t, p) for t in all_topics("fnscope") for p in consumer.partitions_for_topic(t) or []]
+        partitions = [
+            TopicPartition(t, p) for t in all_topics("fnscope") for p in consumer.partitions_for_topic(t) or []
+        ]
         ends = consumer.end_offsets(partitions)
         committed = {tp: meta.offset for tp, meta in admin.list_group_offsets({GROUP: partitions})[GROUP].items()}
         done = sum(max(committed.get(tp, 0), 0) for tp in partitions)
@@ -55,15 +57,26 @@ def start_collector(broker: str, tmp_path: Path) -> tuple[str, Process]:
 
 
 def processor(broker: str, store: Path, tmp_path: Path, name: str, max_records: int = 2000) -> Process:
-    return Process([*FNSCOPE, "processor", "--kafka", broker, "--clickhouse", f"chdb://{store}",
-                    "--max-records", str(max_records)],
-                   tmp_path / f"{name}.log").start()
+    return Process(
+        [
+            *FNSCOPE,
+            "processor",
+            "--kafka",
+            broker,
+            "--clickhouse",
+            f"chdb://{store}",
+            "--max-records",
+            str(max_records),
+        ],
+        tmp_path / f"{name}.log",
+    ).start()
 
 
 def query_api(store: Path, tmp_path: Path) -> tuple[str, Process]:
     port = free_port()
-    proc = Process([*FNSCOPE, "api", "--clickhouse", f"chdb://{store}", "--port", str(port)],
-                   tmp_path / "api.log").start()
+    proc = Process(
+        [*FNSCOPE, "api", "--clickhouse", f"chdb://{store}", "--port", str(port)], tmp_path / "api.log"
+    ).start()
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc=proc.proc)
     return url, proc
@@ -71,15 +84,23 @@ def query_api(store: Path, tmp_path: Path) -> tuple[str, Process]:
 
 def telemetry_batch(function: str, first: int, count: int) -> bytes:
     """A Telemetry API batch of `count` invocations, each a platform.report and one function log line."""
-    base = datetime(2026, 11, 27, 4, 0, tzinfo=timezone.utc)
+    base = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
     events = []
     for i in range(first, first + count):
         t = (base + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z")
         rid = f"req-{function}-{i:08d}"
         events.append({"time": t, "type": "function", "record": f"processing order {i} for {rid}"})
-        events.append({"time": t, "type": "platform.report", "record": {
-            "requestId": rid, "status": "success",
-            "metrics": {"durationMs": 12.5, "billedDurationMs": 13, "memorySizeMB": 128, "maxMemoryUsedMB": 60}}})
+        events.append(
+            {
+                "time": t,
+                "type": "platform.report",
+                "record": {
+                    "requestId": rid,
+                    "status": "success",
+                    "metrics": {"durationMs": 12.5, "billedDurationMs": 13, "memorySizeMB": 128, "maxMemoryUsedMB": 60},
+                },
+            }
+        )
     return json.dumps(events).encode()
 
 
@@ -104,8 +125,9 @@ def test_http_to_kafka_to_clickhouse_to_query(broker: str, tmp_path: Path, sampl
     try:
         rows = httpx.get(f"{url}/api/audit", params={"since": "20000d", "limit": 10000}).json()["results"]
         assert sorted(r["event_id"] for r in rows) == sorted(acked)
-        logs = httpx.get(f"{url}/api/search", params={"q": "processing", "function": "orders", "since": "20000d",
-                                                       "limit": 1000}).json()["results"]
+        logs = httpx.get(
+            f"{url}/api/search", params={"q": "processing", "function": "orders", "since": "20000d", "limit": 1000}
+        ).json()["results"]
         assert len(logs) == 50
         stats = httpx.get(f"{url}/api/stats", params={"since": "20000d", "function": "orders"}).json()["functions"]
         assert stats[0]["invocations"] == 50

@@ -20,14 +20,20 @@ def _post(url: str, path: str, body: bytes, **headers: str) -> httpx.Response:
 
 
 def _telemetry_batch(samples: Path) -> bytes:
-    events = json.loads((samples / "lambda_logs/telemetry_api/aws_lambda_rust_runtime/telemetry_events.json").read_text())
+    events = json.loads(
+        (samples / "lambda_logs/telemetry_api/aws_lambda_rust_runtime/telemetry_events.json").read_text()
+    )
     return json.dumps([{k: v for k, v in e.items() if not k.startswith("_")} for e in events]).encode()
 
 
 def test_every_format_is_stored_and_queryable(embedded: tuple[str, Process], samples: Path) -> None:
     url, _ = embedded
-    r = _post(url, "/ingest/telemetry?function=checkout&version=7&region=eu-west-1&account=111122223333",
-              gzip.compress(_telemetry_batch(samples)), **{"Content-Encoding": "gzip"})
+    r = _post(
+        url,
+        "/ingest/telemetry?function=checkout&version=7&region=eu-west-1&account=111122223333",
+        gzip.compress(_telemetry_batch(samples)),
+        **{"Content-Encoding": "gzip"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] > 0
 
@@ -40,15 +46,28 @@ def test_every_format_is_stored_and_queryable(embedded: tuple[str, Process], sam
     payload = base64.b64decode(json.loads(cw)["awslogs"]["data"])
     r = _post(url, "/ingest/cloudwatch", payload)
     assert r.status_code == 200, r.text
-    firehose_body = json.dumps({"requestId": "ed4acda5-034f-9f42-bba1-f29aea6d7d8f", "timestamp": 1578090901599,
-                                "records": [{"data": base64.b64encode(payload).decode()}]}).encode()
+    firehose_body = json.dumps(
+        {
+            "requestId": "ed4acda5-034f-9f42-bba1-f29aea6d7d8f",
+            "timestamp": 1578090901599,
+            "records": [{"data": base64.b64encode(payload).decode()}],
+        }
+    ).encode()
     r = _post(url, "/ingest/firehose", firehose_body)
     assert r.status_code == 200, r.text
     assert r.json()["requestId"] == "ed4acda5-034f-9f42-bba1-f29aea6d7d8f"
 
-    line = {"requestId": "abc-123", "ip": "203.0.113.9", "requestTime": "27/Nov/2026:05:00:00 +0000",
-            "httpMethod": "GET", "routeKey": "GET /orders", "status": "429", "protocol": "HTTP/1.1",
-            "responseLength": "42", "integrationErrorMessage": "Rate exceeded"}
+    line = {
+        "requestId": "abc-123",
+        "ip": "203.0.113.9",
+        "requestTime": "27/Nov/2026:05:00:00 +0000",
+        "httpMethod": "GET",
+        "routeKey": "GET /orders",
+        "status": "429",
+        "protocol": "HTTP/1.1",
+        "responseLength": "42",
+        "integrationErrorMessage": "Rate exceeded",
+    }
     r = _post(url, "/ingest/apigateway?api=a1b2c3&stage=prod", json.dumps(line).encode())
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1
@@ -135,8 +154,11 @@ def test_kill9_then_restart_keeps_every_acknowledged_event(tmp_path: Path, sampl
 def test_tokens_scope_every_query_to_its_tenant(tmp_path: Path, samples: Path, tokens: str) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = Process([*FNSCOPE, "up", "--data-dir", str(tmp_path / "d"), "--port", str(port)], tmp_path / "up.log",
-                   env={"FNSCOPE_TOKENS": tokens}).start()
+    proc = Process(
+        [*FNSCOPE, "up", "--data-dir", str(tmp_path / "d"), "--port", str(port)],
+        tmp_path / "up.log",
+        env={"FNSCOPE_TOKENS": tokens},
+    ).start()
     try:
         wait_http(f"{url}/healthz", proc=proc.proc)
         body = (samples / STRATUS / "aws.defense-evasion.cloudtrail-stop.json").read_bytes()

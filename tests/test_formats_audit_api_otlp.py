@@ -7,10 +7,11 @@ import copy
 import gzip
 import re
 import threading
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -202,8 +203,12 @@ def test_truncated_and_control_character_raw_text_blocks() -> None:
     # a raw TAB inside a string: invalid strict JSON, but a readable record
     control = orjson.dumps(records[1]).decode().replace("Firefox", "Fire\tfox").replace("Chrome", "Chr\tome")
     truncated = orjson.dumps(records[2], option=orjson.OPT_INDENT_2).decode()[:300]
-    items = [records[3], {"_source": "x#L1", "_parse": "raw", "raw_text": control},
-             {"_source": "x#L2", "_parse": "raw", "raw_text": truncated}, {"_source": "x#L3", "raw_text": good_text}]
+    items = [
+        records[3],
+        {"_source": "x#L1", "_parse": "raw", "raw_text": control},
+        {"_source": "x#L2", "_parse": "raw", "raw_text": truncated},
+        {"_source": "x#L3", "raw_text": good_text},
+    ]
     parsed = cloudtrail.parse(orjson.dumps(items), CTX)
     assert [e.event_id for e in parsed.events] == [records[i]["eventID"] for i in (3, 1, 0)]
     assert "\t" in parsed.events[1].user_agent
@@ -243,10 +248,13 @@ def test_digest_beside_a_log_file_in_ndjson() -> None:
 
 
 def test_identity_center_unknown_principal_with_empty_arn_is_stored() -> None:
-    auth = cloudtrail.parse((FIXTURES / "aws_lambda_rust_runtime" /
-                             "example-cloudwatch-cloudtrail-unknown-user-auth.json").read_bytes(), CTX).events[0]
-    federate = cloudtrail.parse((FIXTURES / "aws_lambda_rust_runtime" /
-                                 "example-cloudwatch-cloudtrail-unknown-federate.json").read_bytes(), CTX).events[0]
+    auth = cloudtrail.parse(
+        (FIXTURES / "aws_lambda_rust_runtime" / "example-cloudwatch-cloudtrail-unknown-user-auth.json").read_bytes(),
+        CTX,
+    ).events[0]
+    federate = cloudtrail.parse(
+        (FIXTURES / "aws_lambda_rust_runtime" / "example-cloudwatch-cloudtrail-unknown-federate.json").read_bytes(), CTX
+    ).events[0]
     assert (auth.principal_type, auth.principal_arn, auth.principal_account) == ("Unknown", "", "123456789000")
     assert auth.action == "UserAuthentication" and auth.account == "123456789000"
     assert federate.principal_name == "me@dev.com" and federate.service == "sso.amazonaws.com"
@@ -256,11 +264,13 @@ def test_identity_center_unknown_principal_with_empty_arn_is_stored() -> None:
 
 
 def test_assumed_role_session_issuer() -> None:
-    (event,) = cloudtrail.parse((FIXTURES / "aws_lambda_rust_runtime" /
-                                 "example-cloudwatch-cloudtrail-assumed-role.json").read_bytes(), CTX).events
+    (event,) = cloudtrail.parse(
+        (FIXTURES / "aws_lambda_rust_runtime" / "example-cloudwatch-cloudtrail-assumed-role.json").read_bytes(), CTX
+    ).events
     assert event.principal_type == "AssumedRole"
-    assert event.session_issuer.endswith(":role/aws-reserved/sso.amazonaws.com/eu-west-1/"
-                                         "AWSReservedSSO_AWSAdministratorAccess_abcdef1234567890")
+    assert event.session_issuer.endswith(
+        ":role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_AWSAdministratorAccess_abcdef1234567890"
+    )
     assert event.principal_name == "AWSReservedSSO_AWSAdministratorAccess_abcdef1234567890"
     assert event.mfa is False
 
@@ -302,8 +312,14 @@ def test_bad_records_are_dead_lettered_and_the_rest_kept() -> None:
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"", "empty body"), (b"  \n", "empty body"), (b"hello, world", "not JSON"),
-     (b'{"foo": 1}', "no eventTime"), (b"[1, 2]", "a JSON int"), (b"\x1f\x8b\x08garbage", "gzip")],
+    [
+        (b"", "empty body"),
+        (b"  \n", "empty body"),
+        (b"hello, world", "not JSON"),
+        (b'{"foo": 1}', "no eventTime"),
+        (b"[1, 2]", "a JSON int"),
+        (b"\x1f\x8b\x08garbage", "gzip"),
+    ],
 )
 def test_unusable_bodies(body: bytes, message: str) -> None:
     with pytest.raises(UnusableBody, match=message):
@@ -317,11 +333,15 @@ def test_empty_log_file_is_not_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [("my-function", "my-function"), ("my-function:v1", "my-function"),
-     ("123456789012:function:my-function", "my-function"),
-     ("arn:aws:lambda:us-west-2:123456789012:function:my-function", "my-function"),
-     ("arn:aws-cn:lambda:cn-north-1:123456789012:function:my-function:$LATEST", "my-function"),
-     ("arn:aws:lambda:us-west-2:123456789012:layer:my-layer:3", ""), ("", "")],
+    [
+        ("my-function", "my-function"),
+        ("my-function:v1", "my-function"),
+        ("123456789012:function:my-function", "my-function"),
+        ("arn:aws:lambda:us-west-2:123456789012:function:my-function", "my-function"),
+        ("arn:aws-cn:lambda:cn-north-1:123456789012:function:my-function:$LATEST", "my-function"),
+        ("arn:aws:lambda:us-west-2:123456789012:layer:my-layer:3", ""),
+        ("", ""),
+    ],
 )
 def test_function_name_forms(value: str, name: str) -> None:
     assert cloudtrail.function_name(value) == name
@@ -379,9 +399,14 @@ def test_json_templates_generate_parsable_lines() -> None:
         assert [e.request_id for e in events] == [_values(n)["$context.requestId"] for n in range(1, 4)]
         first = events[0]
         assert (first.api_id, first.stage, first.method, first.status, first.protocol) == (
-            "a1b2c3", "prod", "POST", 200, "HTTP/1.1")
+            "a1b2c3",
+            "prod",
+            "POST",
+            200,
+            "HTTP/1.1",
+        )
         assert first.response_length == 512 and first.source_ip == "198.51.100.1"
-        assert first.time == datetime(2026, 11, 27, 5, 1, tzinfo=timezone.utc)
+        assert first.time == datetime(2026, 11, 27, 5, 1, tzinfo=UTC)
         assert first.raw == lines[0]
         assert first.throttled is False and first.partition_key() == "acme/a1b2c3"
         if template["api_type"] == "REST":
@@ -450,9 +475,8 @@ def _rich(n: int, **overrides: str) -> str:
         "$context.error.message": "-",
         "$context.error.responseType": "-",
         "$context.integrationErrorMessage": "-",
-        "$context.integration.integrationArn":
-            "arn:aws:apigateway:eu-central-1:lambda:path/2015-03-31/functions/"
-            "arn:aws:lambda:eu-central-1:123456789012:function:checkout-api:live/invocations",
+        "$context.integration.integrationArn": "arn:aws:apigateway:eu-central-1:lambda:path/2015-03-31/functions/"
+        "arn:aws:lambda:eu-central-1:123456789012:function:checkout-api:live/invocations",
     }
     values.update({f"$context.{k}": v for k, v in overrides.items()})
     return _render(_RICH_TEMPLATE, values)
@@ -462,21 +486,31 @@ def test_rich_http_api_line() -> None:
     (event,) = apigateway.parse(_rich(5).encode(), CTX).events
     assert isinstance(event, ApiAccess)
     assert (event.api_id, event.stage, event.account, event.region) == (
-        "x7y8z9", "$default", "123456789012", "eu-central-1")
+        "x7y8z9",
+        "$default",
+        "123456789012",
+        "eu-central-1",
+    )
     assert event.function == "checkout-api"
-    assert event.time == datetime(2026, 11, 27, 5, 0, 0, 123000, tzinfo=timezone.utc)
+    assert event.time == datetime(2026, 11, 27, 5, 0, 0, 123000, tzinfo=UTC)
     assert (event.path, event.route, event.status, event.integration_status) == (
-        "/orders/5", "POST /orders/{id}", 200, 200)
+        "/orders/5",
+        "POST /orders/{id}",
+        200,
+        200,
+    )
     assert (event.latency_ms, event.integration_latency_ms, event.response_length) == (48.0, 41.5, 512)
     assert (event.user_agent, event.error_message, event.throttled) == ("curl/8.5.0", "", False)
 
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"status": "429", "error.message": "Too Many Requests", "integration.status": "-"},
-     {"integration.status": "429", "integrationStatus": "429", "status": "500"},
-     {"status": "502", "integrationErrorMessage": "Rate Exceeded."},
-     {"status": "503", "error.message": "Rate exceeded"}],
+    [
+        {"status": "429", "error.message": "Too Many Requests", "integration.status": "-"},
+        {"integration.status": "429", "integrationStatus": "429", "status": "500"},
+        {"status": "502", "integrationErrorMessage": "Rate Exceeded."},
+        {"status": "503", "error.message": "Rate exceeded"},
+    ],
 )
 def test_throttling_is_detected(overrides: dict[str, str]) -> None:
     (event,) = apigateway.parse(_rich(9, **overrides).encode(), CTX).events
@@ -485,11 +519,19 @@ def test_throttling_is_detected(overrides: dict[str, str]) -> None:
 
 
 def test_dash_values_are_absent_and_epoch_seconds_accepted() -> None:
-    line = _rich(3, **{"responseLatency": "-", "integration.status": "-", "integrationStatus": "-",
-                       "requestTimeEpoch": "1795755600", "integration.integrationArn": "-"})
+    line = _rich(
+        3,
+        **{
+            "responseLatency": "-",
+            "integration.status": "-",
+            "integrationStatus": "-",
+            "requestTimeEpoch": "1795755600",
+            "integration.integrationArn": "-",
+        },
+    )
     (event,) = apigateway.parse(line.encode(), IngestContext(params={"function": "from-url"})).events
     assert event.latency_ms is None and event.integration_status == 0
-    assert event.time == datetime(2026, 11, 27, 5, 0, tzinfo=timezone.utc)
+    assert event.time == datetime(2026, 11, 27, 5, 0, tzinfo=UTC)
     assert event.function == "from-url"
 
 
@@ -503,11 +545,21 @@ def test_json_array_body_and_url_params_win() -> None:
 
 def test_bad_access_log_lines() -> None:
     good = _rich(1)
-    body = "\n".join([good, '{"unrelated": true}', _rich(2, requestTimeEpoch='"yesterday"').replace(
-        '"requestTimeEpoch":"yesterday"', '"requestTime":"yesterday"')]).encode()
+    body = "\n".join(
+        [
+            good,
+            '{"unrelated": true}',
+            _rich(2, requestTimeEpoch='"yesterday"').replace(
+                '"requestTimeEpoch":"yesterday"', '"requestTime":"yesterday"'
+            ),
+        ]
+    ).encode()
     parsed = apigateway.parse(body, CTX)
     assert len(parsed.events) == 1
-    assert [d.reason.split(":")[0] for d in parsed.dead] == ["not an access-log record", "unreadable requestTime 'yesterday'"]
+    assert [d.reason.split(":")[0] for d in parsed.dead] == [
+        "not an access-log record",
+        "unreadable requestTime 'yesterday'",
+    ]
     with pytest.raises(UnusableBody, match="empty body"):
         apigateway.parse(b"\n\n", CTX)
 
@@ -535,7 +587,7 @@ def test_otlp_json_sample() -> None:
     assert isinstance(log, FunctionLog)
     assert log.function == "my.service"  # no faas.name: service.name
     assert log.trace_id == "5b8efff798038103d269b633813fc60c"
-    assert log.time == datetime(2018, 12, 13, 14, 51, 0, 300000, tzinfo=timezone.utc)
+    assert log.time == datetime(2018, 12, 13, 14, 51, 0, 300000, tzinfo=UTC)
     assert (log.level, log.message, log.source, log.tenant) == ("Information", "Example log record", "otlp", "acme")
     assert log.fields == {
         "service.name": "my.service",
@@ -558,8 +610,10 @@ def test_otlp_protobuf_of_the_same_request_gives_the_same_events() -> None:
     from_json = otlp.parse((OTEL / "logs.json").read_bytes(), CTX, "application/json; charset=utf-8")
     assert [e.model_dump() for e in from_proto.events] == [e.model_dump() for e in from_json.events]
     assert from_proto.events[0].trace_id == "5b8efff798038103d269b633813fc60c"
-    assert otlp.parse(gzip.compress(body), CTX, "application/x-protobuf").events[0].event_id == \
-        from_proto.events[0].event_id
+    assert (
+        otlp.parse(gzip.compress(body), CTX, "application/x-protobuf").events[0].event_id
+        == from_proto.events[0].event_id
+    )
 
 
 def test_otlp_event_body_kvlist_becomes_json_message() -> None:
@@ -571,19 +625,32 @@ def test_otlp_event_body_kvlist_becomes_json_message() -> None:
 
 
 def _lambda_request(records: list[dict[str, Any]]) -> bytes:
-    attributes = [{"key": k, "value": {"stringValue": v}} for k, v in {
-        "faas.name": "checkout", "faas.version": "7", "cloud.region": "eu-west-1",
-        "cloud.account.id": "123456789012", "service.name": "shop"}.items()]
-    attributes.append({"key": "aws.log.group.names",
-                       "value": {"arrayValue": {"values": [{"stringValue": "/aws/lambda/checkout"}]}}})
-    return orjson.dumps({"resourceLogs": [{"resource": {"attributes": attributes},
-                                           "scopeLogs": [{"logRecords": records}]}]})
+    attributes = [
+        {"key": k, "value": {"stringValue": v}}
+        for k, v in {
+            "faas.name": "checkout",
+            "faas.version": "7",
+            "cloud.region": "eu-west-1",
+            "cloud.account.id": "123456789012",
+            "service.name": "shop",
+        }.items()
+    ]
+    attributes.append(
+        {"key": "aws.log.group.names", "value": {"arrayValue": {"values": [{"stringValue": "/aws/lambda/checkout"}]}}}
+    )
+    return orjson.dumps(
+        {"resourceLogs": [{"resource": {"attributes": attributes}, "scopeLogs": [{"logRecords": records}]}]}
+    )
 
 
 def test_otlp_lambda_attributes_and_partial_success() -> None:
-    good = {"observedTimeUnixNano": "1700000000000000000", "severityNumber": 17, "body": {"stringValue": "boom"},
-            "attributes": [{"key": "faas.invocation_id", "value": {"stringValue": "req-1"}}],
-            "traceId": "0af7651916cd43dd8448eb211c80319c"}
+    good = {
+        "observedTimeUnixNano": "1700000000000000000",
+        "severityNumber": 17,
+        "body": {"stringValue": "boom"},
+        "attributes": [{"key": "faas.invocation_id", "value": {"stringValue": "req-1"}}],
+        "traceId": "0af7651916cd43dd8448eb211c80319c",
+    }
     bad_trace = {**good, "traceId": "not-a-trace-id"}
     bad_type = {**good, "severityNumber": {"nested": 1}}
     parsed = otlp.parse(_lambda_request([good, bad_trace, bad_type]), CTX, "application/json")
@@ -591,7 +658,7 @@ def test_otlp_lambda_attributes_and_partial_success() -> None:
     assert (log.function, log.version, log.region, log.account) == ("checkout", "7", "eu-west-1", "123456789012")
     assert (log.request_id, log.level, log.message) == ("req-1", "ERROR", "boom")
     assert log.log_group == "/aws/lambda/checkout"
-    assert log.time == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert log.time == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
     assert parsed.meta["rejected_log_records"] == 2
     assert "traceId is not 32 hex digits" in parsed.meta["error_message"]
     assert len(parsed.dead) == 2
@@ -599,11 +666,13 @@ def test_otlp_lambda_attributes_and_partial_success() -> None:
 
 @pytest.mark.parametrize(
     ("body", "content_type", "message"),
-    [(b"not json", "application/json", "not OTLP/JSON"),
-     (b"[1]", "application/json", "a JSON list"),
-     ((OTEL / "trace.json").read_bytes(), "application/json", "spans request"),
-     (b"\x0a\xff\xff\xff", "application/x-protobuf", "not an OTLP protobuf"),
-     (b"\x78\x01", "application/x-protobuf", "not an OTLP protobuf")],
+    [
+        (b"not json", "application/json", "not OTLP/JSON"),
+        (b"[1]", "application/json", "a JSON list"),
+        ((OTEL / "trace.json").read_bytes(), "application/json", "spans request"),
+        (b"\x0a\xff\xff\xff", "application/x-protobuf", "not an OTLP protobuf"),
+        (b"\x78\x01", "application/x-protobuf", "not an OTLP protobuf"),
+    ],
 )
 def test_otlp_undecodable(body: bytes, content_type: str, message: str) -> None:
     with pytest.raises(UnusableBody, match=message):
@@ -653,32 +722,50 @@ def test_real_sdk_exporter_request(capture_server: tuple[str, list[tuple[str, st
     from opentelemetry.sdk.trace import TracerProvider
 
     url, received = capture_server
-    resource = Resource.create({"faas.name": "payments", "faas.version": "$LATEST", "cloud.region": "us-east-2",
-                                "cloud.account.id": "210987654321", "service.name": "payments-svc"})
+    resource = Resource.create(
+        {
+            "faas.name": "payments",
+            "faas.version": "$LATEST",
+            "cloud.region": "us-east-2",
+            "cloud.account.id": "210987654321",
+            "service.name": "payments-svc",
+        }
+    )
     provider = LoggerProvider(resource=resource)
     provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=url, timeout=5)))
     logger = provider.get_logger("payments.handler", "2.1.0")
     tracer = TracerProvider(resource=resource).get_tracer("payments.handler")
     with tracer.start_as_current_span("charge") as span:
-        logger.emit(severity_number=SeverityNumber.ERROR, severity_text="ERROR", body="card declined",
-                    attributes={"faas.invocation_id": "d6f1b3a2-0c1e-4f55-9a43-1b2c3d4e5f60",
-                                "order.id": 4211, "retry": True, "amount": 12.5})
+        logger.emit(
+            severity_number=SeverityNumber.ERROR,
+            severity_text="ERROR",
+            body="card declined",
+            attributes={
+                "faas.invocation_id": "d6f1b3a2-0c1e-4f55-9a43-1b2c3d4e5f60",
+                "order.id": 4211,
+                "retry": True,
+                "amount": 12.5,
+            },
+        )
         trace_id = format(span.get_span_context().trace_id, "032x")
     logger.emit(severity_number=SeverityNumber.INFO, body={"event": "charged", "cents": 1250})
     provider.shutdown()
 
-    assert [(path, content_type) for path, content_type, _ in received] == [
-        ("/v1/logs", "application/x-protobuf")] * 2
+    assert [(path, content_type) for path, content_type, _ in received] == [("/v1/logs", "application/x-protobuf")] * 2
     events = [e for _, content_type, body in received for e in otlp.parse(body, CTX, content_type).events]
     declined, charged = events
     assert (declined.function, declined.version, declined.region, declined.account) == (
-        "payments", "$LATEST", "us-east-2", "210987654321")
+        "payments",
+        "$LATEST",
+        "us-east-2",
+        "210987654321",
+    )
     assert declined.request_id == "d6f1b3a2-0c1e-4f55-9a43-1b2c3d4e5f60"
     assert (declined.level, declined.message, declined.trace_id) == ("ERROR", "card declined", trace_id)
     assert declined.fields["order.id"] == "4211" and declined.fields["retry"] == "true"
     assert declined.fields["amount"] == "12.5" and declined.fields["otel.scope.name"] == "payments.handler"
     assert declined.fields["telemetry.sdk.language"] == "python"
-    assert abs((declined.time - datetime.now(timezone.utc)).total_seconds()) < 60
+    assert abs((declined.time - datetime.now(UTC)).total_seconds()) < 60
     assert charged.level == "INFO"  # from severityNumber: the SDK sent no severityText
     assert orjson.loads(charged.message) == {"event": "charged", "cents": 1250}
     assert charged.trace_id == "" and charged.event_id != declined.event_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 LAMBDA = SAMPLES / "lambda_logs"
 CWL = SAMPLES / "cloudwatch_logs_subscription"
 FIREHOSE = SAMPLES / "firehose"
-T0 = datetime(2020, 3, 27, 3, 40, 5, tzinfo=timezone.utc)
+T0 = datetime(2020, 3, 27, 3, 40, 5, tzinfo=UTC)
 CTX = IngestContext(tenant="acme", params={"function": "my-fn", "region": "eu-west-1", "account": "123456789012"})
 
 
@@ -47,8 +47,14 @@ def cw_body(messages: list[str | dict[str, Any]], group: str = "/aws/lambda/my-f
         {"id": f"id-{i}", "timestamp": 1_600_000_000_000 + i, "message": m if isinstance(m, str) else json.dumps(m)}
         for i, m in enumerate(messages)
     ]
-    payload = {"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": group,
-               "logStream": "2024/01/01/[7]abcdef", "subscriptionFilters": ["f"], "logEvents": events}
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "111122223333",
+        "logGroup": group,
+        "logStream": "2024/01/01/[7]abcdef",
+        "subscriptionFilters": ["f"],
+        "logEvents": events,
+    }
     return gzip.compress(orjson.dumps(payload))
 
 
@@ -85,7 +91,10 @@ def test_report_block_with_tabs_gives_numbers_cold_start_and_trace() -> None:
 def test_report_with_runs_of_spaces_and_no_init_is_warm() -> None:
     [report] = invocations(block("golang-logging.md#L129"), "report")
     assert (report.duration_ms, report.billed_duration_ms, report.memory_size_mb, report.max_memory_used_mb) == (
-        79.67, 80, 128, 73,
+        79.67,
+        80,
+        128,
+        73,
     )
     assert report.cold_start is False and report.init_duration_ms is None
 
@@ -102,7 +111,7 @@ def test_runtime_default_formats_give_level_request_id_and_own_time() -> None:
     [warn] = [e for e in node if e.level == "WARN"]
     assert warn.message == "Event not processed."
     assert warn.request_id == "c793869b-ee49-115b-a5b6-4fd21e8dedac"
-    assert warn.time == datetime(2019, 6, 7, 19, 11, 20, 564000, tzinfo=timezone.utc)
+    assert warn.time == datetime(2019, 6, 7, 19, 11, 20, 564000, tzinfo=UTC)
 
     python = [e for e in logs(block("python-logging.md#L208")) if e.log_type == "function"]
     assert {e.level for e in python} == {"INFO"}
@@ -142,9 +151,14 @@ def test_report_with_timeout_status_error_type_and_snapstart_restore() -> None:
 
 
 def test_init_report_error_and_timeout() -> None:
-    [inv] = invocations(line("INIT_REPORT Init Duration: 1236.29 ms Phase: invoke Status: error Error Type: Runtime.ExitError"))
+    [inv] = invocations(
+        line("INIT_REPORT Init Duration: 1236.29 ms Phase: invoke Status: error Error Type: Runtime.ExitError")
+    )
     assert (inv.kind, inv.status, inv.error_type, inv.init_duration_ms) == (
-        "init_report", "error", "Runtime.ExitError", 1236.29,
+        "init_report",
+        "error",
+        "Runtime.ExitError",
+        1236.29,
     )
     [inv] = invocations(line("INIT_REPORT Init Duration: 10008.15 ms\tPhase: init\tStatus: timeout"))
     assert inv.status == "timeout"
@@ -182,10 +196,21 @@ def test_plain_lines_guess_level_and_accept_any_request_id_token() -> None:
 
 
 def test_json_platform_line_from_lambda_json_log_format() -> None:
-    record = {"time": "2023-11-20T10:00:00.100Z", "type": "platform.report",
-              "record": {"requestId": "r-1", "status": "timeout",
-                         "metrics": {"durationMs": 3000.5, "billedDurationMs": 3001, "memorySizeMB": 128,
-                                     "maxMemoryUsedMB": 60, "initDurationMs": 200.0}}}
+    record = {
+        "time": "2023-11-20T10:00:00.100Z",
+        "type": "platform.report",
+        "record": {
+            "requestId": "r-1",
+            "status": "timeout",
+            "metrics": {
+                "durationMs": 3000.5,
+                "billedDurationMs": 3001,
+                "memorySizeMB": 128,
+                "maxMemoryUsedMB": 60,
+                "initDurationMs": 200.0,
+            },
+        },
+    }
     events = line(json.dumps(record))
     [report] = invocations(events, "report")
     assert report.status == "timeout" and report.cold_start and report.duration_ms == 3000.5
@@ -227,32 +252,43 @@ def test_powertools_lines_through_cloudwatch(path: Path) -> None:
 
 
 def test_powertools_python_fields_request_id_and_comma_timestamp() -> None:
-    [log] = logs(cloudwatch.parse(cw_body(powertools_records(
-        LAMBDA / "powertools_python_logger" / "set_correlation_id_output.json")), CTX).events)
+    [log] = logs(
+        cloudwatch.parse(
+            cw_body(powertools_records(LAMBDA / "powertools_python_logger" / "set_correlation_id_output.json")), CTX
+        ).events
+    )
     assert log.request_id == "52fdfc07-2182-154f-163f-5f0f9a621d72"
     assert log.fields["correlation_id"] == "correlation_id_value"
     assert log.fields["cold_start"] == "true" and log.fields["function_memory_size"] == "128"
-    assert log.time == datetime(2021, 5, 3, 11, 47, 12, 494000, tzinfo=timezone.utc)
+    assert log.time == datetime(2021, 5, 3, 11, 47, 12, 494000, tzinfo=UTC)
 
 
 def test_powertools_nested_object_message_exception_and_timezones() -> None:
-    second = logs(line(json.dumps(powertools_records(
-        LAMBDA / "powertools_python_logger" / "inject_lambda_context_output.json")[1])))[0]
+    second = logs(
+        line(
+            json.dumps(powertools_records(LAMBDA / "powertools_python_logger" / "inject_lambda_context_output.json")[1])
+        )
+    )[0]
     assert second.message == '{"operation":"collect_payment","charge_id":"ch_AZFlk2345C0"}'
     assert second.fields["message.charge_id"] == "ch_AZFlk2345C0"
 
-    stack = logs(line(json.dumps(powertools_records(
-        LAMBDA / "powertools_python_logger" / "logging_stacktrace_output.json")[0])))[0]
+    stack = logs(
+        line(json.dumps(powertools_records(LAMBDA / "powertools_python_logger" / "logging_stacktrace_output.json")[0]))
+    )[0]
     assert stack.level == "ERROR" and stack.fields["exception_name"] == "HTTPError"
     assert stack.fields["stack_trace.type"] == "HTTPError"
     assert json.loads(stack.fields["stack_trace.frames"])[0]["line"] == 14  # lists stay JSON text
 
-    eastern = logs(line(json.dumps(powertools_records(
-        LAMBDA / "powertools_python_logger" / "setting_utc_timestamp_output.json")[1])))[0]
-    assert eastern.time == datetime(2023, 10, 9, 21, 33, 55, 734000, tzinfo=timezone.utc)
+    eastern = logs(
+        line(
+            json.dumps(powertools_records(LAMBDA / "powertools_python_logger" / "setting_utc_timestamp_output.json")[1])
+        )
+    )[0]
+    assert eastern.time == datetime(2023, 10, 9, 21, 33, 55, 734000, tzinfo=UTC)
 
-    unparseable_date = logs(line(json.dumps(powertools_records(
-        LAMBDA / "powertools_python_logger" / "date_formatting_output.json")[1])))[0]
+    unparseable_date = logs(
+        line(json.dumps(powertools_records(LAMBDA / "powertools_python_logger" / "date_formatting_output.json")[1]))
+    )[0]
     assert unparseable_date.time == T0  # "10/28/2022 02:35:03 PM" -> envelope time
 
 
@@ -317,8 +353,14 @@ def test_logs_api_doc_examples_fault_and_statuses() -> None:
     assert not parsed.dead
     [report] = invocations(parsed.events, "report")
     assert report.request_id == "6f7f0961f83442118a7af6fe80b88d56"  # 32 hex, no dashes
-    assert (report.duration_ms, report.billed_duration_ms, report.memory_size_mb, report.max_memory_used_mb,
-            report.init_duration_ms, report.cold_start) == (101.51, 300, 512, 33, 116.67, True)
+    assert (
+        report.duration_ms,
+        report.billed_duration_ms,
+        report.memory_size_mb,
+        report.max_memory_used_mb,
+        report.init_duration_ms,
+        report.cold_start,
+    ) == (101.51, 300, 512, 33, 116.67, True)
     assert report.start_time == report.time - timedelta(milliseconds=101.51)
     [fault] = invocations(parsed.events, "fault")
     assert fault.status == "error" and fault.request_id == "d783b35e-a91d-4251-af17-035953428a2c"
@@ -335,7 +377,8 @@ def test_telemetry_samples_snapstart_records_and_2025_report() -> None:
     assert not parsed.dead
     restores = invocations(parsed.events, "restore_report")
     assert [(r.status, r.restore_duration_ms, r.error_type) for r in restores] == [
-        ("success", 150.5, ""), ("failure", None, "RestoreError"),
+        ("success", 150.5, ""),
+        ("failure", None, "RestoreError"),
     ]
     reports = invocations(parsed.events, "report")
     new = [r for r in reports if r.request_id == "13d1305b-a2f5-440c-bfbe-686ccff3d3e0"][0]
@@ -348,7 +391,9 @@ def test_telemetry_samples_snapstart_records_and_2025_report() -> None:
 
 
 def test_telemetry_rust_and_logs_api_samples() -> None:
-    rust = telemetry.parse((LAMBDA / "telemetry_api" / "aws_lambda_rust_runtime" / "telemetry_events.json").read_bytes(), CTX)
+    rust = telemetry.parse(
+        (LAMBDA / "telemetry_api" / "aws_lambda_rust_runtime" / "telemetry_events.json").read_bytes(), CTX
+    )
     assert not rust.dead and len(invocations(rust.events, "report")) == 2
     assert all(isinstance(r.duration_ms, float) for r in invocations(rust.events, "report"))
     logs_api = telemetry.parse((LAMBDA / "logs_api" / "aws_lambda_rust_runtime_logs_api_events.json").read_bytes(), CTX)
@@ -370,14 +415,16 @@ def test_telemetry_redelivery_gives_identical_ids_and_ids_follow_the_documented_
 
 def test_telemetry_bad_elements_are_dead_lettered_rest_kept() -> None:
     good = {"time": "2022-10-12T00:03:50.000Z", "type": "function", "record": "[ERROR] boom"}
-    parsed = tparse([
-        good,
-        42,
-        {"type": "function", "record": "no time"},
-        {"time": "yesterday", "type": "function", "record": "x"},
-        {"time": "2022-10-12T00:03:50.000Z", "record": "no type"},
-        {"time": "2022-10-12T00:03:50.000Z", "type": "platform.report", "record": "not an object"},
-    ])
+    parsed = tparse(
+        [
+            good,
+            42,
+            {"type": "function", "record": "no time"},
+            {"time": "yesterday", "type": "function", "record": "x"},
+            {"time": "2022-10-12T00:03:50.000Z", "record": "no type"},
+            {"time": "2022-10-12T00:03:50.000Z", "type": "platform.report", "record": "not an object"},
+        ]
+    )
     assert [e.message for e in logs(parsed.events)] == ["boom"]
     assert logs(parsed.events)[0].level == "ERROR"
     reasons = [d.reason for d in parsed.dead]
@@ -397,8 +444,9 @@ def test_telemetry_body_shapes() -> None:
         telemetry.parse(b'"a string"', CTX)
     one = telemetry.parse(b'{"time": "2022-10-12T00:03:50.000Z", "type": "function", "record": "hi"}', CTX)
     assert [e.message for e in logs(one.events)] == ["hi"]
-    unnamed = telemetry.parse(b'[{"time": "2022-10-12T00:03:50.000Z", "type": "function", "record": "hi"}]',
-                              IngestContext())
+    unnamed = telemetry.parse(
+        b'[{"time": "2022-10-12T00:03:50.000Z", "type": "function", "record": "hi"}]', IngestContext()
+    )
     assert logs(unnamed.events)[0].function == ""
     assert telemetry.parse(b"[]", CTX).events == []
 
@@ -416,10 +464,11 @@ def test_cloudwatch_gzip_awslogs_form() -> None:
     parsed = cloudwatch.parse((CWL / "powertools_python" / "cloudWatchLogEvent.json").read_bytes(), CTX)
     found = logs(parsed.events)
     assert [(e.event_id, e.level, e.message) for e in found] == [
-        ("eventId1", "ERROR", "First test message"), ("eventId2", "ERROR", "Second test message"),
+        ("eventId1", "ERROR", "First test message"),
+        ("eventId2", "ERROR", "Second test message"),
     ]
     assert found[0].function == "" and found[0].log_group == "testLogGroup"  # not a /aws/lambda/ group
-    assert found[0].account == "123456789123" and found[0].time == datetime(2015, 8, 24, 19, 3, 7, tzinfo=timezone.utc)
+    assert found[0].account == "123456789123" and found[0].time == datetime(2015, 8, 24, 19, 3, 7, tzinfo=UTC)
 
 
 def test_cloudwatch_zlib_fixture_decodes() -> None:
@@ -436,7 +485,10 @@ def test_cloudwatch_lambda_doc_examples_truncated_base64_and_report() -> None:
     [log] = logs(good.events)
     assert report.function == log.function == "echo-nodejs" and report.version == "$LATEST"
     assert (report.duration_ms, report.billed_duration_ms, report.memory_size_mb, report.max_memory_used_mb) == (
-        46.84, 47, 192, 72,
+        46.84,
+        47,
+        192,
+        72,
     )
     assert log.event_id == "34622316099697884706540976068822859012661220141643892546"
     assert report.event_id == stable_id(report.function, report.request_id, "report")
@@ -448,14 +500,18 @@ def test_cloudwatch_cloudtrail_payloads_are_kept_as_log_lines() -> None:
         parsed = cloudwatch.parse(orjson.dumps(example["parsed"]), CTX)
         assert len(logs(parsed.events)) == 3 and not invocations(parsed.events) and not parsed.dead
         assert all(e.function == "" and e.log_group.startswith("CloudTrail") for e in parsed.events)
-    parsed = cloudwatch.parse((CWL / "otel_collector_contrib" / "cloudtrail_via_cwlogs_s3_putobject_data_event.json")
-                              .read_bytes(), CTX)
+    parsed = cloudwatch.parse(
+        (CWL / "otel_collector_contrib" / "cloudtrail_via_cwlogs_s3_putobject_data_event.json").read_bytes(), CTX
+    )
     [log] = logs(parsed.events)
     assert log.fields["eventName"] == "PutObject" and log.log_group == "/aws/cloudtrail/logs"
 
 
 def test_cloudwatch_control_messages_give_no_events() -> None:
-    for name in ("awsfirehosereceiver_cwlog_only_control.ndjson", "subscription_filter_valid_cloudwatch_log_control.json"):
+    for name in (
+        "awsfirehosereceiver_cwlog_only_control.ndjson",
+        "subscription_filter_valid_cloudwatch_log_control.json",
+    ):
         parsed = cloudwatch.parse((CWL / "otel_collector_contrib" / name).read_bytes(), CTX)
         assert parsed.events == [] and parsed.dead == [] and parsed.meta["control_messages"] == 1
 
@@ -466,20 +522,25 @@ def test_cloudwatch_concatenated_objects_plain_and_gzip() -> None:
         parsed = cloudwatch.parse(body, CTX)
         assert [e.log_group for e in parsed.events] == ["/my/first/log/group", "/my/second/log/group"]
         assert parsed.meta["data_messages"] == 2
-    ndjson = cloudwatch.parse((CWL / "otel_collector_contrib" / "awsfirehosereceiver_cwlog_multiple_records.ndjson")
-                              .read_bytes(), CTX)
+    ndjson = cloudwatch.parse(
+        (CWL / "otel_collector_contrib" / "awsfirehosereceiver_cwlog_multiple_records.ndjson").read_bytes(), CTX
+    )
     assert [e.message for e in ndjson.events] == [
-        "Hello world, here is our first log message!", "Hello world, here is our second log message!",
+        "Hello world, here is our first log message!",
+        "Hello world, here is our second log message!",
     ]
 
 
 def test_cloudwatch_extracted_fields_cross_account() -> None:
     parsed = cloudwatch.parse(
-        (CWL / "otel_collector_contrib" / "subscription_filter_two_records_different_extracted_fields.json").read_bytes(),
+        (
+            CWL / "otel_collector_contrib" / "subscription_filter_two_records_different_extracted_fields.json"
+        ).read_bytes(),
         CTX,
     )
     assert [(e.account, e.region, e.fields["@aws.account"]) for e in logs(parsed.events)] == [
-        ("111111111111", "us-east-1", "111111111111"), ("222222222222", "us-west-2", "222222222222"),
+        ("111111111111", "us-east-1", "111111111111"),
+        ("222222222222", "us-west-2", "222222222222"),
     ]
 
 
@@ -498,15 +559,24 @@ def test_cloudwatch_bad_input() -> None:
         CTX,
     )
     assert len(trailing.events) == 2 and "not JSON" in trailing.dead[0].reason
-    mixed = {"messageType": "DATA_MESSAGE", "logGroup": "/aws/lambda/f", "logStream": "s",
-             "logEvents": [{"id": "1", "timestamp": 1, "message": "fine"}, "nope", {"id": "3", "message": "no ts"}]}
+    mixed = {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/lambda/f",
+        "logStream": "s",
+        "logEvents": [{"id": "1", "timestamp": 1, "message": "fine"}, "nope", {"id": "3", "message": "no ts"}],
+    }
     result = cloudwatch.parse(orjson.dumps(mixed), CTX)
     assert [e.message for e in result.events] == ["fine"] and len(result.dead) == 2
 
 
 def test_cloudwatch_lambda_edge_group_and_numbered_version() -> None:
-    payload = {"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "/aws/lambda/us-east-1.edge-fn",
-               "logStream": "2024/05/01/[12]abc", "logEvents": [{"id": "a", "timestamp": 0, "message": "x"}]}
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "1",
+        "logGroup": "/aws/lambda/us-east-1.edge-fn",
+        "logStream": "2024/05/01/[12]abc",
+        "logEvents": [{"id": "a", "timestamp": 0, "message": "x"}],
+    }
     [log] = cloudwatch.parse(orjson.dumps(payload), CTX).events
     assert (log.function, log.version) == ("edge-fn", "12")
 
@@ -515,14 +585,15 @@ def test_cloudwatch_lambda_edge_group_and_numbered_version() -> None:
 
 
 def test_firehose_json_record_route53() -> None:
-    parsed = firehose.parse((FIREHOSE / "otel_collector_contrib" / "firehose_http_endpoint_request_route53_resolver.json")
-                            .read_bytes(), CTX)
+    parsed = firehose.parse(
+        (FIREHOSE / "otel_collector_contrib" / "firehose_http_endpoint_request_route53_resolver.json").read_bytes(), CTX
+    )
     assert parsed.meta["request_id"] == "test-request-id-firehoselogs"
     [log] = logs(parsed.events)
     assert log.function == "my-fn" and log.source == "firehose"
     assert log.event_id == stable_id("test-request-id-firehoselogs", 0, 0)
     assert log.fields["query_name"] == "172.144.52.116.in-addr.arpa." and log.fields["srcids.instance"]
-    assert log.time == datetime(2022, 3, 1, 0, 59, 8, tzinfo=timezone.utc)
+    assert log.time == datetime(2022, 3, 1, 0, 59, 8, tzinfo=UTC)
 
 
 def test_firehose_doc_examples() -> None:
@@ -552,10 +623,13 @@ def test_firehose_cloudwatch_gzip_record_string_timestamp_and_bad_records() -> N
     }
     parsed = firehose.parse(orjson.dumps(body), CTX)
     assert [e.event_id for e in parsed.events] == [
-        "eventId1", "eventId2", stable_id("req-1", 1, 0), stable_id("req-1", 1, 1),
+        "eventId1",
+        "eventId2",
+        stable_id("req-1", 1, 0),
+        stable_id("req-1", 1, 1),
     ]
     text = logs(parsed.events)[2:]
-    assert text[0].time == datetime(2020, 1, 3, 22, 35, 3, 599000, tzinfo=timezone.utc)
+    assert text[0].time == datetime(2020, 1, 3, 22, 35, 3, 599000, tzinfo=UTC)
     assert text[1].level == "ERROR" and text[0].function == "my-fn"
     assert parsed.events[0].function == ""  # CloudWatch records name their own group
     assert len(parsed.dead) == 3
@@ -575,7 +649,7 @@ def test_firehose_transformation_events_are_accepted_as_deliveries() -> None:
     assert parsed.meta["request_id"] == "2b4d1ad9-2f48-94bd-a088-767c317e994a"
     plain, structured = logs(parsed.events)
     assert plain.message == "Hello World" and structured.fields == {"Hello": "World"}
-    assert plain.time == datetime.fromtimestamp(1664029185.290, tz=timezone.utc)
+    assert plain.time == datetime.fromtimestamp(1664029185.290, tz=UTC)
 
 
 # --- every sample file: events or dead letters, never an exception -------------------------------------------
@@ -583,7 +657,11 @@ def test_firehose_transformation_events_are_accepted_as_deliveries() -> None:
 
 def _sample_results(path: Path) -> list[Parsed | list[Event]]:
     rel = path.relative_to(SAMPLES).as_posix()
-    data = load(path) if rel.startswith(("lambda_logs/", "cloudwatch_logs_subscription/aws_docs/", "firehose/aws_docs/")) else None
+    data = (
+        load(path)
+        if rel.startswith(("lambda_logs/", "cloudwatch_logs_subscription/aws_docs/", "firehose/aws_docs/"))
+        else None
+    )
     if rel == "lambda_logs/aws_docs/raw_text_log_blocks.json":
         return [parse_text_block(b["text"], time=T0, function="f", ctx=CTX) for b in data]
     if rel.startswith("lambda_logs/aws_docs/"):
@@ -621,8 +699,7 @@ def _sample_results(path: Path) -> list[Parsed | list[Event]]:
 
 
 ALL_SAMPLES = sorted(
-    p for folder in (LAMBDA, CWL, FIREHOSE) for p in folder.rglob("*")
-    if p.suffix in (".json", ".ndjson")
+    p for folder in (LAMBDA, CWL, FIREHOSE) for p in folder.rglob("*") if p.suffix in (".json", ".ndjson")
 )
 
 
@@ -648,14 +725,27 @@ def test_inner_compressed_payloads_are_size_limited_and_multi_member() -> None:
 def test_numeric_json_levels() -> None:
     assert logs(line('{"level": 50, "msg": "pino error", "time": 1700000000000}'))[0].level == "ERROR"
     assert logs(line('{"level": 50, "msg": "pino error", "time": 1700000000000}'))[0].time == datetime(
-        2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc
+        2023, 11, 14, 22, 13, 20, tzinfo=UTC
     )
 
 
 def test_one_invocation_reported_by_telemetry_and_by_cloudwatch_is_one_fact() -> None:
     rid = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
-    telemetry_body = json.dumps([{"time": "2026-11-27T05:00:01.000Z", "type": "platform.report", "record": {
-        "requestId": rid, "status": "success", "metrics": {"durationMs": 12.5, "billedDurationMs": 13}}}]).encode()
+    telemetry_body = json.dumps(
+        [
+            {
+                "time": "2026-11-27T05:00:01.000Z",
+                "type": "platform.report",
+                "record": {
+                    "requestId": rid,
+                    "status": "success",
+                    "metrics": {"durationMs": 12.5, "billedDurationMs": 13},
+                },
+            }
+        ]
+    ).encode()
     [via_extension] = invocations(telemetry.parse(telemetry_body, CTX).events, "report")
-    [via_subscription] = invocations(line(f"REPORT RequestId: {rid}\tDuration: 12.50 ms\tBilled Duration: 13 ms\t"), "report")
+    [via_subscription] = invocations(
+        line(f"REPORT RequestId: {rid}\tDuration: 12.50 ms\tBilled Duration: 13 ms\t"), "report"
+    )
     assert via_extension.event_id == via_subscription.event_id

@@ -8,9 +8,10 @@ import json
 import re
 import threading
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,7 +28,7 @@ from simulator.scheduler import (
 )
 from simulator.sender import Summary, run
 
-START = datetime(2026, 11, 27, 5, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 27, 5, 0, 0, tzinfo=UTC)
 
 REPORT_RE = re.compile(
     r"^REPORT RequestId: (?P<rid>[0-9a-f-]{36})\tDuration: (?P<dur>\d+\.\d{2}) ms\t"
@@ -66,7 +67,7 @@ def test_names_are_stable_and_distinct() -> None:
 def test_time_ordered_and_plausible(sim: Simulation) -> None:
     starts = [i.start for i in sim.invocations]
     assert starts == sorted(starts)
-    assert all(START <= i.start < datetime(2026, 11, 27, 5, 0, 10, tzinfo=timezone.utc) for i in sim.invocations)
+    assert all(START <= i.start < datetime(2026, 11, 27, 5, 0, 10, tzinfo=UTC) for i in sim.invocations)
     assert 250 < len(sim.invocations) < 550  # Poisson around 40/s * 10 s
     for inv in executed(sim):
         assert inv.end > inv.start
@@ -93,8 +94,16 @@ def test_default_workload_throttles_within_ten_seconds() -> None:
 
 
 def test_throttles_when_arrivals_exceed_reserved() -> None:
-    spec = FunctionSpec(name="slow-fn", median_ms=2000.0, sigma=0.1, timeout_s=30.0, reserved_concurrency=1,
-                        error_rate=0.0, timeout_rate=0.0, oom_rate=0.0)
+    spec = FunctionSpec(
+        name="slow-fn",
+        median_ms=2000.0,
+        sigma=0.1,
+        timeout_s=30.0,
+        reserved_concurrency=1,
+        error_rate=0.0,
+        timeout_rate=0.0,
+        oom_rate=0.0,
+    )
     run_ = simulate(rate=5.0, duration_s=5.0, seed=1, start=START, specs=[spec])
     done = executed(run_)
     throttled = [i for i in run_.invocations if i.status == "throttled"]
@@ -104,8 +113,12 @@ def test_throttles_when_arrivals_exceed_reserved() -> None:
 
 
 def test_account_limit_throttles_unreserved_functions() -> None:
-    specs = [FunctionSpec(name=f"fn-{k}", median_ms=1500.0, sigma=0.1, timeout_s=30.0, error_rate=0.0,
-                          timeout_rate=0.0, oom_rate=0.0) for k in range(3)]
+    specs = [
+        FunctionSpec(
+            name=f"fn-{k}", median_ms=1500.0, sigma=0.1, timeout_s=30.0, error_rate=0.0, timeout_rate=0.0, oom_rate=0.0
+        )
+        for k in range(3)
+    ]
     run_ = simulate(rate=30.0, duration_s=3.0, seed=3, start=START, specs=specs, account_limit=10)
     assert any(i.throttle_reason == ACCOUNT_LIMIT_REASON for i in run_.invocations)
     assert max_overlap([(i.start, i.end) for i in executed(run_)]) <= 10
@@ -204,8 +217,9 @@ def test_telemetry_batches(sim: Simulation) -> None:
 
 
 def test_telemetry_function_records_mix_text_and_powertools(sim: Simulation) -> None:
-    records = [ev["record"] for req in wire.telemetry_requests(sim) for ev in json.loads(req.body)
-               if ev["type"] == "function"]
+    records = [
+        ev["record"] for req in wire.telemetry_requests(sim) for ev in json.loads(req.body) if ev["type"] == "function"
+    ]
     texts = [r for r in records if isinstance(r, str)]
     objects = [r for r in records if isinstance(r, dict)]
     assert texts and objects
@@ -214,7 +228,8 @@ def test_telemetry_function_records_mix_text_and_powertools(sim: Simulation) -> 
     assert pt
     assert {"level", "message", "timestamp", "service", "cold_start", "xray_trace_id", "order_id"} <= set(pt[0])
     assert any(re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z\t[0-9a-f-]{36}\tERROR\t", t) for t in texts) or any(
-        t.startswith("[ERROR]") for t in texts)
+        t.startswith("[ERROR]") for t in texts
+    )
 
 
 def decode_firehose(req: wire.WireRequest) -> list[dict[str, Any]]:
@@ -225,8 +240,7 @@ def decode_firehose(req: wire.WireRequest) -> list[dict[str, Any]]:
 
 
 def hanging_sim() -> Simulation:
-    spec = FunctionSpec(name="hangs", median_ms=200.0, timeout_s=3.0, timeout_rate=0.3, error_rate=0.1,
-                        tracing=True)
+    spec = FunctionSpec(name="hangs", median_ms=200.0, timeout_s=3.0, timeout_rate=0.3, error_rate=0.1, tracing=True)
     return simulate(rate=20.0, duration_s=5.0, seed=2, start=START, specs=[spec])
 
 
@@ -238,10 +252,15 @@ def test_firehose_timeouts_render_like_lambda() -> None:
     hung = hanging_sim()
     assert any(i.status == "timeout" for i in hung.invocations)
     check_firehose(hung)
-    reports = [ev["record"] for req in wire.telemetry_requests(hung) for ev in json.loads(req.body)
-               if ev["type"] == "platform.report" and ev["record"]["status"] == "timeout"]
-    assert reports and all(r["errorType"] == "Sandbox.Timedout" and r["metrics"]["durationMs"] == 3000.0
-                           for r in reports)
+    reports = [
+        ev["record"]
+        for req in wire.telemetry_requests(hung)
+        for ev in json.loads(req.body)
+        if ev["type"] == "platform.report" and ev["record"]["status"] == "timeout"
+    ]
+    assert reports and all(
+        r["errorType"] == "Sandbox.Timedout" and r["metrics"]["durationMs"] == 3000.0 for r in reports
+    )
 
 
 def check_firehose(sim: Simulation) -> None:
@@ -275,26 +294,56 @@ def check_firehose(sim: Simulation) -> None:
         assert f"START RequestId: {inv.request_id} Version: {inv.version}\n" in stream
         assert f"END RequestId: {inv.request_id}\n" in stream
         if inv.status == "timeout":
-            assert any(re.fullmatch(rf"\S+Z {inv.request_id} Task timed out after {inv.timeout_s:.2f} seconds\n\n",
-                                    msg) for msg in stream)
+            assert any(
+                re.fullmatch(rf"\S+Z {inv.request_id} Task timed out after {inv.timeout_s:.2f} seconds\n\n", msg)
+                for msg in stream
+            )
 
 
 def test_report_line_matches_real_lambda_sample() -> None:
-    real = ("REPORT RequestId: dbda340c-0000-4031-8810-11bb609b4c71\tDuration: 38.66 ms\tBilled Duration: 39 ms\t"
-            "Memory Size: 128 MB\tMax Memory Used: 54 MB\tInit Duration: 203.69 ms\t\n")
+    real = (
+        "REPORT RequestId: dbda340c-0000-4031-8810-11bb609b4c71\tDuration: 38.66 ms\tBilled Duration: 39 ms\t"
+        "Memory Size: 128 MB\tMax Memory Used: 54 MB\tInit Duration: 203.69 ms\t\n"
+    )
     assert REPORT_RE.match(real)
-    inv = SimInvocation(function="f", version="$LATEST", alias=None, request_id="dbda340c-0000-4031-8810-11bb609b4c71",
-                        start=START, end=START, duration_ms=38.66, billed_ms=39, memory_mb=128, max_memory_mb=54,
-                        init_ms=203.69, status="success", api_request_id="x", trace_id="1-0-0")
+    inv = SimInvocation(
+        function="f",
+        version="$LATEST",
+        alias=None,
+        request_id="dbda340c-0000-4031-8810-11bb609b4c71",
+        start=START,
+        end=START,
+        duration_ms=38.66,
+        billed_ms=39,
+        memory_mb=128,
+        max_memory_mb=54,
+        init_ms=203.69,
+        status="success",
+        api_request_id="x",
+        trace_id="1-0-0",
+    )
     assert wire.report_line(inv, FunctionSpec(name="f")) == real
 
 
 def test_apigateway_access_logs(sim: Simulation) -> None:
     lines = [json.loads(line) for req in wire.apigateway_requests(sim) for line in req.body.decode().splitlines()]
     assert len(lines) == len(sim.invocations)
-    fields = {"requestId", "ip", "requestTime", "requestTimeEpoch", "httpMethod", "routeKey", "status", "protocol",
-              "responseLength", "integrationStatus", "integrationLatency", "responseLatency",
-              "integrationErrorMessage", "functionName"}
+    fields = {
+        "requestId",
+        "ip",
+        "requestTime",
+        "requestTimeEpoch",
+        "httpMethod",
+        "routeKey",
+        "status",
+        "protocol",
+        "responseLength",
+        "integrationStatus",
+        "integrationLatency",
+        "responseLatency",
+        "integrationErrorMessage",
+        "functionName",
+    }
     by_id = {i.api_request_id: i for i in sim.invocations}
     for line in lines:
         assert fields <= set(line) and all(isinstance(v, str) for v in line.values())
@@ -310,9 +359,21 @@ def test_apigateway_access_logs(sim: Simulation) -> None:
 
 def test_cloudtrail_log_files(sim: Simulation) -> None:
     records = [r for req in wire.cloudtrail_requests(sim) for r in json.loads(req.body)["Records"]]
-    required = {"eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
-                "sourceIPAddress", "userAgent", "requestID", "eventID", "eventType", "recipientAccountId",
-                "eventCategory"}
+    required = {
+        "eventVersion",
+        "userIdentity",
+        "eventTime",
+        "eventSource",
+        "eventName",
+        "awsRegion",
+        "sourceIPAddress",
+        "userAgent",
+        "requestID",
+        "eventID",
+        "eventType",
+        "recipientAccountId",
+        "eventCategory",
+    }
     for rec in records:
         assert required <= set(rec)
         assert rec["eventVersion"] in ("1.08", "1.09", "1.10")
@@ -332,11 +393,18 @@ def test_cloudtrail_log_files(sim: Simulation) -> None:
     throttled = {i.request_id for i in sim.invocations if i.status == "throttled"}
     errored = [r for r in invokes if "errorCode" in r]
     assert throttled and {r["requestID"] for r in errored} == throttled
-    assert all(r["errorCode"] == "TooManyRequestsException" and r["errorMessage"] == "Rate Exceeded."
-               and r["additionalEventData"]["Reason"] == RESERVED_LIMIT_REASON for r in errored)
+    assert all(
+        r["errorCode"] == "TooManyRequestsException"
+        and r["errorMessage"] == "Rate Exceeded."
+        and r["additionalEventData"]["Reason"] == RESERVED_LIMIT_REASON
+        for r in errored
+    )
 
-    puts = {r["requestParameters"]["functionName"]: r["requestParameters"]["reservedConcurrentExecutions"]
-            for r in records if r["eventName"] == "PutFunctionConcurrency20171031"}
+    puts = {
+        r["requestParameters"]["functionName"]: r["requestParameters"]["reservedConcurrentExecutions"]
+        for r in records
+        if r["eventName"] == "PutFunctionConcurrency20171031"
+    }
     assert puts == {f.name: f.reserved_concurrency for f in sim.functions if f.reserved_concurrency is not None}
     login = [r for r in records if r["eventName"] == "ConsoleLogin"]
     assert len(login) == 1 and login[0]["additionalEventData"]["MFAUsed"] in ("Yes", "No")
@@ -364,8 +432,9 @@ def handler_for(rec: Recorder) -> type[BaseHTTPRequestHandler]:
             with rec.lock:
                 attempt = len(rec.requests)
                 url = urlsplit(self.path)
-                rec.requests.append({"path": url.path, "query": parse_qs(url.query), "headers": dict(self.headers),
-                                     "raw": raw})
+                rec.requests.append(
+                    {"path": url.path, "query": parse_qs(url.query), "headers": dict(self.headers), "raw": raw}
+                )
             if attempt < rec.fail_first:
                 self._answer(503, b'{"message":"busy"}', {"Retry-After": "0"})
                 return
@@ -409,8 +478,9 @@ def server() -> Iterator[tuple[str, Recorder]]:
 
 def test_sender_delivers_all_formats(server: tuple[str, Recorder]) -> None:
     target, rec = server
-    summary = run(target, functions=4, rate=15.0, duration_s=3.0, seed=5, token="s3cret", fast=True, start=START,
-                  quiet=True)
+    summary = run(
+        target, functions=4, rate=15.0, duration_s=3.0, seed=5, token="s3cret", fast=True, start=START, quiet=True
+    )
     paths = {r["path"] for r in rec.requests}
     assert paths == {"/ingest/telemetry", "/ingest/firehose", "/ingest/apigateway", "/ingest/cloudtrail"}
     for r in rec.requests:
@@ -432,7 +502,10 @@ def test_sender_delivers_all_formats(server: tuple[str, Recorder]) -> None:
     assert len(non_firehose) == sum(n for k, n in summary.requests_by_kind.items() if k != "firehose")
     expected = Summary.of(simulate(4, 15.0, 3.0, 5, START))
     assert (summary.invocations, summary.throttles, summary.cold_starts) == (
-        expected.invocations, expected.throttles, expected.cold_starts)
+        expected.invocations,
+        expected.throttles,
+        expected.cold_starts,
+    )
     assert "invocations" in summary.render()
 
 

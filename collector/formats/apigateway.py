@@ -8,14 +8,14 @@ lines are not parsed: they become dead letters telling the sender to switch to t
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
-from fnscope.events import ApiAccess, stable_id
 from collector.formats.base import IngestContext, Parsed, UnusableBody
 from collector.formats.cloudtrail import compact_json, decompress, error_reason, function_name
+from fnscope.events import ApiAccess, stable_id
 
 SOURCE = "apigateway"
 NOT_JSON = "not a JSON access-log line: use the JSON access-log format"
@@ -42,16 +42,30 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "integration_latency": ("integration.latency", "integrationlatency", "integration_latency"),
     "response_length": ("responselength", "response_length", "responsesize", "bytes"),
     "user_agent": ("identity.useragent", "useragent", "user_agent", "user-agent"),
-    "error_message": ("error.message", "errormessage", "error_message", "integrationerrormessage",
-                      "integration.error", "error.messagestring"),
+    "error_message": (
+        "error.message",
+        "errormessage",
+        "error_message",
+        "integrationerrormessage",
+        "integration.error",
+        "error.messagestring",
+    ),
     "error_type": ("error.responsetype", "responsetype"),
     "api_id": ("apiid", "api_id", "restapiid"),
     "stage": ("stage",),
     "account": ("accountid", "account_id", "identity.accountid"),
     "region": ("region", "awsregion"),
     "domain": ("domainname", "domain_name"),
-    "function": ("functionname", "function_name", "lambdafunction", "lambda_function", "function", "lambda",
-                 "integration.functionname", "integration.function"),
+    "function": (
+        "functionname",
+        "function_name",
+        "lambdafunction",
+        "lambda_function",
+        "function",
+        "lambda",
+        "integration.functionname",
+        "integration.function",
+    ),
 }
 # The fields that make an object an access-log record rather than some other JSON.
 _ACCESS_LOG_FIELDS = ("request_id", "status", "method", "route", "path", "source_ip", "time", "time_epoch")
@@ -60,8 +74,10 @@ _THROTTLE_TYPES = frozenset({"THROTTLED", "QUOTA_EXCEEDED"})
 _LAMBDA_ARN = re.compile(r"arn:aws[\w-]*:lambda:[\w-]*:\d*:function:[^\s\"',]+")
 _REGION_IN_DOMAIN = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 _CLF_TIME = re.compile(r"(\d{1,2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?:\s*([+-])(\d{2}):?(\d{2}))?")
-_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun",
-                                        "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)
+}
 _MAX_REASONS = 5
 
 
@@ -78,7 +94,7 @@ def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         name = str(key).strip().lower()
         for strip in ("$context.", "context."):
             if name.startswith(strip):
-                name = name[len(strip):]
+                name = name[len(strip) :]
         name = prefix + name
         if isinstance(value, dict):
             flat.update(_flatten(value, name + "."))
@@ -129,7 +145,7 @@ def _from_epoch(value: float) -> datetime:
     # Seconds, milliseconds, micro- or nanoseconds, told apart by magnitude.
     scale = next((scale for limit, scale in ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6)) if abs(value) < limit), 1e9)
     try:
-        return datetime.fromtimestamp(value / scale, timezone.utc)
+        return datetime.fromtimestamp(value / scale, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise LineError(f"requestTimeEpoch out of range: {value!r}") from exc
 
@@ -142,8 +158,9 @@ def _from_clf(value: str) -> datetime | None:
     if month.lower() not in _MONTHS:
         return None
     offset = timedelta(hours=int(off_h or 0), minutes=int(off_m or 0)) * (-1 if sign == "-" else 1)
-    return datetime(int(year), _MONTHS[month.lower()], int(day), int(hour), int(minute), int(second),
-                    tzinfo=timezone(offset))
+    return datetime(
+        int(year), _MONTHS[month.lower()], int(day), int(hour), int(minute), int(second), tzinfo=timezone(offset)
+    )
 
 
 def _time(flat: dict[str, Any]) -> datetime:
@@ -152,7 +169,7 @@ def _time(flat: dict[str, Any]) -> datetime:
         return _from_epoch(epoch)
     value = _pick(flat, "time")
     if value is None:
-        return datetime.now(timezone.utc)  # the line has no time: the receipt time is the best there is
+        return datetime.now(UTC)  # the line has no time: the receipt time is the best there is
     number = _number(value)
     if number is not None:
         return _from_epoch(number)
@@ -160,7 +177,7 @@ def _time(flat: dict[str, Any]) -> datetime:
         parsed = _from_clf(str(value)) or datetime.fromisoformat(str(value).strip())
     except ValueError as exc:
         raise LineError(f"unreadable requestTime {value!r}") from exc
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 # --- one record -----------------------------------------------------------------------------------------------
@@ -282,6 +299,7 @@ def parse(body: bytes, ctx: IngestContext, source: str = SOURCE) -> Parsed:
             if len(reasons) < _MAX_REASONS:
                 reasons.append(reason)
     if not parsed.events:
-        raise UnusableBody(f"no usable access-log line ({len(parsed.dead)} rejected): "
-                           + "; ".join(dict.fromkeys(reasons)))
+        raise UnusableBody(
+            f"no usable access-log line ({len(parsed.dead)} rejected): " + "; ".join(dict.fromkeys(reasons))
+        )
     return parsed

@@ -13,14 +13,14 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from fnscope.events import AuditEvent, stable_id
 from collector.formats.base import IngestContext, Parsed, UnusableBody
+from fnscope.events import AuditEvent, stable_id
 
 SOURCE = "cloudtrail"
 
@@ -115,7 +115,7 @@ def parse_time(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
         raise RecordError(f"unreadable eventTime {value!r}") from exc
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 # --- JSON framing ---------------------------------------------------------------------------------------------
@@ -176,8 +176,11 @@ def _scan_documents(text: str) -> Iterator[Any | Undecodable]:
         except (json.JSONDecodeError, RecursionError) as exc:
             match = _RESYNC.search(text, pos + 1)
             stop = match.start() if match else end
-            detail = (f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-                      if isinstance(exc, json.JSONDecodeError) else "nested too deeply")
+            detail = (
+                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else "nested too deeply"
+            )
             yield Undecodable(text[pos:stop], f"not JSON ({detail})")
             pos = stop
             continue
@@ -386,7 +389,7 @@ def parse(body: bytes, ctx: IngestContext, source: str = SOURCE) -> Parsed:
     except (OSError, EOFError, zlib.error) as exc:
         raise UnusableBody(f"body looks gzip-compressed but does not decompress: {exc}") from exc
     if not body.strip():
-        raise UnusableBody("empty body: expected a CloudTrail log file ({\"Records\": [...]}) or JSON records")
+        raise UnusableBody('empty body: expected a CloudTrail log file ({"Records": [...]}) or JSON records')
     collector = _Collector(ctx, source)
     for doc in iter_json_documents(body):
         collector.document(doc)

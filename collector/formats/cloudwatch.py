@@ -10,7 +10,7 @@ import json
 import re
 import zlib
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -131,7 +131,9 @@ def _parse_value(obj: Any, ctx: IngestContext, source: str, parsed: Parsed) -> N
     if isinstance(obj, dict) and "awslogs" in obj:
         awslogs = obj["awslogs"]
         try:
-            values, trailing = decode_json_values(decode_awslogs(awslogs.get("data") if isinstance(awslogs, dict) else None))
+            values, trailing = decode_json_values(
+                decode_awslogs(awslogs.get("data") if isinstance(awslogs, dict) else None)
+            )
         except BadPayload as exc:
             parsed.reject(ctx, source, str(exc), _raw(obj))
             return
@@ -174,11 +176,12 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
             continue
         message, timestamp = log_event.get("message"), log_event.get("timestamp")
         if not isinstance(message, str) or not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
-            parsed.reject(ctx, source, f"log event in {log_group!r} lacks a string message or numeric timestamp",
-                          _raw(log_event))
+            parsed.reject(
+                ctx, source, f"log event in {log_group!r} lacks a string message or numeric timestamp", _raw(log_event)
+            )
             continue
         try:
-            time = datetime.fromtimestamp(timestamp / 1000, tz=timezone.utc)
+            time = datetime.fromtimestamp(timestamp / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError):
             parsed.reject(ctx, source, f"log event timestamp {timestamp!r} is out of range", _raw(log_event))
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -34,7 +34,7 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
         raise UnusableBody("Firehose body is not an object with a `records` array")
     request_id = _str(doc.get("requestId")) or _str(doc.get("invocationId"))
-    delivered = _epoch_ms(doc.get("timestamp")) or datetime.now(timezone.utc)
+    delivered = _epoch_ms(doc.get("timestamp")) or datetime.now(UTC)
     parsed = Parsed(meta={"request_id": request_id, "records": len(doc["records"])})
     src = LineSource.from_ctx(ctx, function=ctx.param("function"), source=SOURCE)
     for index, record in enumerate(doc["records"]):
@@ -115,7 +115,7 @@ def _epoch_ms(value: Any) -> datetime | None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     try:
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
 

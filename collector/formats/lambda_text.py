@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -49,11 +49,28 @@ _PLATFORM_PREFIXES = (
     "LOGS",
 )
 _PLATFORM_HEADS = frozenset(
-    ("START", "END", "REPORT", "INIT_START", "INIT_REPORT", "INIT_RUNTIME_DONE", "RESTORE_START", "RESTORE_REPORT",
-     "RESTORE_RUNTIME_DONE", "EXTENSION", "TELEMETRY", "LOGS")
+    (
+        "START",
+        "END",
+        "REPORT",
+        "INIT_START",
+        "INIT_REPORT",
+        "INIT_RUNTIME_DONE",
+        "RESTORE_START",
+        "RESTORE_REPORT",
+        "RESTORE_RUNTIME_DONE",
+        "EXTENSION",
+        "TELEMETRY",
+        "LOGS",
+    )
 )
-_HEAD_KIND = {"START": "start", "REPORT": "report", "INIT_REPORT": "init_report",
-              "RESTORE_REPORT": "restore_report", "INIT_START": "init_start"}
+_HEAD_KIND = {
+    "START": "start",
+    "REPORT": "report",
+    "INIT_REPORT": "init_report",
+    "RESTORE_REPORT": "restore_report",
+    "INIT_START": "init_start",
+}
 _REQUEST_ID = re.compile(r"RequestId:\s*(\S+)")
 _START_VERSION = re.compile(r"Version:\s*(\S+)")
 # REPORT / INIT_REPORT / RESTORE_REPORT fields; separators are tabs or runs of spaces, so match known keys only.
@@ -162,8 +179,13 @@ def parse_line(
     fields: dict[str, str] | None = None,
 ) -> list[Event]:
     """One log line (or an already-decoded JSON log object) into a FunctionLog plus any Invocation it states."""
-    kw: dict[str, Any] = {"version": version or ctx.param("version"), "log_group": log_group,
-                          "log_stream": log_stream, "log_type": log_type, "fields": fields or {}}
+    kw: dict[str, Any] = {
+        "version": version or ctx.param("version"),
+        "log_group": log_group,
+        "log_stream": log_stream,
+        "log_type": log_type,
+        "fields": fields or {},
+    }
     if account is not None:
         kw["account"] = account
     if region is not None:
@@ -237,7 +259,11 @@ def _platform_line(src: LineSource, line: str, time: datetime, event_id: str) ->
     if head == "START":
         ver = _START_VERSION.search(line)
         invocation = src.invocation(
-            event_id=inv_id, time=time, kind="start", request_id=rid, start_time=time,
+            event_id=inv_id,
+            time=time,
+            kind="start",
+            request_id=rid,
+            start_time=time,
             **({"version": ver.group(1)} if ver else {}),
         )
     elif head in ("REPORT", "INIT_REPORT", "RESTORE_REPORT"):
@@ -246,8 +272,13 @@ def _platform_line(src: LineSource, line: str, time: datetime, event_id: str) ->
         invocation = src.invocation(event_id=inv_id, time=time, kind="init_start")
     failed = invocation is not None and invocation.status not in ("", "success")
     log = src.log(
-        event_id=event_id, time=time, message=line, request_id=rid, log_type="platform",
-        level="ERROR" if failed else "INFO", trace_id=invocation.trace_id if invocation else "",
+        event_id=event_id,
+        time=time,
+        message=line,
+        request_id=rid,
+        log_type="platform",
+        level="ERROR" if failed else "INFO",
+        trace_id=invocation.trace_id if invocation else "",
     )
     return [log] if invocation is None else [log, invocation]
 
@@ -326,9 +357,13 @@ def _json_line(src: LineSource, obj: dict[str, Any], text: str | None, time: dat
     if failure is None and obj.get("errorType") == "Runtime.OutOfMemory":
         failure = _oom(src, when, event_id, rid, "Runtime.OutOfMemory")
     log = src.log(
-        event_id=event_id, time=when, message=message, request_id=rid,
+        event_id=event_id,
+        time=when,
+        message=message,
+        request_id=rid,
         level="ERROR" if failure is not None and not level else level,
-        trace_id=_xray_root(_first_field(fields, _JSON_TRACE_KEYS)), fields=fields,
+        trace_id=_xray_root(_first_field(fields, _JSON_TRACE_KEYS)),
+        fields=fields,
     )
     return [log] if failure is None else [log, failure]
 
@@ -346,9 +381,13 @@ def _json_platform_line(
     rid = record.get("requestId", "") if isinstance(record, dict) else ""
     failed = invocation is not None and invocation.status not in ("", "success")
     log = src.log(
-        event_id=event_id, time=when, message=text if text is not None else _compact(obj),
-        request_id=rid if isinstance(rid, str) else str(rid), log_type="platform",
-        level="ERROR" if failed else "INFO", trace_id=invocation.trace_id if invocation else "",
+        event_id=event_id,
+        time=when,
+        message=text if text is not None else _compact(obj),
+        request_id=rid if isinstance(rid, str) else str(rid),
+        log_type="platform",
+        level="ERROR" if failed else "INFO",
+        trace_id=invocation.trace_id if invocation else "",
         fields=flatten(obj),
     )
     return [log] if invocation is None else [log, invocation]
@@ -363,8 +402,13 @@ def _failure(src: LineSource, text: str, time: datetime, event_id: str, rid: str
         secs = _num(m.group(1)) if m else None
         duration = secs * 1000 if secs is not None else None
         return src.invocation(
-            event_id=stable_id(event_id, "timeout"), time=time, kind="timeout", status="timeout",
-            request_id=rid, error_type="Sandbox.Timedout", duration_ms=duration,
+            event_id=stable_id(event_id, "timeout"),
+            time=time,
+            kind="timeout",
+            status="timeout",
+            request_id=rid,
+            error_type="Sandbox.Timedout",
+            duration_ms=duration,
             start_time=time - timedelta(milliseconds=duration) if duration is not None else None,
         )
     if any(marker in text for marker in _OOM_MARKERS):
@@ -375,7 +419,11 @@ def _failure(src: LineSource, text: str, time: datetime, event_id: str, rid: str
 
 def _oom(src: LineSource, time: datetime, event_id: str, rid: str, error_type: str) -> Invocation:
     return src.invocation(
-        event_id=stable_id(event_id, "oom"), time=time, kind="oom", status="oom", request_id=rid,
+        event_id=stable_id(event_id, "oom"),
+        time=time,
+        kind="oom",
+        status="oom",
+        request_id=rid,
         error_type=error_type,
     )
 
@@ -392,9 +440,7 @@ _PLATFORM_KINDS = {
 }
 
 
-def platform_invocation(
-    src: LineSource, type_: str, record: Any, time: datetime, event_id: str
-) -> Invocation | None:
+def platform_invocation(src: LineSource, type_: str, record: Any, time: datetime, event_id: str) -> Invocation | None:
     """The Invocation a Telemetry/Logs API platform record states, or None if the type states none.
 
     Raises ValueError when a type that carries an invocation has a record that is not an object.
@@ -402,8 +448,9 @@ def platform_invocation(
     if type_ == "platform.fault":
         text = record if isinstance(record, str) else _compact(record)
         m = _REQUEST_ID.search(text)
-        return src.invocation(event_id=event_id, time=time, kind="fault", status="error",
-                              request_id=m.group(1) if m else "")
+        return src.invocation(
+            event_id=event_id, time=time, kind="fault", status="error", request_id=m.group(1) if m else ""
+        )
     kind = _PLATFORM_KINDS.get(type_)
     if kind is None:
         return None
@@ -517,7 +564,7 @@ def _parse_time(value: Any) -> datetime | None:
             return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         try:
-            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=timezone.utc)
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     return None

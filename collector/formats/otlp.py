@@ -13,7 +13,7 @@ import binascii
 import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,16 +24,16 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from fnscope.events import FunctionLog, stable_id
 from collector.formats.base import IngestContext, Parsed, UnusableBody
 from collector.formats.cloudtrail import compact_json, error_reason
+from fnscope.events import FunctionLog, stable_id
 
 SOURCE = "otlp"
 _PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf", "application/octet-stream"})
 _REQUEST_ID_KEYS = ("faas.invocation_id", "aws.request_id", "faas.execution")
 # OTLP SeverityNumber ranges: 1-4 TRACE, 5-8 DEBUG, 9-12 INFO, 13-16 WARN, 17-20 ERROR, 21-24 FATAL.
 _SEVERITY_NAMES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_REASONS = 5
 
 
@@ -200,7 +200,9 @@ def _from_json(body: bytes, parsed: Parsed, ctx: IngestContext, rejected: _Rejec
         try:
             resource = _json_message(resource_logs.get("resource"), Resource(), "resource")
         except ValueError as exc:
-            count = sum(len(_list(_get(s, "logRecords", "log_records"))) for s in scope_logs_list if isinstance(s, dict))
+            count = sum(
+                len(_list(_get(s, "logRecords", "log_records"))) for s in scope_logs_list if isinstance(s, dict)
+            )
             rejected.add(parsed, ctx, str(exc), compact_json(resource_logs), count)
             continue
         for scope_logs in scope_logs_list:
@@ -235,7 +237,7 @@ def _json_scope(
 def _time(record: LogRecord) -> datetime:
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     if not nanos:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         return _EPOCH + timedelta(microseconds=nanos // 1000)
     except OverflowError as exc:

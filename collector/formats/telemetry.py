@@ -35,9 +35,7 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
         raise UnusableBody(f"telemetry body must be a JSON array of {{time, type, record}} objects, not {_kind(data)}")
     function = ctx.param("function")
     platform = LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type="platform")
-    sources = {
-        name: LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type=name) for name in _LOG_TYPES
-    }
+    sources = {name: LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type=name) for name in _LOG_TYPES}
     parsed = Parsed(meta={"records": len(data)})
     seen: dict[str, int] = {}
     for index, element in enumerate(data):
@@ -48,9 +46,7 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
     return parsed
 
 
-def _element(
-    element: Any, platform: LineSource, sources: dict[str, LineSource], seen: dict[str, int]
-) -> list[Event]:
+def _element(element: Any, platform: LineSource, sources: dict[str, LineSource], seen: dict[str, int]) -> list[Event]:
     if not isinstance(element, dict):
         raise _BadElement(f"not an object but {_kind(element)}")
     raw_time, type_ = element.get("time"), element.get("type")

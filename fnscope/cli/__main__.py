@@ -1,0 +1,3 @@
+from fnscope.cli import main
+
+main()

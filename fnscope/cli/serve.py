@@ -1,0 +1,87 @@
+"""Server roles: `up` (embedded), `collector`, `processor`, `api`, and the traffic simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fnscope.cli.common import CONFIG_OPTION, TOKEN_OPTION
+from fnscope.config import load_settings
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="where the embedded store lives  [default: ./fnscope-data]",
+)
+@click.option("--host", default=None, help="bind address  [default: 127.0.0.1]")
+@click.option("--port", type=int, default=None, help="[default: 4318]")
+@click.option("--simulate", is_flag=True, help="also send simulated fleet traffic to itself (a demo)")
+def up(config: str | None, data_dir: Path | None, host: str | None, port: int | None, simulate: bool) -> None:
+    """Run everything in one process on the embedded store (chDB): receivers, processors, query API."""
+    from fnscope.roles import run_up
+
+    run_up(load_settings(config, data_dir=data_dir, host=host, port=port), simulate)
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option("--kafka", envvar="FNSCOPE_KAFKA", required=True, help="bootstrap servers HOST:PORT")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+def collector(config: str | None, kafka: str, host: str | None, port: int | None) -> None:
+    """Distributed mode: HTTP receivers writing to Kafka (run as many as you like)."""
+    from fnscope.roles import run_collector
+
+    run_collector(load_settings(config, kafka=kafka, host=host, port=port))
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option("--kafka", envvar="FNSCOPE_KAFKA", required=True, help="bootstrap servers HOST:PORT")
+@click.option("--clickhouse", envvar="FNSCOPE_CLICKHOUSE", required=True, help="http://user:pass@host:8123/db")
+@click.option("--group", default="fnscope-processors", show_default=True, help="Kafka consumer group")
+@click.option(
+    "--max-records",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Kafka messages per poll (each holds up to 500 events)",
+)
+def processor(config: str | None, kafka: str, clickhouse: str, group: str, max_records: int) -> None:
+    """Distributed mode: consumer-group member writing Kafka into ClickHouse."""
+    from fnscope.roles import run_processor
+
+    run_processor(load_settings(config, kafka=kafka, clickhouse=clickhouse), group, max_records)
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option("--clickhouse", envvar="FNSCOPE_CLICKHOUSE", required=True, help="http://user:pass@host:8123/db")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+def api(config: str | None, clickhouse: str, host: str | None, port: int | None) -> None:
+    """Distributed mode: the query API over a ClickHouse server."""
+    from fnscope.roles import run_api
+
+    run_api(load_settings(config, clickhouse=clickhouse, host=host, port=port))
+
+
+@click.command()
+@click.option("--functions", type=int, default=8, show_default=True)
+@click.option("--rate", type=float, default=50.0, show_default=True, help="invocations per second, fleet-wide")
+@click.option("--duration", default="30s", show_default=True, help="e.g. 30s, 5m")
+@click.option("--target", envvar="FNSCOPE_API", default="http://127.0.0.1:4318", show_default=True)
+@TOKEN_OPTION
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--fast", is_flag=True, help="send as fast as possible instead of in real time")
+def simulate(functions: int, rate: float, duration: str, target: str, token: str | None, seed: int, fast: bool) -> None:
+    """Send realistic Lambda-like traffic in the real AWS wire formats."""
+    from fnscope.timeparse import parse_duration
+    from simulator.sender import run
+
+    run(target, functions, rate, parse_duration(duration).total_seconds(), seed, token=token, fast=fast)
