@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from collector.formats import apigateway, cloudtrail, otlp
+from collector.formats import apigateway, arn, cloudtrail, otlp
 from collector.formats.base import IngestContext, UnusableBody
 from fnscope.events import ApiAccess, AuditEvent, FunctionLog
 
@@ -344,7 +344,7 @@ def test_empty_log_file_is_not_an_error() -> None:
     ],
 )
 def test_function_name_forms(value: str, name: str) -> None:
-    assert cloudtrail.function_name(value) == name
+    assert arn.function_name(value) == name
 
 
 # --- API Gateway access logs generated from the documented templates --------------------------------------------

@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from collector.formats import cloudwatch, firehose, telemetry
-from collector.formats.base import IngestContext, Parsed, UnusableBody
+from collector.formats.base import BadPayload, IngestContext, Parsed, UnusableBody
+from collector.formats.compression import inflate
 from collector.formats.lambda_text import parse_line, parse_text_block
 from fnscope.events import Event, FunctionLog, Invocation, stable_id
 
@@ -717,9 +718,9 @@ def test_every_sample_file_yields_events_or_dead_letters(path: Path) -> None:
 
 
 def test_inner_compressed_payloads_are_size_limited_and_multi_member() -> None:
-    assert cloudwatch.inflate(gzip.compress(b"ab") + gzip.compress(b"cd")) == b"abcd"
-    with pytest.raises(cloudwatch.BadPayload, match="more than"):
-        cloudwatch.inflate(gzip.compress(b"x" * 10_000), max_size=1_000)
+    assert inflate(gzip.compress(b"ab") + gzip.compress(b"cd")) == b"abcd"
+    with pytest.raises(BadPayload, match="more than"):
+        inflate(gzip.compress(b"x" * 10_000), max_size=1_000)
 
 
 def test_numeric_json_levels() -> None:
@@ -749,3 +750,13 @@ def test_one_invocation_reported_by_telemetry_and_by_cloudwatch_is_one_fact() ->
         line(f"REPORT RequestId: {rid}\tDuration: 12.50 ms\tBilled Duration: 13 ms\t"), "report"
     )
     assert via_extension.event_id == via_subscription.event_id
+
+
+def test_absurdly_deep_json_line_is_kept_not_crashing() -> None:
+    deep = "[" * 600 + "]" * 600
+    message = '{"level":"INFO","message":"deep","payload":' + deep + "}"
+    events = line(message)
+    assert logs(events) and logs(events)[0].message == "deep"
+    body = json.dumps([{"time": "2026-11-27T05:00:00.000Z", "type": "function", "record": json.loads(message)}])
+    parsed = telemetry.parse(body.encode(), CTX)
+    assert len(parsed.events) == 1 and not parsed.dead

@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 
-from collector.formats.base import IngestContext, Parsed, UnusableBody
-from collector.formats.cloudtrail import compact_json, decompress, error_reason, function_name
+from collector.formats.arn import function_name
+from collector.formats.base import IngestContext, Parsed, UnusableBody, error_reason
+from collector.formats.compression import inflate_body
+from collector.formats.jsontext import compact_json
 from fnscope.events import ApiAccess, stable_id
 
 SOURCE = "apigateway"
@@ -88,7 +90,9 @@ class LineError(ValueError):
 # --- values ---------------------------------------------------------------------------------------------------
 
 
-def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten_context(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested keys joined with dots, lower-cased and without a ``$context.``/``context.`` prefix; the first of
+    two keys that normalise alike wins. Values stay as decoded (unlike lambda_text.flatten, which stringifies)."""
     flat: dict[str, Any] = {}
     for key, value in obj.items():
         name = str(key).strip().lower()
@@ -97,7 +101,7 @@ def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
                 name = name[len(strip) :]
         name = prefix + name
         if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
+            flat.update(_flatten_context(value, name + "."))
         else:
             flat.setdefault(name, value)
     return flat
@@ -215,7 +219,7 @@ def _throttled(status: int, integration_status: int, error: str, error_type: str
 
 def record_to_event(obj: dict[str, Any], line: str, ctx: IngestContext, source: str = SOURCE) -> ApiAccess:
     """Map one JSON access-log object (``line`` is its text, kept as raw and hashed when it has no requestId)."""
-    flat = _flatten(obj)
+    flat = _flatten_context(obj)
     if all(_pick(flat, field) is None for field in _ACCESS_LOG_FIELDS):
         raise LineError("not an access-log record: none of requestId, status, httpMethod, path, ip, requestTime")
     api_id = ctx.param("api") or _text(_pick(flat, "api_id"))
@@ -280,10 +284,7 @@ def _items(body: bytes) -> list[tuple[Any, str]]:
 
 def parse(body: bytes, ctx: IngestContext, source: str = SOURCE) -> Parsed:
     """Parse access-log lines; raises ``UnusableBody`` when no line is a usable JSON access-log record."""
-    try:
-        body = decompress(body)
-    except (OSError, EOFError) as exc:
-        raise UnusableBody(f"body looks gzip-compressed but does not decompress: {exc}") from exc
+    body = inflate_body(body)
     if not body.strip():
         raise UnusableBody("empty body: expected JSON access-log lines")
     parsed = Parsed()

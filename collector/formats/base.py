@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from fnscope.events import DeadLetter, Event, dead_letter
 
 
 class UnusableBody(ValueError):
     """Nothing in the body could be used: the receiver answers 400 with this message."""
+
+
+class BadPayload(ValueError):
+    """A payload (or a part of one) that cannot be decoded; the message is the dead-letter reason."""
 
 
 @dataclass
@@ -37,3 +43,14 @@ class Parsed:
     def extend(self, other: Parsed) -> None:
         self.events.extend(other.events)
         self.dead.extend(other.dead)
+
+
+def error_reason(exc: BaseException) -> str:
+    """A one-line dead-letter reason; pydantic errors name the field rather than the model."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        return f"invalid {'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

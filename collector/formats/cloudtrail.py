@@ -7,19 +7,15 @@ recognised and skipped. Records that cannot be mapped become dead letters; the r
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from pydantic import ValidationError
-
-from collector.formats.base import IngestContext, Parsed, UnusableBody
+from collector.formats.arn import function_name
+from collector.formats.base import IngestContext, Parsed, UnusableBody, error_reason
+from collector.formats.compression import inflate_body
+from collector.formats.jsontext import Undecodable, compact_json, iter_documents_lenient
 from fnscope.events import AuditEvent, stable_id
 
 SOURCE = "cloudtrail"
@@ -39,9 +35,6 @@ _DIGEST_KEYS = frozenset(
     }
 )
 _LAMBDA_SOURCE = "lambda.amazonaws.com"
-_FUNCTION_IN_ARN = re.compile(r"(?:^|:)function:([^:/\s]+)")
-# Where a document may start after an undecodable stretch: a line opening an object or array.
-_RESYNC = re.compile(r"\n(?=[\[{])")
 _MAX_REASONS = 5
 
 
@@ -81,32 +74,6 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
-def compact_json(value: Any) -> str:
-    """Compact JSON text; falls back to the stdlib for what orjson refuses (integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value).decode("utf-8")
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def error_reason(exc: BaseException) -> str:
-    """A one-line dead-letter reason; pydantic errors name the field rather than the model."""
-    if isinstance(exc, ValidationError) and exc.errors():
-        first = exc.errors()[0]
-        return f"invalid {'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _canonical_json(value: Any) -> str:
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
-
-
 def parse_time(value: Any) -> datetime:
     """An ISO-8601 eventTime (``2014-03-25T20:17:37Z``) as an aware UTC datetime."""
     if not isinstance(value, str) or not value.strip():
@@ -116,75 +83,6 @@ def parse_time(value: Any) -> datetime:
     except ValueError as exc:
         raise RecordError(f"unreadable eventTime {value!r}") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
-# --- JSON framing ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Undecodable:
-    """A stretch of the body that is not JSON."""
-
-    text: str
-    error: str
-
-
-def decompress(body: bytes) -> bytes:
-    """S3 objects and some forwarders send gzip or zlib; anything else is returned as is."""
-    if body[:2] == b"\x1f\x8b":
-        return gzip.decompress(body)
-    if body[:1] == b"\x78" and len(body) > 2 and (body[0] * 256 + body[1]) % 31 == 0:
-        try:
-            return zlib.decompress(body)
-        except zlib.error:
-            return body
-    return body
-
-
-def iter_json_documents(body: bytes) -> Iterator[Any | Undecodable]:
-    """Every JSON document in the body: one document, NDJSON, or documents back to back.
-
-    Undecodable stretches (a truncated record, a line of text) come back as ``Undecodable`` reaching up to the
-    next line that opens an object or array, so one broken block is one dead letter and the rest survives.
-    """
-    try:
-        yield orjson.loads(body)
-        return
-    except orjson.JSONDecodeError:
-        pass
-    text = body.decode("utf-8", "replace")
-    lines = [line for line in text.splitlines() if line.strip()]
-    try:  # fast path: clean NDJSON
-        docs = [orjson.loads(line) for line in lines]
-    except orjson.JSONDecodeError:
-        yield from _scan_documents(text)
-    else:
-        yield from docs
-
-
-def _scan_documents(text: str) -> Iterator[Any | Undecodable]:
-    # strict=False: doc examples and hand-edited files carry raw control characters inside strings.
-    decoder = json.JSONDecoder(strict=False)
-    pos, end = 0, len(text)
-    while True:
-        while pos < end and text[pos] in " \t\r\n\ufeff":
-            pos += 1
-        if pos >= end:
-            return
-        try:
-            doc, pos = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            match = _RESYNC.search(text, pos + 1)
-            stop = match.start() if match else end
-            detail = (
-                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-                if isinstance(exc, json.JSONDecodeError)
-                else "nested too deeply"
-            )
-            yield Undecodable(text[pos:stop], f"not JSON ({detail})")
-            pos = stop
-            continue
-        yield doc
 
 
 # --- the record mapping ---------------------------------------------------------------------------------------
@@ -197,24 +95,12 @@ def is_digest(obj: Any) -> bool:
     return len(_DIGEST_KEYS.intersection(obj)) >= 2
 
 
-def function_name(value: Any) -> str:
-    """NAME from ``NAME``, ``NAME:qualifier``, ``acct:function:NAME`` or ``arn:aws:lambda:r:acct:function:NAME[:q]``."""
-    if not isinstance(value, str) or not value:
-        return ""
-    match = _FUNCTION_IN_ARN.search(value)
-    if match:
-        return match.group(1)
-    if value.startswith("arn:"):  # an ARN of something else (a layer, an event source mapping)
-        return ""
-    return value.split(":", 1)[0]
-
-
 def _event_id(rec: dict[str, Any]) -> str:
     event_id = rec.get("eventID")
     # All-zero ids are placeholders (IAM Identity Center fixtures, redacted samples): not an identity.
     if isinstance(event_id, str) and event_id.strip("0-"):
         return event_id
-    return stable_id(SOURCE, _canonical_json(rec))
+    return stable_id(SOURCE, compact_json(rec, sort_keys=True))
 
 
 def _principal_name(identity: dict[str, Any], issuer: dict[str, Any]) -> str:
@@ -384,14 +270,11 @@ class _Collector:
 
 def parse(body: bytes, ctx: IngestContext, source: str = SOURCE) -> Parsed:
     """Parse a CloudTrail body; raises ``UnusableBody`` when nothing in it is a usable record or a digest."""
-    try:
-        body = decompress(body)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise UnusableBody(f"body looks gzip-compressed but does not decompress: {exc}") from exc
+    body = inflate_body(body)
     if not body.strip():
         raise UnusableBody('empty body: expected a CloudTrail log file ({"Records": [...]}) or JSON records')
     collector = _Collector(ctx, source)
-    for doc in iter_json_documents(body):
+    for doc in iter_documents_lenient(body):
         collector.document(doc)
     parsed = collector.parsed
     if parsed.dead and not parsed.events and not parsed.meta["digest"]:

@@ -7,15 +7,13 @@ records list and are accepted the same way.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from collector.formats import cloudwatch
-from collector.formats.base import IngestContext, Parsed, UnusableBody
+from collector.formats.base import BadPayload, IngestContext, Parsed, UnusableBody
+from collector.formats.compression import inflate_base64
+from collector.formats.jsontext import as_text, compact_json, decode_documents_strict, json_bytes, load_body
 from collector.formats.lambda_text import LineSource, parse_with
 from fnscope.events import stable_id
 
@@ -27,13 +25,10 @@ class _BadRecord(ValueError):
 
 
 def parse(body: bytes, ctx: IngestContext) -> Parsed:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UnusableBody(f"Firehose body is not JSON: {exc}") from None
+    doc = load_body(body, "Firehose body is not JSON")
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
         raise UnusableBody("Firehose body is not an object with a `records` array")
-    request_id = _str(doc.get("requestId")) or _str(doc.get("invocationId"))
+    request_id = as_text(doc.get("requestId")) or as_text(doc.get("invocationId"))
     delivered = _epoch_ms(doc.get("timestamp")) or datetime.now(UTC)
     parsed = Parsed(meta={"request_id": request_id, "records": len(doc["records"])})
     src = LineSource.from_ctx(ctx, function=ctx.param("function"), source=SOURCE)
@@ -41,7 +36,7 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
         try:
             _record(record, index, request_id, delivered, src, ctx, parsed)
         except _BadRecord as exc:
-            parsed.reject(ctx, SOURCE, f"Firehose record {index}: {exc}", _raw(record))
+            parsed.reject(ctx, SOURCE, f"Firehose record {index}: {exc}", json_bytes(record))
     return parsed
 
 
@@ -57,20 +52,15 @@ def _record(
     if not isinstance(data, str):
         raise _BadRecord("missing or non-string `data`")
     try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _BadRecord(f"`data` is not valid base64: {exc}") from None
-    if cloudwatch.is_compressed(raw):
-        try:
-            raw = cloudwatch.inflate(raw)
-        except cloudwatch.BadPayload as exc:
-            raise _BadRecord(str(exc)) from None
+        raw = inflate_base64(data, "`data` is not valid base64")
+    except BadPayload as exc:
+        raise _BadRecord(str(exc)) from None
     time = _epoch_ms(record.get("approximateArrivalTimestamp")) or delivered
     base_id = (request_id, index)
     if raw.lstrip()[:1] in (b"{", b"["):
         try:
-            values, trailing = cloudwatch.decode_json_values(raw)
-        except cloudwatch.BadPayload:
+            values, trailing = decode_documents_strict(raw)
+        except BadPayload:
             values, trailing = [], ("", b"")
         if trailing is None:
             _json_values(values, base_id, time, src, ctx, parsed)
@@ -89,7 +79,7 @@ def _json_values(
         elif isinstance(value, dict):
             parsed.events.extend(parse_with(src, value, time, stable_id(*base_id, line_index)))
         else:
-            line = orjson.dumps(value).decode()
+            line = compact_json(value)
             parsed.events.extend(parse_with(src, line, time, stable_id(*base_id, line_index)))
 
 
@@ -118,14 +108,3 @@ def _epoch_ms(value: Any) -> datetime | None:
         return datetime.fromtimestamp(value / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _raw(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return repr(value).encode()
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from collector.formats.base import IngestContext
+from collector.formats.jsontext import as_text, compact_json
 from fnscope.events import Event, FunctionLog, Invocation, stable_id
 
 _LEVELS = {
@@ -48,22 +49,7 @@ _PLATFORM_PREFIXES = (
     "TELEMETRY",
     "LOGS",
 )
-_PLATFORM_HEADS = frozenset(
-    (
-        "START",
-        "END",
-        "REPORT",
-        "INIT_START",
-        "INIT_REPORT",
-        "INIT_RUNTIME_DONE",
-        "RESTORE_START",
-        "RESTORE_REPORT",
-        "RESTORE_RUNTIME_DONE",
-        "EXTENSION",
-        "TELEMETRY",
-        "LOGS",
-    )
-)
+_PLATFORM_HEADS = frozenset(prefix.split()[0] for prefix in _PLATFORM_PREFIXES)
 _HEAD_KIND = {
     "START": "start",
     "REPORT": "report",
@@ -471,17 +457,17 @@ def platform_invocation(src: LineSource, type_: str, record: Any, time: datetime
             "init_duration_ms": init,
             "restore_duration_ms": _num(metrics.get("restoreDurationMs")),
             "cold_start": init is not None,
-            "status": _str(record.get("status")) or "success",
+            "status": as_text(record.get("status")) or "success",
         }
     elif kind == "start":
         kw = {"start_time": time}
     elif kind == "runtime_done":
-        kw = {"duration_ms": duration, "status": _str(record.get("status"))}
+        kw = {"duration_ms": duration, "status": as_text(record.get("status"))}
     elif kind == "init_report":
-        kw = {"init_duration_ms": duration, "status": _str(record.get("status")) or "success"}
+        kw = {"init_duration_ms": duration, "status": as_text(record.get("status")) or "success"}
     elif kind == "restore_report":
-        kw = {"restore_duration_ms": duration, "status": _str(record.get("status")) or "success"}
-    version = _str(record.get("version")) or _str(record.get("functionVersion"))
+        kw = {"restore_duration_ms": duration, "status": as_text(record.get("status")) or "success"}
+    version = as_text(record.get("version")) or as_text(record.get("functionVersion"))
     if version:
         kw["version"] = version
     tracing = record.get("tracing")
@@ -489,9 +475,9 @@ def platform_invocation(src: LineSource, type_: str, record: Any, time: datetime
         event_id=event_id,
         time=time,
         kind=kind,
-        request_id=_str(record.get("requestId")),
-        error_type=_str(record.get("errorType")),
-        trace_id=_xray_root(_str(tracing.get("value"))) if isinstance(tracing, dict) else "",
+        request_id=as_text(record.get("requestId")),
+        error_type=as_text(record.get("errorType")),
+        trace_id=_xray_root(as_text(tracing.get("value"))) if isinstance(tracing, dict) else "",
         **kw,
     )
 
@@ -518,7 +504,7 @@ def _flatten_into(out: dict[str, str], prefix: str, obj: dict[str, Any]) -> None
 
 
 def _compact(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+    return compact_json(value)
 
 
 def _json_level(value: Any) -> str:
@@ -582,10 +568,6 @@ def _num(value: Any) -> float | None:
 def _int(value: Any) -> int | None:
     number = _num(value)
     return None if number is None else int(number)
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
 
 
 __all__ = ["LineSource", "flatten", "parse_line", "parse_text_block", "parse_with", "platform_invocation"]

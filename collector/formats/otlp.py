@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,8 +23,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from collector.formats.base import IngestContext, Parsed, UnusableBody
-from collector.formats.cloudtrail import compact_json, error_reason
+from collector.formats.base import IngestContext, Parsed, UnusableBody, error_reason
+from collector.formats.compression import inflate_body, is_gzip
+from collector.formats.jsontext import compact_json, load_body
 from fnscope.events import FunctionLog, stable_id
 
 SOURCE = "otlp"
@@ -173,10 +173,7 @@ def _list(value: Any) -> list[Any]:
 
 
 def _json_request(body: bytes) -> list[Any]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UnusableBody(f"not OTLP/JSON: {exc}") from exc
+    doc = load_body(body, "not OTLP/JSON")
     if not isinstance(doc, dict):
         raise UnusableBody(f"not OTLP/JSON: the body is a JSON {type(doc).__name__}, expected an object")
     resource_logs = _get(doc, "resourceLogs", "resource_logs")
@@ -334,11 +331,8 @@ def _map(batches: list[_Scoped], parsed: Parsed, ctx: IngestContext, rejected: _
 
 def parse(body: bytes, ctx: IngestContext, content_type: str) -> Parsed:
     """Parse an OTLP/HTTP logs request; raises ``UnusableBody`` when the body cannot be decoded at all."""
-    if body[:2] == b"\x1f\x8b":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError) as exc:
-            raise UnusableBody(f"body looks gzip-compressed but does not decompress: {exc}") from exc
+    if is_gzip(body):  # OTLP/HTTP knows gzip only: no zlib sniffing
+        body = inflate_body(body)
     parsed = Parsed()
     rejected = _Rejections()
     if _is_json(content_type, body):

@@ -9,9 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from collector.formats.base import IngestContext, Parsed, UnusableBody
+from collector.formats.jsontext import compact_json, json_bytes, load_body
 from collector.formats.lambda_text import LineSource, flatten, parse_with, platform_invocation
 from fnscope.events import Event, stable_id
 
@@ -25,10 +24,7 @@ class _BadElement(ValueError):
 
 
 def parse(body: bytes, ctx: IngestContext) -> Parsed:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UnusableBody(f"telemetry body is not JSON: {exc}") from None
+    data = load_body(body, "telemetry body is not JSON")
     if isinstance(data, dict):
         data = [data]
     elif not isinstance(data, list):
@@ -42,7 +38,7 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
         try:
             parsed.events.extend(_element(element, platform, sources, seen))
         except _BadElement as exc:
-            parsed.reject(ctx, SOURCE, f"telemetry element {index}: {exc}", _raw(element))
+            parsed.reject(ctx, SOURCE, f"telemetry element {index}: {exc}", json_bytes(element))
     return parsed
 
 
@@ -70,11 +66,11 @@ def _log_record(
 ) -> list[Event]:
     if isinstance(record, (str, dict)):
         line = record
-        text = record if isinstance(record, str) else orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+        text = record if isinstance(record, str) else compact_json(record, sort_keys=True)
     elif record is None:
         raise _BadElement(f"{type_} record is missing")
     else:
-        text = line = orjson.dumps(record).decode()
+        text = line = compact_json(record)
     event_id = stable_id(src.function, type_, raw_time, text)
     # the same line twice in one millisecond is two lines; a re-delivered batch repeats the same ordinals
     count = seen.get(event_id, 0)
@@ -99,19 +95,12 @@ def _platform_record(src: LineSource, type_: str, raw_time: str, time: datetime,
     log = src.log(
         event_id=stable_id(event_id, "log") if invocation is not None else event_id,
         time=time,
-        message=record if isinstance(record, str) else orjson.dumps(record).decode(),
+        message=record if isinstance(record, str) else compact_json(record),
         request_id=invocation.request_id if invocation is not None else request_id,
         level="ERROR" if failed else "WARN" if type_ in _WARN_TYPES else "INFO",
         fields={"type": type_, **flatten(record)} if isinstance(record, dict) else {"type": type_},
     )
     return [log] if invocation is None else [invocation, log]
-
-
-def _raw(element: Any) -> bytes:
-    try:
-        return orjson.dumps(element)
-    except TypeError:
-        return repr(element).encode()
 
 
 def _kind(value: Any) -> str:
