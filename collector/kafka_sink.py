@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from concurrent.futures import Future
 
 from kafka import KafkaProducer
@@ -16,9 +18,46 @@ class KafkaUnavailable(RuntimeError):
     """Kafka did not take the events: the receiver answers 503 with Retry-After."""
 
 
+class BrokerProbe:
+    """Can a bootstrap server be reached at all? A TCP connect, remembered for a second.
+
+    kafka-python queues records for an unreachable broker until delivery_timeout_ms; checking first turns an
+    outage into immediate 503s (bounded memory, the sender retries) instead of requests hanging for 20 s.
+    """
+
+    def __init__(self, bootstrap: str, ttl_s: float = 1.0, timeout_s: float = 0.5) -> None:
+        self._servers = [_host_port(s) for s in bootstrap.split(",") if s.strip()]
+        self._ttl_s, self._timeout_s = ttl_s, timeout_s
+        self._checked_at = -1e9
+        self._reachable = False
+        self._lock = threading.Lock()
+
+    def reachable(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked_at > self._ttl_s:
+                self._reachable = any(self._connects(server) for server in self._servers)
+                self._checked_at = time.monotonic()
+            return self._reachable
+
+    def _connects(self, server: tuple[str, int]) -> bool:
+        try:
+            with socket.create_connection(server, timeout=self._timeout_s):
+                return True
+        except OSError:
+            return False
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.strip().rpartition(":")
+    return host.strip("[]") or "localhost", int(port or 9092)
+
+
 class KafkaSink:
+    readiness_name = "kafka"
+
     def __init__(self, bootstrap: str, prefix: str = "fnscope", max_buffer_bytes: int = 64 * 1024 * 1024) -> None:
         self.prefix = prefix
+        self._probe = BrokerProbe(bootstrap)
         # kafka-python has no buffer_memory bound: cap the bytes awaiting acks ourselves, so an unreachable
         # Kafka means fast 503s instead of a growing heap.
         self._max_in_flight = max_buffer_bytes
@@ -40,11 +79,14 @@ class KafkaSink:
         )
 
     def submit(self, events: list[Event]) -> Future[None]:
+        """Blocks at most briefly (the probe, kafka-python's metadata wait): call it off the event loop."""
         done: Future[None] = Future()
         messages = list(encode_batches(events))
         if not messages:
             done.set_result(None)
             return done
+        if not self._probe.reachable():
+            raise KafkaUnavailable("Kafka is unreachable")
         size = sum(len(value) for _, _, value in messages)
         with self._in_flight_lock:
             if self._in_flight + size > self._max_in_flight:
@@ -84,7 +126,10 @@ class KafkaSink:
         return done
 
     def ready(self) -> bool:
-        return bool(self._producer.bootstrap_connected())
+        return self._probe.reachable()
+
+    def in_flight_bytes(self) -> int:
+        return self._in_flight
 
     def close(self) -> None:
         self._producer.flush(timeout=10)

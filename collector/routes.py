@@ -19,11 +19,12 @@ from google.protobuf.json_format import MessageToJson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from collector.body import read_body
+from collector.field_limits import truncate_fields
 from collector.formats import apigateway, cloudtrail, cloudwatch, firehose, otlp, telemetry
 from collector.formats.base import IngestContext, Parsed, UnusableBody
 from fnscope.auth import TokenAuth
 from fnscope.config import Limits
-from fnscope.events import Event, dead_letter
+from fnscope.events import DeadLetter, Event, dead_letter
 from fnscope.telemetry import PipelineMetrics
 
 DURABLE_TIMEOUT_S = 30.0
@@ -52,8 +53,11 @@ class Ingest:
 
     async def __call__(self, request: Request, tenant: str, source: str, parser: Parser) -> Parsed:
         started = time.perf_counter()
+        if not await run_in_threadpool(self.sink.ready):
+            # Known down (Kafka unreachable, store writer stopped): refuse before reading and parsing the body.
+            raise HTTPException(503, "cannot store events right now, retry", headers={"Retry-After": RETRY_AFTER_S})
         body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
-        self.metrics.received.add(len(body), {"format": source})
+        self.metrics.received_bytes.add(len(body), {"format": source})
         ctx = IngestContext(tenant=tenant, params=dict(request.query_params))
         try:
             parsed = await run_in_threadpool(parser, body, ctx)
@@ -70,9 +74,9 @@ class Ingest:
             event.tenant = tenant
         for dead in parsed.dead:
             dead.tenant = tenant
+        truncate_fields(parsed.events, self.limits.max_field_chars)
         await self._store(source, [*parsed.events, *parsed.dead])
         self.metrics.accepted.add(len(parsed.events), {"format": source})
-        self.metrics.rejected.add(len(parsed.dead), {"format": source})
         self.metrics.request_seconds.record(time.perf_counter() - started, {"format": source})
         if not parsed.events and parsed.dead:
             reasons = sorted({d.reason for d in parsed.dead})[:5]
@@ -83,7 +87,8 @@ class Ingest:
         if not events:
             return
         try:
-            future = self.sink.submit(events)
+            # Off the event loop: a Kafka sink may wait briefly (probe, metadata) before it can say no.
+            future = await run_in_threadpool(self.sink.submit, events)
         except self.saturated as exc:
             raise HTTPException(429, f"busy: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
         except Exception as exc:
@@ -94,6 +99,9 @@ class Ingest:
             raise HTTPException(
                 503, f"events not stored, retry: {exc}", headers={"Retry-After": RETRY_AFTER_S}
             ) from exc
+        dead = sum(1 for event in events if isinstance(event, DeadLetter))
+        if dead:
+            self.metrics.dead_lettered.add(dead, {"format": source})
 
 
 def counts(parsed: Parsed) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""Tokens and tenants: which tenant a request acts for, from its token."""
+"""Tokens and tenants: which tenant a request acts for, from its token, within its rate limit."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 
 from fastapi import HTTPException, Request
+
+from fnscope.ratelimit import RateLimiter
 
 DEFAULT_TENANT = "default"
 
@@ -27,19 +30,38 @@ def check_bind(host: str, tokens: dict[str, str]) -> None:
         )
 
 
-class TokenAuth:
-    """FastAPI dependency: the caller's tenant. Bearer token, Firehose access key or OTLP's Authorization."""
+def fingerprint(token: str) -> str:
+    """What may appear in logs, metrics and rate-limit keys instead of the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+
+class TokenAuth:
+    """FastAPI dependency: the caller's tenant. Bearer token, Firehose access key or OTLP's Authorization.
+
+    A valid token over its rate limit gets a 429 with Retry-After; without tokens configured the limit applies
+    to all callers together.
+    """
+
+    def __init__(self, tokens: dict[str, str], limiter: RateLimiter | None = None) -> None:
         self.tokens = tokens
+        self.limiter = limiter or RateLimiter("")
 
     def __call__(self, request: Request) -> str:
+        tenant, key = self._identify(request)
+        wait = self.limiter.retry_after(key)
+        if wait is not None:
+            raise HTTPException(
+                429, f"rate limit of {self.limiter.item} per token exceeded", headers={"Retry-After": str(wait)}
+            )
+        return tenant
+
+    def _identify(self, request: Request) -> tuple[str, str]:
         if not self.tokens:
-            return DEFAULT_TENANT
+            return DEFAULT_TENANT, "open"
         token = _presented_token(request)
         for known, tenant in self.tokens.items():
             if token and hmac.compare_digest(token.encode(), known.encode()):
-                return tenant
+                return tenant, fingerprint(known)
         raise HTTPException(401, "missing or invalid token", headers={"WWW-Authenticate": "Bearer"})
 
 

@@ -24,6 +24,8 @@ class Limits(BaseModel):
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_records_per_request: int = 100_000
     max_pending_events: int = 1_000_000  # embedded store backlog before answering 429
+    max_field_chars: int = 262_144  # longer strings (a log line, a raw record) are truncated, with a marker
+    rate_limit: str = ""  # per token, e.g. "100/second" or "5000/minute" (the `limits` notation); "" = none
 
 
 class Settings(BaseSettings):
@@ -42,7 +44,16 @@ class Settings(BaseSettings):
     retention: Retention = Field(default_factory=Retention)
     limits: Limits = Field(default_factory=Limits)
     account_concurrency_limit: int = 1000
+    price_per_gb_second: float = 0.0000166667  # USD, public x86 Lambda price
+    price_per_request: float = 0.0000002  # USD per invocation
     alert_webhook_url: str = ""
+    # audit hash chain: HMAC-SHA256 secret, or an Ed25519 private key (PEM text or the path of a PEM file)
+    audit_signing_key: str = ""
+    audit_seal_window_s: float = 60.0  # one digest per tenant per window of arrival time that has events
+    audit_seal_settle_s: float = 15.0  # a window is sealed this long after it closed (late inserts land first)
+    otlp_metrics_endpoint: str = ""  # e.g. http://otel-collector:4318/v1/metrics: also push our own metrics there
+    otlp_metrics_interval_s: float = 15.0
+    metrics_port: int = 0  # processor only (it has no HTTP API): serve /metrics on this port; 0 = off
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -10,10 +10,12 @@ import time
 
 import uvicorn
 
+from fnscope import telemetry
 from fnscope.auth import check_bind
 from fnscope.config import Settings
 from fnscope.server import build_app
 from fnscope.telemetry import pipeline_metrics
+from processors.integrity import start_audit_sealer
 from processors.store import connect, open_store
 from processors.writer import EventWriter
 from query.runner import QueryRunner
@@ -50,9 +52,11 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
 
     check_bind(settings.host, settings.tokens)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    telemetry.configure_telemetry(settings)
     dsn = settings.clickhouse_dsn()
     metrics = pipeline_metrics()
     writer = EventWriter(open_store(dsn, settings.retention))
+    start_audit_sealer(settings, dsn)  # the audit hash chain (processors/integrity.py)
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(connect(dsn))
     app = build_app(settings, metrics, sink, (Saturated,), runner, on_shutdown=sink.close)
@@ -84,11 +88,13 @@ def run_collector(settings: Settings) -> None:
 
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     sink = KafkaSink(settings.kafka, settings.kafka_topic_prefix)
+    telemetry.configure_telemetry(settings)
     app = build_app(settings, pipeline_metrics(), sink, (), None, on_shutdown=sink.close)
     _serve(app, settings, [f"fnscope collector: writing to Kafka at {settings.kafka}", "  ingest   {base}/ingest/..."])
 
 
 def run_api(settings: Settings) -> None:
+    telemetry.configure_telemetry(settings)
     runner = QueryRunner(open_store(settings.clickhouse_dsn(), settings.retention))
     app = build_app(settings, pipeline_metrics(), runner=runner)
     _serve(app, settings, [f"fnscope api over {settings.clickhouse_dsn()}", "  query    {base}/api/..."])
@@ -99,8 +105,12 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
     from processors.kafka_processor import KafkaProcessor
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    telemetry.configure_telemetry(settings)
+    if settings.metrics_port:
+        telemetry.serve_metrics(settings.metrics_port, settings.host)
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention))
+    start_audit_sealer(settings, settings.clickhouse_dsn())  # the audit hash chain
     processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
     print(f"fnscope processor: {settings.kafka} -> {settings.clickhouse_dsn()} (group {group_id})", flush=True)

@@ -6,17 +6,21 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from collector.routes import Ingest, Sink, ingest_router
 from fnscope import __version__
 from fnscope.auth import TokenAuth
 from fnscope.config import Settings
+from fnscope.ratelimit import RateLimiter
 from fnscope.telemetry import PipelineMetrics, prometheus_text
 from query.api import query_router
 from query.context import QueryContext
 from query.runner import QueryRunner
+
+INGEST_FORMATS = frozenset({"telemetry", "cloudwatch", "firehose", "apigateway", "cloudtrail", "otlp"})
 
 
 def build_app(
@@ -36,11 +40,24 @@ def build_app(
             on_shutdown()
 
     app = FastAPI(title="fnscope", version=__version__, lifespan=lifespan)
-    auth = TokenAuth(settings.tokens)
+    auth = TokenAuth(settings.tokens, RateLimiter(settings.limits.rate_limit))
     if sink is not None:
         app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth))
     if runner is not None:
         app.include_router(query_router(QueryContext(runner, auth, settings)))
+
+    @app.middleware("http")
+    async def count_ingest_requests(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        path = request.url.path
+        if request.method != "POST" or not (path.startswith("/ingest/") or path == "/v1/logs"):
+            return await call_next(request)
+        fmt = "otlp" if path == "/v1/logs" else path.removeprefix("/ingest/")
+        fmt = fmt if fmt in INGEST_FORMATS else "unknown"  # a label from the URL must not grow without bound
+        metrics.received_requests.add(1, {"format": fmt})
+        response: Response = await call_next(request)
+        if response.status_code >= 400:
+            metrics.rejected.add(1, {"format": fmt, "status": str(response.status_code)})
+        return response
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -50,9 +67,9 @@ def build_app(
     async def readyz() -> Response:
         checks: dict[str, bool] = {}
         if sink is not None:
-            checks["sink"] = sink.ready()
+            checks[getattr(sink, "readiness_name", "sink")] = await run_in_threadpool(sink.ready)
         if runner is not None:
-            checks["store"] = _store_answers(runner)
+            checks["store"] = await run_in_threadpool(_store_answers, runner)
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 

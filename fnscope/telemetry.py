@@ -1,45 +1,152 @@
-"""The pipeline's own metrics, through the OpenTelemetry SDK, exposed at /metrics in Prometheus text format."""
+"""The pipeline's own metrics through the OpenTelemetry SDK: at /metrics (Prometheus text) and, when
+``otlp_metrics_endpoint`` is set, pushed over OTLP/HTTP as well.
+
+One meter provider per process (the Prometheus reader registers globally), set up by ``configure_telemetry``
+before the first ``pipeline_metrics()`` (otherwise with the Prometheus reader only).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from prometheus_client import REGISTRY, generate_latest
 
+from fnscope.config import Settings
 from fnscope.events import Signal
 
+_lock = threading.Lock()
 _provider: MeterProvider | None = None
+_metrics: PipelineMetrics | None = None
+
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000, 100_000, 500_000)
+
+
+@dataclass
+class Gauge:
+    """Latest values by attribute set, read by an observable gauge when a reader collects."""
+
+    values: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
+
+    def set(self, value: float, attributes: dict[str, str] | None = None) -> None:
+        self.values[tuple(sorted((attributes or {}).items()))] = value
+
+    def replace(self, values: dict[tuple[tuple[str, str], ...], float]) -> None:
+        self.values = values
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(value, dict(attrs)) for attrs, value in list(self.values.items())]
 
 
 @dataclass
 class PipelineMetrics:
-    received: object
-    accepted: object
-    rejected: object
-    stored: object
-    request_seconds: object
+    received_requests: Any  # counter {format}
+    received_bytes: Any  # counter {format}
+    accepted: Any  # counter {format}: events handed to the store or Kafka and acknowledged
+    rejected: Any  # counter {format, status}: requests refused with a 4xx/5xx
+    dead_lettered: Any  # counter {format}: records kept in the dead-letter store
+    stored: Any  # counter {signal}: events written to ClickHouse
+    request_seconds: Any  # histogram {format}
+    insert_seconds: Any  # histogram {role}
+    batch_events: Any  # histogram {role}: events per ClickHouse insert batch
+    kafka_lag: Gauge  # {topic, partition}: messages not yet read by this processor
+    pending_events: Gauge  # embedded: events waiting for the group commit
 
     def record_stored(self, written: dict[Signal, int]) -> None:
         for signal, count in written.items():
             self.stored.add(count, {"signal": signal.value})
 
+    def record_insert(self, role: str, events: int, seconds: float) -> None:
+        self.insert_seconds.record(seconds, {"role": role})
+        self.batch_events.record(events, {"role": role})
+
+
+def configure_telemetry(settings: Settings) -> None:
+    """Create the process's meter provider: Prometheus always, OTLP/HTTP push when configured."""
+    global _provider
+    with _lock:
+        if _provider is not None:
+            return
+        readers: list[MetricReader] = [PrometheusMetricReader()]
+        if settings.otlp_metrics_endpoint:
+            # Imported here: the OTLP exporter is only needed by those who push.
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+            readers.append(
+                PeriodicExportingMetricReader(
+                    OTLPMetricExporter(endpoint=settings.otlp_metrics_endpoint),
+                    export_interval_millis=settings.otlp_metrics_interval_s * 1000,
+                )
+            )
+        _provider = MeterProvider(metric_readers=readers)
+
+
+def shutdown_telemetry() -> None:
+    """Flush the OTLP exporter (if any) on a clean stop."""
+    if _provider is not None:
+        _provider.shutdown()
+
 
 def pipeline_metrics() -> PipelineMetrics:
-    """One meter provider per process (the Prometheus reader registers globally)."""
-    global _provider
+    global _metrics
     if _provider is None:
-        _provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
-    meter = _provider.get_meter("fnscope")
-    return PipelineMetrics(
-        received=meter.create_counter("fnscope_received_bytes", unit="By", description="request bytes received"),
-        accepted=meter.create_counter("fnscope_accepted_events", description="events accepted, by format"),
-        rejected=meter.create_counter("fnscope_rejected_events", description="records dead-lettered, by format"),
-        stored=meter.create_counter("fnscope_stored_events", description="events written to ClickHouse"),
-        request_seconds=meter.create_histogram("fnscope_ingest_seconds", unit="s", description="ingest latency"),
-    )
+        configure_telemetry(Settings.model_construct())
+    assert _provider is not None
+    with _lock:
+        if _metrics is not None:
+            return _metrics
+        meter = _provider.get_meter("fnscope")
+        lag, pending = Gauge(), Gauge()
+        meter.create_observable_gauge(
+            "fnscope_kafka_lag_messages", [lag.observe], description="processor: messages in Kafka not yet read"
+        )
+        meter.create_observable_gauge(
+            "fnscope_pending_events", [pending.observe], description="embedded: events waiting for the store"
+        )
+        _metrics = PipelineMetrics(
+            received_requests=meter.create_counter("fnscope_received_requests", description="ingest requests"),
+            received_bytes=meter.create_counter("fnscope_received_bytes", unit="By", description="request bytes"),
+            accepted=meter.create_counter("fnscope_accepted_events", description="events accepted, by format"),
+            rejected=meter.create_counter("fnscope_rejected_requests", description="requests refused, by status"),
+            dead_lettered=meter.create_counter("fnscope_dead_lettered_records", description="records dead-lettered"),
+            stored=meter.create_counter("fnscope_stored_events", description="events written to ClickHouse"),
+            request_seconds=meter.create_histogram(
+                "fnscope_ingest_seconds",
+                unit="s",
+                description="ingest request latency, durable answer included",
+                explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            ),
+            insert_seconds=meter.create_histogram(
+                "fnscope_insert_seconds",
+                unit="s",
+                description="ClickHouse insert latency per batch",
+                explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+            ),
+            batch_events=meter.create_histogram(
+                "fnscope_insert_batch_events",
+                description="events per ClickHouse insert batch",
+                explicit_bucket_boundaries_advisory=BATCH_BUCKETS,
+            ),
+            kafka_lag=lag,
+            pending_events=pending,
+        )
+        return _metrics
 
 
 def prometheus_text() -> bytes:
     return generate_latest(REGISTRY)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """For roles without an HTTP API (the processor): /metrics on its own port."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)

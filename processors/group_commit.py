@@ -8,9 +8,12 @@ insert returned, which is what lets the receiver answer 2xx.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
-from fnscope.events import Event
+from fnscope.events import Event, Signal
+from fnscope.telemetry import pipeline_metrics
 from processors.writer import EventWriter
 
 
@@ -19,8 +22,16 @@ class Saturated(RuntimeError):
 
 
 class GroupCommitWriter:
-    def __init__(self, writer: EventWriter, max_pending: int = 1_000_000, on_write=None) -> None:
+    readiness_name = "store_writer"
+
+    def __init__(
+        self,
+        writer: EventWriter,
+        max_pending: int = 1_000_000,
+        on_write: Callable[[dict[Signal, int]], None] | None = None,
+    ) -> None:
         self._writer = writer
+        self._metrics = pipeline_metrics()
         self._max_pending = max_pending
         self._on_write = on_write
         self._pending: list[tuple[list[Event], Future[None]]] = []
@@ -38,10 +49,12 @@ class GroupCommitWriter:
         with self._cond:
             if self._closed:
                 raise Saturated("the store is shutting down")
-            if self._pending_events + len(events) > self._max_pending:
+            # An empty queue takes any request, so one request larger than the limit is not refused forever.
+            if self._pending_events and self._pending_events + len(events) > self._max_pending:
                 raise Saturated(f"{self._pending_events} events are waiting for the store")
             self._pending.append((events, future))
             self._pending_events += len(events)
+            self._metrics.pending_events.set(self._pending_events)
             self._cond.notify()
         return future
 
@@ -64,13 +77,16 @@ class GroupCommitWriter:
                     return
                 batch, self._pending = self._pending, []
                 self._pending_events = 0
+                self._metrics.pending_events.set(0)
             events = [event for chunk, _ in batch for event in chunk]
+            started = time.perf_counter()
             try:
                 written = self._writer.write(events)
             except Exception as exc:  # the store is down or refused: every waiting request gets a 503
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
+            self._metrics.record_insert("embedded", len(events), time.perf_counter() - started)
             if self._on_write is not None:
                 self._on_write(written)
             for _, future in batch:

@@ -18,6 +18,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 
 from fnscope.events import Event, Signal, dead_letter
+from fnscope.telemetry import pipeline_metrics
 from fnscope.transport import all_topics, decode
 from processors.writer import EventWriter
 
@@ -39,6 +40,7 @@ class KafkaProcessor:
         self._topics = all_topics(prefix)
         self._max_records = max_records
         self._on_write = on_write
+        self._metrics = pipeline_metrics()
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
             *self._topics,
@@ -64,6 +66,7 @@ class KafkaProcessor:
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Read one batch, write it until the write succeeds, then commit. Returns the events written."""
         batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
+        self._record_lag()
         if not batch:
             return 0
         events: list[Event] = []
@@ -79,6 +82,21 @@ class KafkaProcessor:
             log.warning("offset commit failed, batch will be re-read: %s", exc)
         return len(events)
 
+    def _record_lag(self) -> None:
+        """Messages in Kafka this member has not read yet, per assigned partition (from the last fetch)."""
+        lag: dict[tuple[tuple[str, str], ...], float] = {}
+        try:
+            for tp in self._consumer.assignment():
+                highwater = self._consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                position = self._consumer.position(tp, timeout_ms=0) or 0
+                lag[(("partition", str(tp.partition)), ("topic", tp.topic))] = max(0, highwater - position)
+        except (KafkaError, AssertionError, TypeError) as exc:  # positions unknown mid-rebalance: keep the last values
+            log.debug("lag not measured: %s", exc)
+            return
+        self._metrics.kafka_lag.replace(lag)
+
     def _decode(self, signal: Signal, value: bytes, topic: str, offset: int) -> list[Event]:
         try:
             return decode(signal, value)
@@ -89,6 +107,7 @@ class KafkaProcessor:
     def _write_until_done(self, events: list[Event]) -> None:
         delay = 0.5
         while True:
+            started = time.perf_counter()
             try:
                 written = self._writer.write(events)
             except Exception as exc:  # ClickHouse down or refusing: pause, keep the offsets, try again
@@ -96,8 +115,10 @@ class KafkaProcessor:
                     raise
                 log.warning("insert failed, retrying in %.1fs: %s", delay, exc)
                 time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 10.0)
                 continue
+            self._metrics.record_insert("processor", len(events), time.perf_counter() - started)
+            self._metrics.record_stored(written)
             if self._on_write is not None:
                 self._on_write(written)
             return

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from clickhouse_connect.driver.client import Client
 
 from fnscope.events import Event, Signal
+from processors.health_aggregates import HealthAggregator
 from processors.schema import TABLES
 
 _COLUMNS: dict[type[Event], list[str]] = {}
@@ -26,6 +27,7 @@ class EventWriter:
     def __init__(self, client: Client) -> None:
         self.client = client
         self._lock = threading.Lock()
+        self.health = HealthAggregator(client)  # rebuilds, in the background, the health buckets each batch touched
 
     def write(self, events: Iterable[Event]) -> dict[Signal, int]:
         by_model: dict[type[Event], list[Event]] = defaultdict(list)
@@ -38,4 +40,5 @@ class EventWriter:
                 columns = [[getattr(e, name) for e in batch] for name in names]
                 self.client.insert(TABLES[model.signal], columns, column_names=names, column_oriented=True)
                 written[model.signal] = len(batch)
+            self.health.mark(e for batch in by_model.values() for e in batch)
         return written

@@ -1,21 +1,43 @@
-"""Audit queries: who did what, to what, from where."""
+"""Audit queries: who did what, to what, from where; and the store's integrity check.
+
+What every audit query sees (``visible``): one row per CloudTrail eventID (the latest delivery of it), without
+originals that a CloudTrail correction (``addendum.originalEventID``) replaced, whichever of the two came first.
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
+from processors.integrity import epoch_ms, load_signer, verify
 from query.context import QueryContext, api_time
 from query.runner import QueryRunner, Where
 
 AUDIT_COLUMNS = (
-    "time, account, region, service, action, principal_type, principal_arn, principal_name, mfa, "
-    "source_ip, user_agent, error_code, error_message, function, resources, event_id"
+    "time, account, region, service, action, principal_type, principal_arn, principal_name, principal_account, "
+    "session_issuer, access_key, mfa, source_ip, user_agent, error_code, error_message, read_only, event_type, "
+    "event_category, function, resources, event_id"
 )
+
+# FINAL: one row per eventID, its latest delivery, filtered after de-duplication (a replaced version never
+# matches). Partitions are by event time and one eventID has one time, so partitions need no merging together.
+FINAL_SETTINGS = "SETTINGS do_not_merge_across_partitions_select_final = 1"
+NOT_CORRECTED = "event_id NOT IN (SELECT corrects FROM audit_events WHERE tenant = {tenant:String} AND corrects != '')"
+
+
+def prefix_pattern(value: str) -> str:
+    """A LIKE pattern matching what starts with ``value`` (its own % and _ matched literally)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def contains_pattern(value: str) -> str:
+    return "%" + prefix_pattern(value)
 
 
 @dataclass
@@ -29,43 +51,97 @@ class AuditRequest:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
+    account: str = ""
+    region: str = ""
+    changes: bool = False
 
 
-def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
+def audit_where(req: AuditRequest) -> Where:
     where = Where(req.tenant)
     if req.since:
         where.add("time >= {since:DateTime64(3)}", since=req.since)
     if req.until:
         where.add("time <= {until:DateTime64(3)}", until=req.until)
     if req.principal:
+        # A part of the ARN or user name (case-insensitive), or exactly an access key id or the session issuer.
         where.add(
-            "(principal_arn ILIKE {p:String} OR principal_name ILIKE {p:String} OR access_key = {pe:String})",
-            p=f"%{req.principal}%",
+            "(principal_arn ILIKE {p:String} OR principal_name ILIKE {p:String} OR access_key = {pe:String} "
+            "OR session_issuer = {pe:String})",
+            p=contains_pattern(req.principal),
             pe=req.principal,
         )
     if req.action:
-        where.add("action ILIKE {action:String}", action=f"{req.action}%")
+        # Real event names carry API dates (UpdateFunctionCode20150331v2): a prefix finds them.
+        where.add("action ILIKE {action:String}", action=prefix_pattern(req.action))
     if req.resource:
+        # A function name, a resource ARN (or its start: an unqualified function ARN finds the qualified ones), or
+        # the name at the end of an ARN (a bucket, a role): never a mere substring, so fn-4 does not find fn-42.
         where.add(
-            "(function = {r:String} OR arrayExists(x -> x ILIKE {rl:String}, resources))",
+            "(function = {r:String} OR arrayExists(x -> startsWith(x, {r:String}) "
+            "OR endsWith(x, {rc:String}) OR endsWith(x, {rs:String}), resources))",
             r=req.resource,
-            rl=f"%{req.resource}%",
+            rc=f":{req.resource}",
+            rs=f"/{req.resource}",
         )
     if req.source:
         where.add(
-            "(source_ip = {src:String} OR user_agent ILIKE {srcl:String})", src=req.source, srcl=f"%{req.source}%"
+            "(source_ip = {src:String} OR user_agent ILIKE {srcl:String})",
+            src=req.source,
+            srcl=contains_pattern(req.source),
         )
     if req.failed:
         where.add("error_code != ''")
-    sql = (
+    if req.changes:
+        where.add("read_only = false")
+    if req.account:
+        where.add("account = {account:String}", account=req.account)
+    if req.region:
+        where.add("region = {region:String}", region=req.region)
+    where.add(NOT_CORRECTED)
+    return where
+
+
+def audit_sql(where: Where) -> str:
+    return (
         f"SELECT {AUDIT_COLUMNS} FROM audit_events FINAL WHERE {where.sql()} "
-        "ORDER BY time DESC, event_id LIMIT {limit:UInt32}"
+        f"ORDER BY time DESC, event_id LIMIT {{limit:UInt32}} {FINAL_SETTINGS}"
     )
-    return runner.rows(sql, {**where.params, "limit": max(1, min(req.limit, 100_000))})
+
+
+def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
+    where = audit_where(req)
+    return runner.rows(audit_sql(where), {**where.params, "limit": max(1, min(req.limit, 100_000))})
+
+
+class Verifier:
+    """Runs the integrity check on its own connection (it is long, and must not hold up the query runner)."""
+
+    def __init__(self, ctx: QueryContext) -> None:
+        self.ctx = ctx
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, tenant: str, since: datetime | None, limit: int) -> dict[str, Any]:
+        from processors.store import connect
+
+        settings = self.ctx.settings
+        with self._lock:
+            if self._client is None:
+                self._client = connect(settings.clickhouse_dsn())
+            report = verify(
+                self._client,
+                tenant,
+                load_signer(settings.audit_signing_key),
+                settings.retention.audit,
+                epoch_ms(since) if since else None,
+                limit,
+            )
+        return report.as_dict()
 
 
 def routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["audit"])
+    verifier = Verifier(ctx)
 
     @router.get("/audit", summary="Who did what, to what, from where")
     async def api_audit(
@@ -78,6 +154,9 @@ def routes(ctx: QueryContext) -> APIRouter:
         since: str = "90d",
         until: str | None = None,
         limit: int = Query(100, ge=1, le=100_000),
+        account: str = "",
+        region: str = "",
+        changes: bool = Query(False, description="only calls that change something (readOnly false)"),
     ) -> dict[str, Any]:
         req = AuditRequest(
             tenant,
@@ -89,7 +168,18 @@ def routes(ctx: QueryContext) -> APIRouter:
             api_time(since, "since"),
             api_time(until, "until"),
             limit,
+            account,
+            region,
+            changes,
         )
         return {"results": await run_in_threadpool(audit, ctx.runner, req)}
+
+    @router.get("/audit/verify", summary="Check the audit store's hash chain; names every event that was tampered with")
+    async def api_audit_verify(
+        tenant: str = Depends(ctx.auth),
+        since: str | None = Query(None, description="only check what arrived since then (the chain is always walked)"),
+        limit: int = Query(1000, ge=1, le=100_000, description="most problems listed"),
+    ) -> dict[str, Any]:
+        return await run_in_threadpool(verifier, tenant, api_time(since, "since"), limit)
 
     return router

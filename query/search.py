@@ -1,19 +1,45 @@
-"""Log search: words must all appear (as whole tokens), newest first, filtered by function, level, request."""
+"""Log search: the query language over `function_logs`, newest first, cursor pages, marked terms, a histogram.
+
+Words use the text index over ``lower(message)`` (see migration v004), the sort key (tenant, function, time)
+serves function and time filters. Reads skip FINAL (it costs a merge of every matching range) and drop the rare
+not-yet-merged duplicate by ``event_id`` instead, which sits next to its twin in (time, event_id) order.
+Every user value is a bound parameter; ranges, rows and run time are capped.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from clickhouse_connect.driver.exceptions import DatabaseError
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from query.context import QueryContext, api_time
 from query.runner import QueryRunner, Where
+from query.search_language import Compiled, QuerySyntaxError, compile_query, level_name
+from query.search_results import BadCursor, decode_ref, highlighter, row_out
 
-_TOKEN = re.compile(r"^[A-Za-z0-9]+$")
+# Word, phrase and field searches are index-backed and may span any range (backfills are old), bounded by
+# run time; a regular expression reads every line of its range, so its range is capped as well.
+MAX_REGEX_RANGE = timedelta(days=7)
+MAX_LIMIT = 1000
+MAX_SECONDS = 10  # ClickHouse max_execution_time for a search
+MAX_REGEX_SECONDS = 5  # a regex reads every line of the range: a tighter bound
+COLUMNS = (
+    "time, toUnixTimestamp64Milli(time) AS _ms, function, version, request_id, level, log_type, message, fields, "
+    "event_id"
+)
+_INTERVALS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
+
+
+class SearchError(Exception):
+    """A request the caller can fix (400), or a search that ran out of time (504)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -26,50 +52,197 @@ class SearchRequest:
     level: str = ""
     request_id: str = ""
     limit: int = 100
+    cursor: str | None = None
+    compiled: Compiled = field(init=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self.compiled = compile_query(self.query)
+        except QuerySyntaxError as exc:
+            raise SearchError(f"query: {exc}") from exc
+        now = datetime.now(UTC)
+        self.until = self.until or now
+        self.since = self.since or self.until - timedelta(minutes=15)
+        if self.since >= self.until:
+            raise SearchError("since must be before until")
+        if self.compiled.has_regex and self.until - self.since > MAX_REGEX_RANGE:
+            raise SearchError(
+                f"a regular expression searches at most {MAX_REGEX_RANGE.days} days: narrow since/until, "
+                "or search words instead"
+            )
+        self.limit = max(1, min(self.limit, MAX_LIMIT))
+
+    def where(self, time_range: bool = True) -> Where:
+        """Tenant, time range, the flag filters and the query; every value bound."""
+        where = Where(self.tenant)
+        if time_range:
+            where.add(
+                "time >= {since:DateTime64(3)} AND time <= {until:DateTime64(3)}", since=self.since, until=self.until
+            )
+        if self.function:
+            where.add("function = {function:String}", function=self.function)
+        if self.level:
+            try:
+                where.add("level = {level:String}", level=level_name(self.level))
+            except QuerySyntaxError as exc:
+                raise SearchError(str(exc)) from exc
+        if self.request_id:
+            where.add("request_id = {request_id:String}", request_id=self.request_id)
+        if self.compiled.sql != "1":
+            where.add(self.compiled.sql, **self.compiled.params)
+        return where
+
+    @property
+    def max_seconds(self) -> int:
+        return MAX_REGEX_SECONDS if self.compiled.has_regex else MAX_SECONDS
 
 
-def search(runner: QueryRunner, req: SearchRequest) -> list[dict[str, Any]]:
-    where = Where(req.tenant)
-    if req.since:
-        where.add("time >= {since:DateTime64(3)}", since=req.since)
-    if req.until:
-        where.add("time <= {until:DateTime64(3)}", until=req.until)
-    if req.function:
-        where.add("function = {function:String}", function=req.function)
-    if req.level:
-        where.add("lower(level) = lower({level:String})", level=req.level)
-    if req.request_id:
-        where.add("request_id = {request_id:String}", request_id=req.request_id)
-    for i, term in enumerate(req.query.split()):
-        # Whole alphanumeric words use the text index; anything else is a case-insensitive substring.
-        if _TOKEN.match(term):
-            where.add(f"hasToken(message, {{t{i}:String}})", **{f"t{i}": term})
-        else:
-            where.add(f"positionCaseInsensitive(message, {{t{i}:String}}) > 0", **{f"t{i}": term})
+def run(runner: QueryRunner, sql: str, params: dict[str, Any], seconds: int) -> list[dict[str, Any]]:
+    """Run with a time bound (a constant of ours, not a user value); ClickHouse errors a user caused become theirs."""
+    try:
+        return runner.rows(f"{sql} SETTINGS max_execution_time = {int(seconds)}", params)
+    except DatabaseError as exc:
+        text = str(exc)
+        if "TIMEOUT_EXCEEDED" in text or "Code: 159" in text:
+            raise SearchError(
+                f"the search took longer than {seconds}s: narrow the time range or add a function: filter", 504
+            ) from exc
+        if "CANNOT_COMPILE_REGEXP" in text or "Code: 427" in text:
+            raise SearchError("query: the regular expression is not valid RE2 syntax") from exc
+        raise
+
+
+def search_sql(req: SearchRequest) -> tuple[str, dict[str, Any]]:
+    """The page query: newest first, after the cursor, one row more than asked to know whether more follow."""
+    where = req.where()
+    if req.cursor:
+        try:
+            cursor_ms, cursor_id = decode_ref(req.cursor)
+        except BadCursor as exc:
+            raise SearchError(f"cursor: {exc}") from exc
+        where.add(
+            "time <= fromUnixTimestamp64Milli({c_ms:Int64}, 'UTC') AND "
+            "(time < fromUnixTimestamp64Milli({c_ms:Int64}, 'UTC') OR event_id < {c_id:String})",
+            c_ms=cursor_ms,
+            c_id=cursor_id,
+        )
     sql = (
-        "SELECT time, function, version, request_id, level, log_type, message, fields, event_id "
-        f"FROM function_logs FINAL WHERE {where.sql()} ORDER BY time DESC, event_id LIMIT {{limit:UInt32}}"
+        f"SELECT {COLUMNS} FROM function_logs WHERE {where.sql()} "
+        "ORDER BY time DESC, event_id DESC LIMIT {limit:UInt32}"
     )
-    return runner.rows(sql, {**where.params, "limit": max(1, min(req.limit, 10_000))})
+    return sql, {**where.params, "limit": req.limit + 1}
+
+
+def search(runner: QueryRunner, req: SearchRequest) -> dict[str, Any]:
+    sql, params = search_sql(req)
+    raw = run(runner, sql, params, req.max_seconds)
+    rows, seen = [], set()
+    for row in raw[: req.limit]:
+        if row["event_id"] not in seen:  # a duplicate not yet merged away
+            seen.add(row["event_id"])
+            rows.append(row)
+    pattern = highlighter(req.compiled.highlight)
+    results = [row_out(row, pattern) for row in rows]
+    return {
+        "results": results,
+        "next_cursor": results[-1]["ref"] if len(raw) > req.limit and results else None,
+        "terms": [t.text if hasattr(t, "text") else t.pattern for t in req.compiled.highlight],
+    }
+
+
+def bucket_seconds(span: timedelta, buckets: int = 60) -> int:
+    """The smallest round interval giving at most ``buckets`` bars over ``span``."""
+    for seconds in _INTERVALS:
+        if span.total_seconds() / seconds <= buckets * 1.01:  # "1h" is a few ms over an hour by the time it runs
+            return seconds
+    return _INTERVALS[-1]
+
+
+def histogram(runner: QueryRunner, req: SearchRequest, buckets: int = 60) -> dict[str, Any]:
+    """Matching lines per interval over the whole range (zeros filled), for the bar chart above the results."""
+    assert req.since is not None and req.until is not None
+    seconds = bucket_seconds(req.until - req.since, buckets)
+    where = req.where()
+    sql = (
+        "SELECT toStartOfInterval(toDateTime(time, 'UTC'), toIntervalSecond({step:UInt32})) AS bucket, "
+        f"count() AS count FROM function_logs WHERE {where.sql()} GROUP BY bucket ORDER BY bucket WITH FILL "
+        "FROM toStartOfInterval(toDateTime({since:DateTime64(3)}, 'UTC'), toIntervalSecond({step:UInt32})) "
+        "TO toDateTime({until:DateTime64(3)}, 'UTC') + 1 STEP toIntervalSecond({step:UInt32})"
+    )
+    rows = run(runner, sql, {**where.params, "step": seconds}, req.max_seconds)
+    return {
+        "interval_seconds": seconds,
+        "buckets": rows,
+        "total": sum(r["count"] for r in rows),
+    }
+
+
+def request_from_params(
+    tenant: str,
+    q: str,
+    function: str,
+    since: str,
+    until: str | None,
+    level: str,
+    request_id: str,
+    limit: int,
+    cursor: str | None = None,
+) -> SearchRequest:
+    try:
+        return SearchRequest(
+            tenant, q, api_time(since, "since"), api_time(until, "until"), function, level, request_id, limit, cursor
+        )
+    except SearchError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+
+
+async def _guarded(fn: Any, *args: Any) -> Any:
+    try:
+        return await run_in_threadpool(fn, *args)
+    except SearchError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
 
 
 def routes(ctx: QueryContext) -> APIRouter:
-    router = APIRouter(tags=["search"])
+    from query.search_correlate import context_routes
+    from query.search_tail import tail_routes
 
-    @router.get("/search", summary="Find function log lines")
+    router = APIRouter(tags=["search"])
+    q_doc = 'query: words, "phrases", AND/OR/NOT, ( ), field:value, field:>N, /regex/ (see `fnscope search --help`)'
+
+    @router.get("/search", summary="Find function log lines, newest first")
     async def api_search(
         tenant: str = Depends(ctx.auth),
-        q: str = "",
+        q: str = Query("", description=q_doc),
         function: str = "",
         since: str = "15m",
         until: str | None = None,
         level: str = "",
         request_id: str = "",
-        limit: int = Query(100, ge=1, le=10_000),
+        limit: int = Query(100, ge=1, le=MAX_LIMIT),
+        cursor: str | None = Query(None, description="next_cursor of the previous page"),
+        with_histogram: bool = Query(False, alias="histogram", description="also count matches over time"),
     ) -> dict[str, Any]:
-        req = SearchRequest(
-            tenant, q, api_time(since, "since"), api_time(until, "until"), function, level, request_id, limit
-        )
-        return {"results": await run_in_threadpool(search, ctx.runner, req)}
+        req = request_from_params(tenant, q, function, since, until, level, request_id, limit, cursor)
+        out = await _guarded(search, ctx.runner, req)
+        if with_histogram:
+            out["histogram"] = await _guarded(histogram, ctx.runner, req)
+        return out
 
+    @router.get("/search/histogram", summary="Matching log lines per time interval")
+    async def api_histogram(
+        tenant: str = Depends(ctx.auth),
+        q: str = Query("", description=q_doc),
+        function: str = "",
+        since: str = "15m",
+        until: str | None = None,
+        level: str = "",
+        request_id: str = "",
+        buckets: int = Query(60, ge=1, le=500),
+    ) -> dict[str, Any]:
+        req = request_from_params(tenant, q, function, since, until, level, request_id, 1)
+        return await _guarded(histogram, ctx.runner, req, buckets)
+
+    router.include_router(tail_routes(ctx))
+    router.include_router(context_routes(ctx))
     return router

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from fnscope.cli import audit, search, serve, stats
+from fnscope.cli import audit, import_cmd, search, serve, stats
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +24,7 @@ for command in (
     serve.simulate,
     search.search,
     audit.audit,
+    import_cmd.import_,
     stats.stats,
 ):
     main.add_command(command)

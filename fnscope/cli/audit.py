@@ -1,59 +1,210 @@
-"""`fnscope audit`: who did what, to what, from where."""
+"""`fnscope audit`: who did what, to what, from where; saved compliance queries; the store's integrity."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
+from typing import Any
 
 import click
+from rich.console import Console
 
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
 
+EVENT_COLUMNS = ["time", "principal_name", "action", "function", "source_ip", "mfa", "error_code", "region"]
 
-@click.command()
-@click.option("--principal", default="")
-@click.option("--action", default="")
-@click.option("--resource", default="")
-@click.option("--source", default="", help="source IP or user agent")
-@click.option("--failed", is_flag=True, help="only calls that failed (errorCode set)")
-@click.option("--since", default="90d", show_default=True)
-@click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--csv", "as_csv", is_flag=True)
-@API_OPTION
-@TOKEN_OPTION
-def audit(
-    principal: str,
-    action: str,
-    resource: str,
-    source: str,
-    failed: bool,
-    since: str,
-    limit: int,
-    as_json: bool,
-    as_csv: bool,
-    api: str,
-    token: str | None,
-) -> None:
-    """Who did what, to what, from where."""
-    params = {
-        "principal": principal,
-        "action": action,
-        "resource": resource,
-        "source": source,
-        "failed": "true" if failed else None,
-        "since": since,
-        "limit": limit,
-    }
-    rows = api_get(api, token, "/api/audit", params)["results"]
-    columns = ["time", "principal_name", "action", "function", "source_ip", "mfa", "error_code", "region"]
+
+def output(rows: list[dict[str, Any]], columns: list[str], as_json: bool, as_csv: bool) -> None:
+    """Rows as a table, JSON lines, or CSV with every field."""
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
     elif as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else columns)
         writer.writeheader()
-        writer.writerows(rows)
+        for row in rows:
+            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
     else:
         print_table(rows, columns)
+
+
+FORMAT_OPTIONS = [
+    click.option("--json", "as_json", is_flag=True, help="one JSON object per line"),
+    click.option("--csv", "as_csv", is_flag=True, help="CSV with every field"),
+]
+
+
+def _formats(f: Any) -> Any:
+    for option in reversed(FORMAT_OPTIONS):
+        f = option(f)
+    return f
+
+
+@click.group(invoke_without_command=True)
+@click.option("--principal", default="", help="part of a principal ARN or user name, or an access key id")
+@click.option("--action", default="", help="event name or its start (UpdateFunctionCode finds ...20150331v2)")
+@click.option("--resource", default="", help="a function name, a resource ARN, or the name at the end of one")
+@click.option("--source", default="", help="source IP or user agent")
+@click.option("--failed", is_flag=True, help="only calls that failed (errorCode set)")
+@click.option("--changes", is_flag=True, help="only calls that change something (readOnly false)")
+@click.option("--account", default="")
+@click.option("--region", default="")
+@click.option("--since", default="90d", show_default=True)
+@click.option("--until", default=None, help="end of the range (default: now)")
+@click.option("--limit", type=int, default=100, show_default=True)
+@_formats
+@API_OPTION
+@TOKEN_OPTION
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    principal: str,
+    action: str,
+    resource: str,
+    source: str,
+    failed: bool,
+    changes: bool,
+    account: str,
+    region: str,
+    since: str,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+    as_csv: bool,
+    api: str,
+    token: str | None,
+) -> None:
+    """Who did what, to what, from where. Subcommands: saved compliance queries and the integrity check."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"api": api, "token": token}
+        return
+    params = {
+        "principal": principal,
+        "action": action,
+        "resource": resource,
+        "source": source,
+        "failed": "true" if failed else None,
+        "changes": "true" if changes else None,
+        "account": account,
+        "region": region,
+        "since": since,
+        "until": until,
+        "limit": limit,
+    }
+    output(api_get(api, token, "/api/audit", params)["results"], EVENT_COLUMNS, as_json, as_csv)
+
+
+def _connection(ctx: click.Context, api: str | None, token: str | None) -> tuple[str, str | None]:
+    """--api/--token given after the subcommand win over those given before it."""
+    parent = ctx.obj or {}
+    return api or parent.get("api", "http://127.0.0.1:4318"), token or parent.get("token")
+
+
+SUB_API = click.option("--api", default=None, envvar="FNSCOPE_API", help="URL of a running fnscope (env FNSCOPE_API)")
+SUB_TOKEN = click.option("--token", default=None, envvar="FNSCOPE_TOKEN", help="API token (env FNSCOPE_TOKEN)")
+
+
+@audit.command()
+@click.option("--json", "as_json", is_flag=True)
+@SUB_API
+@SUB_TOKEN
+@click.pass_context
+def queries(ctx: click.Context, as_json: bool, api: str | None, token: str | None) -> None:
+    """List the saved compliance queries and the controls they serve."""
+    api, token = _connection(ctx, api, token)
+    found = api_get(api, token, "/api/audit/queries", {})["queries"]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    rows = [
+        {
+            "name": q["name"],
+            "finds": q["title"],
+            "controls": "; ".join(q["controls"]),
+            "params": ", ".join(f"{k}={v['default']}" for k, v in q["params"].items()),
+        }
+        for q in found
+    ]
+    print_table(rows, ["name", "finds", "controls", "params"])
+
+
+@audit.command()
+@click.argument("name")
+@click.option("--since", default="90d", show_default=True)
+@click.option("--until", default=None, help="end of the range (default: now)")
+@click.option("--limit", type=int, default=1000, show_default=True)
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="the query's own parameters")
+@_formats
+@SUB_API
+@SUB_TOKEN
+@click.pass_context
+def run(
+    ctx: click.Context,
+    name: str,
+    since: str,
+    until: str | None,
+    limit: int,
+    params: tuple[str, ...],
+    as_json: bool,
+    as_csv: bool,
+    api: str | None,
+    token: str | None,
+) -> None:
+    """Run saved compliance query NAME (see `fnscope audit queries`)."""
+    api, token = _connection(ctx, api, token)
+    extra: dict[str, Any] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--param")
+        extra[key] = value
+    answer = api_get(
+        api, token, f"/api/audit/queries/{name}", {**extra, "since": since, "until": until, "limit": limit}
+    )
+    rows = answer["results"]
+    columns = EVENT_COLUMNS if rows and "action" in rows[0] else list(rows[0]) if rows else EVENT_COLUMNS
+    columns = [c for c in columns if c != "event_ids"]
+    output(rows, columns, as_json, as_csv)
+    if not as_json and not as_csv:
+        click.echo(f"{len(rows)} rows: {answer['query']['title']} ({'; '.join(answer['query']['controls'])})")
+
+
+@audit.command()
+@click.option("--since", default=None, help="check only what arrived since then (the whole chain is still walked)")
+@click.option("--limit", type=int, default=1000, show_default=True, help="most problems listed")
+@click.option("--json", "as_json", is_flag=True)
+@SUB_API
+@SUB_TOKEN
+@click.pass_context
+def verify(
+    ctx: click.Context, since: str | None, limit: int, as_json: bool, api: str | None, token: str | None
+) -> None:
+    """Check the audit store's hash chain; exits 1 and names each changed, deleted, inserted or moved event."""
+    api, token = _connection(ctx, api, token)
+    report = api_get(api, token, "/api/audit/verify", {"since": since, "limit": limit})
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    console = Console()
+    head = report["head"] or {}
+    verdict = "[green]intact[/green]" if report["ok"] else "[red]TAMPERED[/red]"
+    console.print(
+        f"audit store {verdict}: {report['digests']} digests over {report['sealed_events']} events, "
+        f"{report['unsealed_events']} not sealed yet; signatures: {report['signatures']}"
+    )
+    if head:
+        console.print(f"head: digest {head['seq']} {head['digest_hash']} (sealed until {head['sealed_until']})")
+    for note in report["notes"]:
+        console.print(f"note: {note}")
+    if report["problems"]:
+        counts = ", ".join(f"{n} {kind}" for kind, n in report["problem_counts"].items())
+        console.print(f"[red]{counts}[/red]" + (" (list truncated)" if report["truncated"] else ""))
+        for problem in report["problems"]:  # plain lines: ids stay whole, whatever the terminal's width
+            click.echo(f"{problem['kind']:<10} {problem['event_id'] or '-'}  {problem['detail']}")

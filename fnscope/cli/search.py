@@ -1,15 +1,91 @@
-"""`fnscope search`: function log lines."""
+"""`fnscope search`: function log lines, newest first; `--follow` tails live; `--context REF` explains a line."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
+import httpx
 
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
 
+HELP = """Find function log lines (newest first; --follow tails live).
 
-@click.command()
+\b
+QUERY language:
+  payment failed         both words, any case (whole words)
+  "card declined"        a phrase
+  timeout OR oom         either; NOT retry / -retry excludes; ( ) groups
+  function:checkout      also level:error, level:>=warn, request_id:ID, version:7
+  user.id:42             a field of a JSON structured log; amount_cents:>500 compares numbers
+  function:check*        prefix; user.id:* means the field is present
+  /time(d|out)/i         a regular expression (slower: bounded in time)
+"""
+
+
+def _bold(message: str, spans: list[list[int]]) -> str:
+    out, at = [], 0
+    for start, end in spans:
+        out.append(message[at:start])
+        out.append(click.style(message[start:end], bold=True, fg="yellow"))
+        at = end
+    out.append(message[at:])
+    return "".join(out)
+
+
+def _print_line(row: dict[str, Any], as_json: bool, color: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(row))
+        return
+    message = _bold(row["message"], row.get("highlights", [])) if color else row["message"]
+    click.echo(f"{row['time']} {row['function']} {row['request_id'][:8]:8} {row['level'] or '-':5} {message}")
+
+
+def _follow(api: str, token: str | None, params: dict[str, Any], as_json: bool, color: bool) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    clean = {k: v for k, v in params.items() if v not in (None, "", False)}
+    url = f"{api.rstrip('/')}/api/search/tail"
+    try:
+        with httpx.stream("GET", url, params=clean, headers=headers, timeout=httpx.Timeout(10, read=None)) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise click.ClickException(f"{r.status_code}: {r.json().get('detail', r.text)}")
+            for line in r.iter_lines():
+                if line:
+                    row = json.loads(line)
+                    if "error" in row:
+                        raise click.ClickException(row["error"])
+                    _print_line(row, as_json, color)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"lost fnscope at {api}: {exc}") from exc
+
+
+def _print_context(found: dict[str, Any]) -> None:
+    line, inv = found["line"], found["invocation"]
+    click.echo(f"line        {line['time']} {line['function']} {line['level'] or '-'} {line['message']}")
+    if inv:
+        click.echo(
+            f"invocation  {inv['request_id']} status={inv['status'] or '?'} duration={inv['duration_ms']}ms "
+            f"memory={inv['max_memory_used_mb']}/{inv['memory_size_mb']}MB cold_start={inv['cold_start']}"
+            + (f" init={inv['init_duration_ms']}ms" if inv["init_duration_ms"] is not None else "")
+        )
+    else:
+        click.echo("invocation  (none found)")
+    for api in found["api_requests"]:
+        click.echo(
+            f"api         {api['time']} {api['method']} {api['path']} -> {api['status']} "
+            f"{api['latency_ms']}ms request {api['request_id']} (matched by {api['match']})"
+        )
+    for change in found["changes"]:
+        click.echo(
+            f"changed     {change['time']} {change['action']} by {change['principal_arn'] or change['principal_name']} "
+            f"from {change['source_ip']} mfa={change['mfa']}"
+            + (f" FAILED {change['error_code']}" if change["error_code"] else "")
+        )
+
+
+@click.command(help=HELP)
 @click.argument("query", default="")
 @click.option("--function", "-f", default="")
 @click.option("--since", default="15m", show_default=True)
@@ -17,6 +93,9 @@ from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
 @click.option("--level", default="")
 @click.option("--request-id", default="")
 @click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--cursor", default=None, help="continue after the last line of a previous page (--json shows it)")
+@click.option("--follow", is_flag=True, help="after the newest lines, keep printing new ones as they arrive")
+@click.option("--context", "ref", default=None, help="a line's ref: its invocation, API request, recent changes")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @API_OPTION
 @TOKEN_OPTION
@@ -28,26 +107,30 @@ def search(
     level: str,
     request_id: str,
     limit: int,
+    cursor: str | None,
+    follow: bool,
+    ref: str | None,
     as_json: bool,
     api: str,
     token: str | None,
 ) -> None:
-    """Find function log lines: words must all appear."""
-    params = {
-        "q": query,
-        "function": function,
-        "since": since,
-        "until": until,
-        "level": level,
-        "request_id": request_id,
-        "limit": limit,
-    }
-    rows = api_get(api, token, "/api/search", params)["results"]
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
+    color = click.get_text_stream("stdout").isatty()
+    if ref:
+        found = api_get(api, token, "/api/search/context", {"ref": ref})
+        if as_json:
+            click.echo(json.dumps(found))
+        else:
+            _print_context(found)
         return
-    for row in reversed(rows):
-        click.echo(
-            f"{row['time']} {row['function']} {row['request_id'][:8]:8} {row['level'] or '-':5} {row['message']}"
-        )
+    filters = {"q": query, "function": function, "level": level, "request_id": request_id}
+    if follow:
+        _follow(api, token, {**filters, "backlog": min(limit, 1000), "backlog_since": since}, as_json, color)
+        return
+    page = api_get(
+        api, token, "/api/search", {**filters, "since": since, "until": until, "limit": limit, "cursor": cursor}
+    )
+    rows = page["results"]
+    for row in reversed(rows):  # oldest first, so the newest ends up next to the prompt
+        _print_line(row, as_json, color)
+    if page["next_cursor"]:
+        click.echo(f"(more: --cursor {page['next_cursor']})", err=True)

@@ -1,0 +1,229 @@
+"""Audit: query latency over millions of events and CloudTrail import rate, each beside a same-run reference.
+
+    python bench/audit.py [--events 5000000] [--files 100] [--records-per-file 1000] [--runs 30]
+
+1. Generates ``--events`` audit events straight into a fresh embedded store (an INSERT ... SELECT over
+   ``numbers()``: a year of activity, 10 accounts, 8 regions, 2,000 principals, 500 functions, Lambda names with
+   their API dates), then seals them into the hash chain (the seal rate is printed too).
+2. The two audit questions, as bare ClickHouse queries (the exact SQL and parameters the API runs, on the same
+   store, in this process), p50/p95 over ``--runs``:
+     - every change to function X in the last 90 days   (`fnscope audit --resource X --changes --since 90d`)
+     - all actions of principal P over the year          (`fnscope audit --principal P --since 365d`)
+3. The same two through a running `fnscope up` on that store (HTTP + JSON): p50/p95 and the ratio to bare.
+4. Import: ``--files`` gzip CloudTrail log files in an S3-style tree (real detonation records with new ids);
+   bare `gzip + orjson.loads` of every file, then `fnscope import cloudtrail` of the same files into that
+   `fnscope up`; events/s of each and the ratio.
+Targets: API p95 <= 100 ms; import >= 50% of the bare decode rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from processors.integrity import Sealer  # noqa: E402
+from processors.store import open_store  # noqa: E402
+from query.audit import AuditRequest, audit_sql, audit_where  # noqa: E402
+from tests.conftest import free_port, wait_http  # noqa: E402
+
+FNSCOPE = [sys.executable, "-m", "fnscope.cli"]
+STRATUS = ROOT.parent / "shared" / "samples" / "cloudtrail" / "stratus_red_team_detonation_logs"
+
+GENERATE = """
+INSERT INTO audit_events (tenant, event_id, time, account, region, source, service, action, principal_type,
+  principal_arn, principal_name, principal_account, session_issuer, access_key, mfa, source_ip, user_agent,
+  error_code, error_message, read_only, event_type, event_category, event_version, function, resources, raw,
+  ingested_at)
+SELECT 'default', eid, t, acct, reg, 'cloudtrail', svc, act, ptype, parn, pname, acct, '', akey, mfa, ip, ua, err, '',
+  ro, 'AwsApiCall', 'Management', '1.09', fn, res,
+  concat('{"eventVersion":"1.09","userIdentity":{"type":"', ptype, '","arn":"', parn, '","accountId":"', acct,
+    '","accessKeyId":"', akey, '","userName":"', pname, '"},"eventTime":"', formatDateTime(t, '%Y-%m-%dT%H:%i:%SZ'),
+    '","eventSource":"', svc, '","eventName":"', act, '","awsRegion":"', reg, '","sourceIPAddress":"', ip,
+    '","userAgent":"', ua, '","requestParameters":{"functionName":"', fn, '"},"responseElements":null,',
+    '"requestID":"', toString(generateUUIDv4()), '","eventID":"', eid, '","readOnly":', if(ro, 'true', 'false'),
+    ',"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"', acct,
+    '","eventCategory":"Management"}'),
+  ing
+FROM (
+  SELECT number AS n, toString(generateUUIDv4()) AS eid,
+    now64(3) - toIntervalMillisecond(cityHash64(n, 1) % (365 * 86400000)) AS t,
+    concat('1111', leftPad(toString(cityHash64(n, 2) % 10), 8, '0')) AS acct,
+    ['us-east-1','us-west-2','eu-west-1','eu-central-1','ap-southeast-1','ap-northeast-1','sa-east-1',
+     'ca-central-1'][1 + cityHash64(n, 3) % 8] AS reg,
+    cityHash64(n, 4) % 100 AS k,
+    multiIf(k < 40, 'lambda.amazonaws.com', k < 60, 'sts.amazonaws.com', k < 75, 'ec2.amazonaws.com',
+            k < 90, 's3.amazonaws.com', 'iam.amazonaws.com') AS svc,
+    multiIf(k < 25, 'GetFunction20150331v2', k < 30, 'UpdateFunctionCode20150331v2',
+            k < 34, 'UpdateFunctionConfiguration20150331v2', k < 36, 'AddPermission20150331v2',
+            k < 38, 'PutFunctionConcurrency20171031', k < 40, 'ListFunctions20150331', k < 60, 'AssumeRole',
+            k < 75, 'DescribeInstances', k < 90, 'GetObject', k < 95, 'CreateAccessKey', 'AttachRolePolicy') AS act,
+    k < 25 OR (k >= 38 AND k < 90) AS ro,
+    cityHash64(n, 5) % 2000 AS p,
+    if(p % 4 = 0, 'AssumedRole', 'IAMUser') AS ptype,
+    if(p % 4 = 0, concat('arn:aws:sts::', acct, ':assumed-role/deployer-', toString(p), '/session'),
+       concat('arn:aws:iam::', acct, ':user/user-', toString(p))) AS parn,
+    if(p % 4 = 0, concat('deployer-', toString(p)), concat('user-', toString(p))) AS pname,
+    concat('AKIA', leftPad(toString(p), 16, '0')) AS akey,
+    if(p % 3 = 0, NULL, p % 3 = 1) AS mfa,
+    IPv4NumToString(toUInt32(cityHash64(p, 6) % 4294967295)) AS ip,
+    ['aws-cli/2.15.0','Boto3/1.34.0','console.amazonaws.com','terraform/1.7.0'][1 + p % 4] AS ua,
+    if(cityHash64(n, 7) % 50 = 0, 'AccessDenied', '') AS err,
+    if(k < 40, concat('fn-', toString(cityHash64(n, 8) % 500)), '') AS fn,
+    if(k < 40, [concat('arn:aws:lambda:', reg, ':', acct, ':function:', fn)], []) AS res,
+    -- arrival spread as if ingested at 20,000 events/s, ending now
+    now64(3) - toIntervalMillisecond(toUInt64(({events:UInt64} - n) / 20)) AS ing
+  FROM numbers({events:UInt64})
+)
+"""
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
+
+
+def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, int]:
+    fn()  # warm-up: caches, JIT-free but marks loaded
+    samples, size = [], 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        size = len(fn())
+        samples.append(time.perf_counter() - start)
+    p50, p95 = percentiles(samples)
+    return p50, p95, size
+
+
+def questions() -> dict[str, tuple[AuditRequest, dict[str, str]]]:
+    now = datetime.now(UTC)
+    return {
+        "every change to function fn-42, last 90 days": (
+            AuditRequest("default", resource="fn-42", changes=True, since=now - timedelta(days=90), limit=1000),
+            {"resource": "fn-42", "changes": "true", "since": "90d", "limit": "1000"},
+        ),
+        "all actions of principal user-1337, last year": (
+            AuditRequest("default", principal="user-1337", since=now - timedelta(days=366), limit=1000),
+            {"principal": "user-1337", "since": "366d", "limit": "1000"},
+        ),
+    }
+
+
+def build_store(data: Path, events: int, runs: int) -> dict[str, tuple[float, float, int]]:
+    client = open_store(f"chdb://{data / 'store'}")
+    start = time.perf_counter()
+    client.command(GENERATE, parameters={"events": events})
+    print(f"generated {events:,} audit events in {time.perf_counter() - start:.1f}s")
+    start = time.perf_counter()
+    digests = Sealer(client, window_s=60, settle_s=0).seal_once()
+    took = time.perf_counter() - start
+    print(f"sealed into {digests} digests in {took:.1f}s: {events / took:,.0f} events/s")
+    bare = {}
+    for name, (req, _) in questions().items():
+        where = audit_where(req)
+        sql, params = audit_sql(where), {**where.params, "limit": req.limit}
+        bare[name] = timed(lambda sql=sql, params=params: client.query(sql, parameters=params).result_rows, runs)
+    client.close()
+    return bare
+
+
+def make_tree(root: Path, files: int, per_file: int) -> int:
+    templates = [r for path in sorted(STRATUS.glob("*.json")) for r in orjson.loads(path.read_bytes())]
+    total = 0
+    for n in range(files):
+        records = []
+        for i in range(per_file):
+            record = dict(templates[(n * per_file + i) % len(templates)])
+            record["eventID"] = str(uuid.uuid4())
+            records.append(record)
+        path = root / f"AWSLogs/111122223333/CloudTrail/us-east-1/2024/08/01/{n:05d}.json.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(orjson.dumps({"Records": records})))
+        total += per_file
+    return total
+
+
+def bare_decode(root: Path) -> float:
+    start = time.perf_counter()
+    records = sum(len(orjson.loads(gzip.decompress(p.read_bytes()))["Records"]) for p in sorted(root.rglob("*.gz")))
+    return records / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--records-per-file", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fnscope-bench-audit-"))
+    try:
+        bare = build_store(work / "data", args.events, args.runs)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = open(work / "up.log", "wb")
+        up = subprocess.Popen(
+            [*FNSCOPE, "up", "--data-dir", str(work / "data"), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        try:
+            wait_http(f"{url}/healthz", timeout=120, proc=up)
+            print(f"\naudit queries over {args.events:,} events, {args.runs} runs each (ms)")
+            print(f"{'question':<48} {'bare p50':>9} {'bare p95':>9} {'API p50':>9} {'API p95':>9} {'API/bare':>9}")
+            with httpx.Client(base_url=url, timeout=120) as http:
+                for name, (_, params) in questions().items():
+                    api = timed(
+                        lambda params=params: http.get("/api/audit", params=params).json()["results"], args.runs
+                    )
+                    b = bare[name]
+                    assert api[2] == b[2], f"{name}: API gave {api[2]} rows, bare {b[2]}"
+                    print(
+                        f"{name:<48} {b[0]:>9.1f} {b[1]:>9.1f} {api[0]:>9.1f} {api[1]:>9.1f} {api[1] / b[1]:>8.2f}x"
+                        f"   ({api[2]} rows; target p95 <= 100 ms: {'met' if api[1] <= 100 else 'NOT met'})"
+                    )
+            tree = work / "bucket"
+            records = make_tree(tree, args.files, args.records_per_file)
+            decode = bare_decode(tree)
+            start = time.perf_counter()
+            result = subprocess.run(
+                [*FNSCOPE, "import", "cloudtrail", str(tree), "--json", "--api", url],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            took = time.perf_counter() - start
+            summary = json.loads(result.stdout)
+            assert summary["events"] == records, result.stderr
+            rate = records / took
+            print(f"\nimport of {args.files} files x {args.records_per_file} records ({records:,} events)")
+            print(f"  bare gzip + orjson.loads      {decode:>12,.0f} events/s")
+            print(f"  fnscope import cloudtrail     {rate:>12,.0f} events/s   ({took:.1f}s, CLI start-up included)")
+            print(f"  import / decode               {rate / decode:>12.1%}   (target >= 50%)")
+        finally:
+            up.terminate()
+            up.wait(60)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

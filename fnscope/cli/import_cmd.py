@@ -1,0 +1,271 @@
+"""`fnscope import cloudtrail PATH...`: backfill CloudTrail log files into a running instance.
+
+The files go to the instance's `POST /ingest/cloudtrail` as they are (gzip included), several at a time; the
+instance parses and stores them (in embedded mode only `fnscope up` may open the store). Re-importing adds
+nothing twice: events are keyed by their CloudTrail eventID. Digest files (`CloudTrail-Digest/`) are not events:
+each one's log-file hashes are checked against the log files being imported, and the outcome reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tqdm import tqdm
+
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION
+
+LOG_SUFFIXES = (".json", ".json.gz", ".ndjson", ".jsonl", ".gz")
+CHUNK_RECORDS = 5_000  # records per request when a file is too big for one
+
+
+class Retryable(Exception):
+    """The instance is busy or briefly unreachable (429/503, a dropped connection): send again."""
+
+
+class TooBig(Exception):
+    """The instance refused the file as too large (413): send it in chunks of records."""
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    events: int = 0
+    rejected: int = 0
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    digests: int = 0
+    digest_log_files_verified: int = 0
+    digest_log_files_mismatched: list[str] = field(default_factory=list)
+    digest_log_files_not_imported: int = 0
+
+
+# --- finding the files ------------------------------------------------------------------------------------------
+
+
+def is_digest_path(path: Path) -> bool:
+    return "CloudTrail-Digest" in path.parts or "_CloudTrail-Digest_" in path.name
+
+
+def find_files(paths: list[Path], summary: Summary) -> tuple[list[Path], list[Path]]:
+    """(log files, digest files) under the named paths; nothing outside them, whatever a symlink says."""
+    logs: list[Path] = []
+    digests: list[Path] = []
+    for named in paths:
+        root = named.resolve()
+        candidates = [named] if named.is_file() else sorted(_walk(named))
+        for path in candidates:
+            if named.is_dir() and not path.resolve().is_relative_to(root):
+                summary.skipped.append(f"{path} (a link out of {named})")
+                continue
+            if not path.name.endswith(LOG_SUFFIXES):
+                summary.skipped.append(str(path))
+            elif is_digest_path(path):
+                digests.append(path)
+            else:
+                logs.append(path)
+    return list(dict.fromkeys(logs)), list(dict.fromkeys(digests))
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    for top, dirs, files in os.walk(directory, followlinks=False):
+        dirs.sort()
+        for name in files:
+            yield Path(top) / name
+
+
+# --- sending ----------------------------------------------------------------------------------------------------
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, (Retryable, httpx.TransportError))
+
+
+class Sender:
+    def __init__(self, api: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=api.rstrip("/"), headers=headers, timeout=120)
+        self.url = "/ingest/cloudtrail"
+
+    @retry(
+        retry=retry_if_exception(_retryable),
+        wait=wait_exponential(multiplier=0.5, max=15),
+        stop=stop_after_attempt(8),
+        reraise=True,
+    )
+    def post(self, body: bytes) -> dict[str, Any]:
+        response = self.client.post(self.url, content=body, headers={"Content-Type": "application/json"})
+        if response.status_code in (429, 502, 503, 504):
+            raise Retryable(f"{response.status_code}: {response.text[:200]}")
+        if response.status_code == 413:
+            raise TooBig(response.text[:200])
+        if response.status_code == 401:
+            raise click.ClickException("401: the instance wants a token (--token or FNSCOPE_TOKEN)")
+        if response.status_code == 400:
+            detail = _detail(response)
+            if isinstance(detail, dict) and "rejected" in detail:  # every record bad: they are dead-lettered
+                return {"accepted": 0, "rejected": detail["rejected"], "errors": detail.get("errors", [])}
+            raise ValueError(str(detail))
+        response.raise_for_status()
+        return response.json()
+
+    def send_file(self, path: Path) -> tuple[int, int]:
+        body = path.read_bytes()
+        try:
+            answer = self.post(body)
+            return answer.get("accepted", 0), answer.get("rejected", 0)
+        except TooBig:
+            return self._send_in_chunks(body)
+
+    def _send_in_chunks(self, body: bytes) -> tuple[int, int]:
+        records = _records(body)
+        accepted = rejected = 0
+        for start in range(0, len(records), CHUNK_RECORDS):
+            answer = self.post(orjson.dumps(records[start : start + CHUNK_RECORDS]))
+            accepted += answer.get("accepted", 0)
+            rejected += answer.get("rejected", 0)
+        return accepted, rejected
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        return response.json().get("detail", response.text)
+    except ValueError:
+        return response.text
+
+
+def _plain(body: bytes) -> bytes:
+    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+
+
+def _records(body: bytes) -> list[Any]:
+    doc = orjson.loads(_plain(body))
+    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+        return doc["Records"]
+    if isinstance(doc, list):
+        return doc
+    raise ValueError('too big to send at once, and not a {"Records": [...]} file or a JSON array to split')
+
+
+# --- digests ----------------------------------------------------------------------------------------------------
+
+
+def check_digests(digests: list[Path], logs: list[Path], summary: Summary) -> None:
+    """Each digest lists log files (S3 keys) with the SHA-256 of their uncompressed content: compare."""
+    by_key: dict[str, Path] = {}
+    for path in logs:
+        parts = path.resolve().parts
+        if "AWSLogs" in parts:
+            by_key["/".join(parts[parts.index("AWSLogs") :])] = path
+    for digest_path in digests:
+        summary.digests += 1
+        try:
+            digest = orjson.loads(_plain(digest_path.read_bytes()))
+        except (OSError, ValueError) as exc:
+            summary.failed[str(digest_path)] = f"unreadable digest file: {exc}"
+            continue
+        for entry in digest.get("logFiles") or []:
+            key = str(entry.get("s3Object", ""))
+            local = by_key.get(key[key.find("AWSLogs") :] if "AWSLogs" in key else key)
+            if local is None:
+                summary.digest_log_files_not_imported += 1
+                continue
+            actual = hashlib.sha256(_plain(local.read_bytes())).hexdigest()
+            if actual == str(entry.get("hashValue", "")).lower():
+                summary.digest_log_files_verified += 1
+            else:
+                summary.digest_log_files_mismatched.append(str(local))
+
+
+# --- the command ------------------------------------------------------------------------------------------------
+
+
+def import_cloudtrail(paths: list[Path], api: str, token: str | None, workers: int, progress: bool) -> Summary:
+    summary = Summary()
+    logs, digests = find_files(paths, summary)
+    sender = Sender(api, token)
+    lock = threading.Lock()
+    total = sum(path.stat().st_size for path in logs)
+    with (
+        tqdm(total=total, unit="B", unit_scale=True, desc="cloudtrail", disable=not progress) as bar,
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
+        futures = {pool.submit(sender.send_file, path): path for path in logs}
+        for future in as_completed(futures):
+            path = futures[future]
+            try:
+                accepted, rejected = future.result()
+            except click.ClickException:
+                pool.shutdown(cancel_futures=True)
+                raise
+            except (httpx.HTTPError, Retryable, ValueError, OSError) as exc:
+                with lock:
+                    summary.failed[str(path)] = str(exc)
+            else:
+                with lock:
+                    summary.files += 1
+                    summary.events += accepted
+                    summary.rejected += rejected
+            bar.update(path.stat().st_size)
+            bar.set_postfix(events=summary.events, refresh=False)
+    check_digests(digests, logs, summary)
+    return summary
+
+
+@click.group(name="import")
+def import_() -> None:
+    """Backfill data into a running fnscope."""
+
+
+@import_.command(name="cloudtrail")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--workers", type=int, default=4, show_default=True, help="files sent at the same time")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@API_OPTION
+@TOKEN_OPTION
+def cloudtrail(paths: tuple[Path, ...], workers: int, as_json: bool, quiet: bool, api: str, token: str | None) -> None:
+    """CloudTrail log files: .json, .json.gz, or S3-style trees (AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/).
+
+    Importing the same files again adds nothing twice. Digest files are checked against the log files imported
+    beside them (their signatures need AWS's public keys and are not checked here).
+    """
+    try:
+        httpx.get(f"{api.rstrip('/')}/healthz", timeout=5)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach fnscope at {api}: {exc} (is `fnscope up` running?)") from exc
+    summary = import_cloudtrail(list(paths), api, token, workers, progress=not quiet and not as_json)
+    if as_json:
+        click.echo(json.dumps(asdict(summary)))
+    else:
+        _print_summary(summary)
+    if summary.failed or summary.digest_log_files_mismatched:
+        raise SystemExit(1)
+
+
+def _print_summary(summary: Summary) -> None:
+    click.echo(f"imported {summary.events} events from {summary.files} files ({summary.rejected} rejected records)")
+    if summary.digests:
+        click.echo(
+            f"digests: {summary.digests} files; log files verified {summary.digest_log_files_verified}, "
+            f"mismatched {len(summary.digest_log_files_mismatched)}, "
+            f"not among the imported files {summary.digest_log_files_not_imported}"
+        )
+        for path in summary.digest_log_files_mismatched:
+            click.echo(f"  MISMATCH {path}: its content is not what CloudTrail's digest recorded", err=True)
+    if summary.skipped:
+        click.echo(f"skipped {len(summary.skipped)} files that are not CloudTrail logs (e.g. {summary.skipped[0]})")
+    for path, reason in summary.failed.items():
+        click.echo(f"  FAILED {path}: {reason}", err=True)

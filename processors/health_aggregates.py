@@ -1,0 +1,171 @@
+"""The processor-side health hook: after a batch is stored, rebuild every health bucket it touched.
+
+``EventWriter.write`` (the embedded group commit and the Kafka processor alike) calls ``mark`` with the
+events it just stored. Marking is cheap bookkeeping; a background thread coalesces what was marked over a
+fraction of a second and rebuilds those buckets, so an ingest request never waits for aggregation (a
+sequential sender would otherwise pay a rebuild per request). ``flush`` waits until everything marked so far
+is rebuilt.
+
+Why whole-bucket rebuilds instead of incremental aggregate states: the raw tables keep re-delivered copies
+until a merge collapses them, and a copy can arrive minutes later by another path with a slightly different
+time. A materialized view would count every copy; a rebuild reads the facts de-duplicated by request, so it
+is exact for late, out-of-order and duplicated facts alike. Each rebuild is stamped with ``now64()`` when it
+starts, and the tables keep the newest stamp per bucket: a rebuild that missed a fact started before that
+fact's insert returned, and the fact's own writer rebuilds the bucket afterwards with a later stamp. So two
+processors (a rebalance) converge without coordinating.
+
+A process that stops between storing a batch and rebuilding its buckets loses only that in-memory mark: at
+start, the aggregator marks everything stored in the last ``RECOVERY_MINUTES`` again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from clickhouse_connect.driver.client import Client
+
+from fnscope.events import Event
+from processors.health_concurrency import recompute_concurrency
+from processors.health_minutes import recompute_minutes, recompute_throttles
+from processors.health_ranges import JITTER_S, TenantDirt, dirty_ranges
+
+log = logging.getLogger("fnscope.health")
+
+RECOVERY_MINUTES = 15
+COALESCE_S = 0.2  # marks arriving within this long are rebuilt together
+
+# Per tenant and minute of everything stored recently: the seconds its invocations span, and its functions.
+_RECENT_INVOCATIONS = """
+SELECT tenant, toUnixTimestamp(toStartOfMinute(time)) AS minute,
+       toUnixTimestamp(min(coalesce(start_time, time))) AS first_s, toUnixTimestamp(max(time)) AS last_s,
+       groupUniqArray(function) AS functions
+FROM invocations
+WHERE ingested_at >= now64(3) - toIntervalMinute({minutes:UInt32}) AND kind IN ('report', 'start', 'timeout', 'oom', 'fault')
+GROUP BY tenant, minute"""
+
+_RECENT_THROTTLES = """
+SELECT tenant, toUnixTimestamp(toStartOfMinute(time)) AS minute, groupUniqArray(function) AS functions FROM (
+    SELECT tenant, time, function FROM api_access
+    WHERE ingested_at >= now64(3) - toIntervalMinute({minutes:UInt32}) AND throttled AND function != ''
+    UNION ALL
+    SELECT tenant, time, function FROM audit_events
+    WHERE ingested_at >= now64(3) - toIntervalMinute({minutes:UInt32})
+      AND error_code = 'TooManyRequestsException' AND function != ''
+) GROUP BY tenant, minute"""
+
+
+class HealthAggregator:
+    def __init__(self, client: Client, recover_minutes: int = RECOVERY_MINUTES) -> None:
+        self.client = client
+        self._pending: dict[str, TenantDirt] = {}
+        self._busy = False
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._recover_minutes = recover_minutes
+
+    # --- the hook --------------------------------------------------------------------------------------
+
+    def mark(self, events: Iterable[Event]) -> None:
+        """Note the buckets these (already stored) events can change; they are rebuilt shortly."""
+        self._add(dirty_ranges(events))
+
+    def flush(self, timeout: float = 120.0) -> None:
+        """Wait until every bucket marked so far is rebuilt."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                if self._thread is None:
+                    self._start()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("health aggregates did not catch up")
+                self._cond.wait(left)
+
+    def stop(self) -> None:
+        """Stop rebuilding; what is still marked is left to the next start's recovery."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def refresh(self, events: Iterable[Event]) -> None:
+        """Rebuild the buckets these events can change, now, in the caller's thread."""
+        self._rebuild(dirty_ranges(events))
+
+    # --- the rebuilding thread -------------------------------------------------------------------------
+
+    def _add(self, dirt: dict[str, TenantDirt]) -> None:
+        if not dirt:
+            return
+        with self._cond:
+            for tenant, d in dirt.items():
+                self._pending[tenant] = self._pending[tenant].union(d) if tenant in self._pending else d
+            if self._thread is None:
+                self._start()
+            self._cond.notify_all()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="health-aggregates", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._add(self._recent())
+        except Exception:  # a store that is not there yet: nothing to recover from
+            log.exception("health recovery scan failed")
+        backoff = 1.0
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+            time.sleep(COALESCE_S)
+            with self._cond:
+                work, self._pending, self._busy = self._pending, {}, True
+            try:
+                self._rebuild(work)
+            except Exception as exc:  # the store is down or refusing: keep the marks and try again
+                log.warning("health rebuild failed, retrying in %.0fs: %s", backoff, exc)
+                self._add(work)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            else:
+                backoff = 1.0
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _rebuild(self, dirt: dict[str, TenantDirt]) -> None:
+        for tenant, d in dirt.items():
+            for first, last in d.seconds:
+                recompute_concurrency(self.client, tenant, first, last)
+            for first, last in d.minutes:
+                recompute_minutes(self.client, tenant, d.functions, first, last)
+            for first, last in d.throttle_minutes:
+                recompute_throttles(self.client, tenant, d.throttle_functions, first, last)
+
+    def _recent(self) -> dict[str, TenantDirt]:
+        """Everything stored in the last minutes, as marks: what a stopped process may not have rebuilt."""
+        if self._recover_minutes <= 0:
+            return {}
+        params = {"minutes": self._recover_minutes}
+        dirt: dict[str, TenantDirt] = {}
+        for tenant, minute, first_s, last_s, functions in self.client.query(_RECENT_INVOCATIONS, params).result_rows:
+            d = dirt.setdefault(tenant, TenantDirt())
+            d.seconds.append((min(first_s, minute) - JITTER_S, last_s + JITTER_S))
+            d.minutes.append((minute // 60 - 1, minute // 60 + 1))
+            d.functions.update(functions)
+        for tenant, minute, functions in self.client.query(_RECENT_THROTTLES, params).result_rows:
+            d = dirt.setdefault(tenant, TenantDirt())
+            d.throttle_minutes.append((minute // 60, minute // 60))
+            d.throttle_functions.update(functions)
+        if dirt:
+            log.info(
+                "re-marking health buckets of %d tenant(s) stored in the last %d minutes", len(dirt), params["minutes"]
+            )
+        return {tenant: d.merged() for tenant, d in dirt.items()}

@@ -1,0 +1,383 @@
+"""Function health against a brute-force reference computed here from the same generated invocations.
+
+Facts arrive shuffled, minutes late, twice (the same fact by a second path 1 ms later, and the same copy
+re-delivered), across a processor restart (a new EventWriter on the same store) and, on the real broker,
+across a rebalance between two Kafka processors. Concurrency must match exactly at every second, minute and
+hour, per function, account and in total; counts exactly; percentiles within the t-digest's rank error.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kafka import KafkaProducer
+
+from fnscope.events import ApiAccess, AuditEvent, Event, Invocation, stable_id
+from fnscope.kafka_admin import ensure_topics
+from fnscope.transport import encode_batches, topic
+from processors.kafka_processor import KafkaProcessor
+from processors.store import open_store
+from processors.writer import EventWriter
+from query.runner import QueryRunner
+from query.stats import StatsRequest, stats
+from tests.test_distributed import group_lag
+
+BASE = datetime(2026, 3, 2, 9, 58, 0, tzinfo=UTC)  # two minutes before an hour boundary
+ACCOUNTS = {"orders": "111111111111", "payments": "111111111111", "images": "222222222222"}
+
+
+@dataclass(frozen=True)
+class Inv:
+    function: str
+    request_id: str
+    version: str
+    start_ms: int  # from BASE
+    duration_ms: int
+    status: str  # success | error | timeout | oom
+    init_ms: int | None
+    paths: str  # "first" (exact copy only), "both" (plus a copy 1 ms later), "second" (only the later copy)
+    with_start: bool  # a platform.start fact too
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + self.duration_ms
+
+
+def _t(ms: int) -> datetime:
+    return BASE + timedelta(milliseconds=ms)
+
+
+def facts(inv: Inv) -> list[Event]:
+    """The invocation facts as the receivers produce them, one per delivery path."""
+    account = ACCOUNTS[inv.function]
+    common = dict(source="test", function=inv.function, version=inv.version, request_id=inv.request_id, account=account)
+    out: list[Event] = []
+    for lag in {"first": (0,), "both": (0, 1), "second": (1,)}[inv.paths]:
+        end = _t(inv.end_ms + lag)
+        out.append(
+            Invocation(
+                event_id="",
+                time=end,
+                kind="report",
+                status="error" if inv.status == "oom" else inv.status,
+                error_type={"timeout": "Sandbox.Timedout", "oom": "Runtime.OutOfMemory"}.get(inv.status, ""),
+                start_time=end - timedelta(milliseconds=inv.duration_ms),
+                duration_ms=float(inv.duration_ms),
+                billed_duration_ms=float(inv.duration_ms),
+                memory_size_mb=256,
+                max_memory_used_mb=64,
+                init_duration_ms=None if inv.init_ms is None else float(inv.init_ms),
+                cold_start=inv.init_ms is not None,
+                **common,
+            )
+        )
+    if inv.with_start:
+        out.append(Invocation(event_id="", time=_t(inv.start_ms), kind="start", start_time=_t(inv.start_ms), **common))
+    if inv.status in ("timeout", "oom"):  # the log line that states it, as CloudWatch delivers it
+        out.append(Invocation(event_id="", time=_t(inv.end_ms), kind=inv.status, status=inv.status, **common))
+    return out
+
+
+def throttle_events(function: str, n: int, at_ms: int) -> list[Event]:
+    out: list[Event] = []
+    for i in range(n):
+        when = _t(at_ms + i * 7)
+        rid = f"{function}-throttle-{at_ms}-{i}"
+        out.append(
+            ApiAccess(
+                event_id=stable_id("api", rid),
+                time=when,
+                source="apigateway",
+                function=function,
+                status=429,
+                throttled=True,
+                error_message="Rate Exceeded.",
+            )
+        )
+        out.append(
+            AuditEvent(
+                event_id=stable_id("trail", rid),
+                time=when,
+                source="cloudtrail",
+                account=ACCOUNTS[function],
+                action="Invoke",
+                function=function,
+                error_code="TooManyRequestsException",
+                raw='{"additionalEventData": {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}}',
+            )
+        )
+    return out
+
+
+# --- the reference -------------------------------------------------------------------------------------------
+
+
+def intervals(events: list[Event]) -> dict[tuple[str, str], tuple[int, int, str]]:
+    """(function, request) -> (start ms, end ms, account): earliest start any fact states, earliest report."""
+    starts: dict[tuple[str, str], int] = {}
+    ends: dict[tuple[str, str], int] = {}
+    for e in events:
+        if not isinstance(e, Invocation) or e.kind not in ("report", "start"):
+            continue
+        key = (e.function, e.request_id)
+        s = round((e.start_time - BASE).total_seconds() * 1000)
+        starts[key] = min(starts.get(key, s), s)
+        if e.kind == "report":
+            t = round((e.time - BASE).total_seconds() * 1000)
+            ends[key] = min(ends.get(key, t), t)
+    return {k: (starts[k], ends[k], ACCOUNTS[k[0]]) for k in ends}
+
+
+def brute_force_peaks(spans: list[tuple[int, int]], first_s: int, last_s: int) -> dict[int, int]:
+    """Second -> the most spans running at one instant of it, by counting at every instant that could be a max."""
+    out = {}
+    for s in range(first_s, last_s + 1):
+        instants = [s * 1000] + [a for a, _ in spans if s * 1000 <= a < s * 1000 + 1000]
+        out[s] = max(sum(1 for a, b in spans if a <= t < b) for t in instants)
+    return out
+
+
+def reference_peaks(events: list[Event]) -> dict[tuple[str, str, int, int], int]:
+    """(scope, key, resolution, bucket start in seconds from BASE) -> peak; buckets aligned to the clock."""
+    by_key: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for (function, _), (s, e, account) in intervals(events).items():
+        for key in (("function", function), ("account", account), ("total", "")):
+            by_key[key].append((s, e))
+    base = int(BASE.timestamp())
+    out = {}
+    for (scope, key), spans in by_key.items():
+        first, last = min(a for a, _ in spans) // 1000 - 3, max(b for _, b in spans) // 1000 + 3
+        seconds = brute_force_peaks(spans, first, last)
+        for res in (1, 60, 3600):
+            for sec, peak in seconds.items():
+                bucket = (base + sec) // res * res - base
+                out[(scope, key, res, bucket)] = max(out.get((scope, key, res, bucket), 0), peak)
+    return out
+
+
+def stored_peaks(client, tenant: str) -> dict[tuple[str, str, int, int], int]:
+    base = int(BASE.timestamp())
+    rows = client.query(
+        "SELECT scope, key, resolution, toUnixTimestamp(bucket), peak FROM concurrency_peaks FINAL "
+        "WHERE tenant = {tenant:String}",
+        parameters={"tenant": tenant},
+    ).result_rows
+    return {(scope, key, res, ts - base): peak for scope, key, res, ts, peak in rows}
+
+
+def assert_peaks_exact(client, tenant: str, events: list[Event]) -> None:
+    expected = reference_peaks(events)
+    got = stored_peaks(client, tenant)
+    wrong = {k: (got.get(k, 0), v) for k, v in expected.items() if got.get(k, 0) != v}
+    assert not wrong, f"{len(wrong)} buckets differ (stored, reference): {sorted(wrong.items())[:10]}"
+    extra = {k: v for k, v in got.items() if k not in expected and v != 0}
+    assert not extra, f"peaks where the reference has none: {sorted(extra.items())[:10]}"
+    assert any(v > 0 for v in got.values()) == any(v > 0 for v in expected.values())
+
+
+def assert_stats_exact(client, tenant: str, invs: list[Inv], throttles: dict[str, int]) -> None:
+    req = StatsRequest(tenant, BASE - timedelta(hours=1), BASE + timedelta(hours=2))
+    out = stats(QueryRunner(client), req, by_version=True)
+    for row in out["versions"]:
+        mine = [i for i in invs if i.function == row["function"] and i.version == row["version"]]
+        assert row["invocations"] == len(mine)
+        assert row["errors"] == sum(i.status != "success" for i in mine)
+        assert row["timeouts"] == sum(i.status == "timeout" for i in mine)
+        assert row["out_of_memory"] == sum(i.status == "oom" for i in mine)
+        assert row["cold_starts"] == sum(i.init_ms is not None for i in mine)
+        durations = sorted(i.duration_ms for i in mine)
+        assert row["max_ms"] == durations[-1]
+        for q, name in ((0.5, "p50_ms"), (0.99, "p99_ms")):
+            assert_within_rank(row[name], durations, q)
+        inits = sorted(i.init_ms for i in mine if i.init_ms is not None)
+        if inits:
+            assert_within_rank(row["init_p50_ms"], inits, 0.5)
+        else:
+            assert row["init_p50_ms"] is None
+    assert {(r["function"], r["version"]) for r in out["versions"]} == {(i.function, i.version) for i in invs}
+    by_function = {r["function"]: r for r in out["functions"]}
+    for function, n in throttles.items():
+        assert by_function[function]["throttles_by_source"] == {"apigateway": n, "cloudtrail": n}
+        assert by_function[function]["throttles"] == n
+    peaks = reference_peaks([e for i in invs for e in facts(i)])
+    for function, row in by_function.items():
+        expected = max(
+            (v for (s, k, res, _), v in peaks.items() if (s, k, res) == ("function", function, 1)), default=0
+        )
+        assert row["peak_concurrency"] == expected
+
+
+def assert_within_rank(value: float, ordered: list[int], q: float) -> None:
+    """t-digest promises rank error, not value error: the answer lies between the values a few ranks around q."""
+    n = len(ordered)
+    slack = max(1, math.ceil(0.01 * n))
+    lo = ordered[max(0, math.floor(q * (n - 1)) - slack)]
+    hi = ordered[min(n - 1, math.ceil(q * (n - 1)) + slack)]
+    assert lo - 0.01 <= value <= hi + 0.01, (value, q, ordered)
+
+
+# --- generated scenarios -------------------------------------------------------------------------------------
+
+_START = st.one_of(st.integers(0, 190_000), st.integers(0, 190).map(lambda s: s * 1000))  # whole seconds are edges
+_DURATION = st.one_of(st.integers(0, 3_000), st.integers(0, 75_000), st.integers(1, 70).map(lambda s: s * 1000))
+
+
+@st.composite
+def invocations(draw: st.DrawFn) -> list[Inv]:
+    n = draw(st.integers(1, 30))
+    return [
+        Inv(
+            function=draw(st.sampled_from(sorted(ACCOUNTS))),
+            request_id=f"req-{i}",
+            version=draw(st.sampled_from(["1", "2"])),
+            start_ms=draw(_START),
+            duration_ms=draw(_DURATION),
+            status=draw(st.sampled_from(["success", "success", "error", "timeout", "oom"])),
+            init_ms=draw(st.none() | st.integers(80, 1500)),
+            paths=draw(st.sampled_from(["first", "both", "second"])),
+            with_start=draw(st.booleans()),
+        )
+        for i in range(n)
+    ]
+
+
+def delivery(events: list[Event], seed: int, batches: int) -> list[list[Event]]:
+    """Shuffled, every fact possibly twice, a quarter held back to arrive after everything else (late)."""
+    rng = random.Random(seed)
+    sent = events + [e for e in events if rng.random() < 0.3]
+    rng.shuffle(sent)
+    late = [e for e in sent if rng.random() < 0.25]
+    on_time = [e for e in sent if not any(e is x for x in late)]
+    size = max(1, math.ceil(len(on_time) / batches))
+    return [on_time[i : i + size] for i in range(0, len(on_time), size)] + ([late] if late else [])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """One chDB store for the module (chDB opens one path per process); each test writes its own tenants."""
+    client = open_store(f"chdb://{tmp_path_factory.mktemp('health') / 'store'}")
+    yield client
+    client.close()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    invs=invocations(),
+    seed=st.integers(0, 2**32),
+    batches=st.integers(1, 3),
+    throttled=st.integers(0, 3),
+    restart=st.booleans(),
+)
+def test_health_matches_brute_force_whatever_the_delivery(
+    store, invs: list[Inv], seed: int, batches: int, throttled: int, restart: bool
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:12]}"  # one store for every example, each in its own tenant
+    events = [e for i in invs for e in facts(i)] + throttle_events("payments", throttled, 61_000)
+    for e in events:
+        e.tenant = tenant
+    rounds = delivery(events, seed, batches)
+    writer = EventWriter(store)
+    for n, batch in enumerate(rounds):
+        if restart and n == len(rounds) // 2:
+            writer.health.stop()  # the processor dies: what it stored but had not aggregated yet is lost from memory
+            writer = EventWriter(store)
+        writer.write(batch)
+    writer.health.flush()
+    assert_peaks_exact(store, tenant, events)
+    assert_stats_exact(store, tenant, invs, {"payments": throttled} if throttled else {})
+
+
+# --- a rebalance between two processors on the real broker --------------------------------------------------
+
+
+def test_exact_across_a_rebalance_between_two_processors(broker: str, store: Client) -> None:
+    rng = random.Random(7)
+    tenant = f"rebalance-{uuid.uuid4().hex[:8]}"
+    invs = [
+        Inv(
+            function=rng.choice(sorted(ACCOUNTS)),
+            request_id=f"rb-{i}",
+            version=rng.choice(["1", "2"]),
+            start_ms=rng.randint(0, 180_000),
+            duration_ms=int(rng.lognormvariate(math.log(400), 1.2)) % 60_000,
+            status=rng.choice(["success"] * 8 + ["error", "timeout"]),
+            init_ms=rng.randint(100, 900) if rng.random() < 0.1 else None,
+            paths=rng.choice(["first", "both", "second"]),
+            with_start=rng.random() < 0.5,
+        )
+        for i in range(300)
+    ]
+    events = [e for i in invs for e in facts(i)]
+    for e in events:
+        e.tenant = tenant
+    rng.shuffle(events)
+    late = events[-60:]  # re-sent minutes later, after both processors have been through everything once
+    ensure_topics(broker, "fnscope", partitions=4)
+    producer = KafkaProducer(bootstrap_servers=broker, acks="all")
+
+    def produce(batch: list[Event]) -> None:
+        for signal, key, value in encode_batches(batch):
+            producer.send(topic("fnscope", signal), key=key.encode(), value=value)
+        producer.flush()
+
+    for i in range(0, len(events), 60):
+        produce(events[i : i + 60])
+
+    writer = EventWriter(store)  # chDB allows one process per store: both members share this process's writer
+    first = KafkaProcessor(broker, writer, max_records=4, session_timeout_ms=6000)
+    written = 0
+    deadline = time.monotonic() + 60
+    while written < len(events) // 3 and time.monotonic() < deadline:
+        written += first.poll_once(200)
+    assert written > 0, "the first processor must have written part of the topics before the second joins"
+
+    second = KafkaProcessor(broker, writer, max_records=4, session_timeout_ms=6000)
+    stop = threading.Event()
+
+    def run(member: KafkaProcessor) -> None:
+        while not stop.is_set():
+            member.poll_once(200)
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in (first, second)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            second._consumer.assignment() and len(first._consumer.assignment()) < 20
+        ):
+            time.sleep(0.2)
+        # The group rebalanced: the partitions are now split between the two members.
+        assert second._consumer.assignment() and len(first._consumer.assignment()) < 20
+        produce(late)  # minutes late, and copies of facts already written
+        wait_drained(broker, deadline=time.monotonic() + 90)
+        writer.health.flush()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        for member in (first, second):
+            member._consumer.close(autocommit=False)
+        producer.close()
+    assert_peaks_exact(store, tenant, events)
+    assert_stats_exact(store, tenant, invs, {})
+
+
+def wait_drained(broker: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if group_lag(broker)[1] == 0:
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"the processors did not drain the topics: {group_lag(broker)}")
