@@ -7,6 +7,7 @@ COPY collector ./collector
 COPY processors ./processors
 COPY query ./query
 COPY dashboards ./dashboards
+COPY alerts ./alerts
 COPY simulator ./simulator
 RUN pip install --no-cache-dir . && useradd --system fnscope
 USER fnscope

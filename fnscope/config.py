@@ -16,6 +16,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from alerts.config import AlertSettings
 from processors.schema import Retention
 
 
@@ -47,6 +48,7 @@ class Settings(BaseSettings):
     price_per_gb_second: float = 0.0000166667  # USD, public x86 Lambda price
     price_per_request: float = 0.0000002  # USD per invocation
     alert_webhook_url: str = ""
+    alerts: AlertSettings = Field(default_factory=AlertSettings)  # rules, targets, silences (alerts/)
     # audit hash chain: HMAC-SHA256 secret, or an Ed25519 private key (PEM text or the path of a PEM file)
     audit_signing_key: str = ""
     audit_seal_window_s: float = 60.0  # one digest per tenant per window of arrival time that has events

@@ -57,6 +57,9 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     metrics = pipeline_metrics()
     writer = EventWriter(open_store(dsn, settings.retention))
     start_audit_sealer(settings, dsn)  # the audit hash chain (processors/integrity.py)
+    from alerts.runtime import start_alerts
+
+    start_alerts(settings, writer)  # evaluates alert rules as batches are stored, notifies webhooks
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(connect(dsn))
     app = build_app(settings, metrics, sink, (Saturated,), runner, on_shutdown=sink.close)
@@ -111,6 +114,9 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention))
     start_audit_sealer(settings, settings.clickhouse_dsn())  # the audit hash chain
+    from alerts.runtime import start_alerts
+
+    start_alerts(settings, writer)  # alert rules over this processor's partitions
     processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
     print(f"fnscope processor: {settings.kafka} -> {settings.clickhouse_dsn()} (group {group_id})", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from clickhouse_connect.driver.client import Client
 
@@ -28,6 +28,8 @@ class EventWriter:
         self.client = client
         self._lock = threading.Lock()
         self.health = HealthAggregator(client)  # rebuilds, in the background, the health buckets each batch touched
+        # called with each batch after its insert returned, outside the lock (the alert evaluator hooks in here)
+        self.listeners: list[Callable[[list[Event]], None]] = []
 
     def write(self, events: Iterable[Event]) -> dict[Signal, int]:
         by_model: dict[type[Event], list[Event]] = defaultdict(list)
@@ -41,4 +43,8 @@ class EventWriter:
                 self.client.insert(TABLES[model.signal], columns, column_names=names, column_oriented=True)
                 written[model.signal] = len(batch)
             self.health.mark(e for batch in by_model.values() for e in batch)
+        if self.listeners:
+            stored = [e for batch in by_model.values() for e in batch]
+            for listener in self.listeners:
+                listener(stored)
         return written

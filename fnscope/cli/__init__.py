@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from fnscope.cli import audit, import_cmd, search, serve, stats
+from fnscope.cli import alerts, audit, dashboards, import_cmd, search, serve, stats
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,5 +26,7 @@ for command in (
     audit.audit,
     import_cmd.import_,
     stats.stats,
+    alerts.alerts,
+    dashboards.dashboards,
 ):
     main.add_command(command)

@@ -1,0 +1,202 @@
+"""Rule evaluation: measure each rule for the label groups a batch touched, and move their instances through
+pending → firing → resolved. Pure in-memory work on ``Signals``; storing and notifying are the caller's."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from alerts.config import Silence
+from alerts.instances import Instance, Notice
+from alerts.rules import Rule
+from alerts.signals import AuditHit, SeriesKey, Signals
+from alerts.silences import matching_silence
+from fnscope.events import AuditEvent, Event, stable_id
+
+GroupKey = tuple[str, str]  # (rule name, fingerprint)
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _window(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"
+
+
+def fingerprint(rule: str, labels: dict[str, str]) -> str:
+    return stable_id(rule, *sorted(labels.items()))
+
+
+def _matches(rule: Rule, event: AuditEvent) -> bool:
+    for name, want in rule.match.items():
+        have = getattr(event, name, None)
+        if isinstance(want, list):
+            if str(have) not in want:
+                return False
+        elif isinstance(want, bool):
+            if have is not want:
+                return False
+        elif str(have if have is not None else "") != want:
+            return False
+    return True
+
+
+def _audit_labels(event: AuditEvent) -> dict[str, str]:
+    return {
+        "tenant": event.tenant,
+        "account": event.account,
+        "principal": event.principal_arn or event.principal_name or event.principal_type,
+        "action": event.action,
+        "source_ip": event.source_ip,
+        "function": event.function,
+    }
+
+
+class Evaluator:
+    def __init__(
+        self,
+        rules: list[Rule],
+        signals: Signals,
+        silences: list[Silence] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rules = [r for r in rules if r.enabled]
+        self.signals = signals
+        self.silences = silences or []
+        self.clock = clock
+        self.instances: dict[GroupKey, Instance] = {}
+        self.audit_hits: dict[GroupKey, AuditHit] = {}
+
+    def restore(self, instances: Iterable[Instance]) -> None:
+        """Pending and firing alerts from before a restart: they fire no second time and still resolve."""
+        names = {r.name for r in self.rules}
+        for inst in instances:
+            if inst.rule in names and inst.state in ("pending", "firing"):
+                self.instances[(inst.rule, inst.fingerprint)] = inst
+
+    # --- entry points ------------------------------------------------------------------------------------
+
+    def ingest(self, events: list[Event]) -> tuple[list[Instance], list[Notice]]:
+        """A stored batch: update the signals and evaluate every group it touched."""
+        now = self.clock()
+        touched = self.signals.observe(events, now)
+        groups: dict[GroupKey, tuple[Rule, dict[str, str]]] = {}
+        for rule in self.rules:
+            if rule.kind == "audit":
+                for event in self.signals.audit_events:
+                    if _matches(rule, event):
+                        labels = self._group(rule, _audit_labels(event))
+                        key = (rule.name, fingerprint(rule.name, labels))
+                        hit = self.audit_hits.setdefault(key, AuditHit(labels))
+                        hit.seconds[int(now)] += 1  # by arrival: CloudTrail is minutes late
+                        hit.last = _audit_labels(event)
+                        groups[key] = (rule, labels)
+                continue
+            for series in touched:
+                labels = self._group(rule, self._series_labels(series))
+                groups[(rule.name, fingerprint(rule.name, labels))] = (rule, labels)
+        return self._evaluate(groups, now)
+
+    def tick(self) -> tuple[list[Instance], list[Notice]]:
+        """Re-check pending and firing alerts: a `for` may have elapsed, or the condition stopped holding."""
+        now = self.clock()
+        by_name = {r.name: r for r in self.rules}
+        groups = {
+            key: (by_name[inst.rule], inst.labels)
+            for key, inst in self.instances.items()
+            if inst.state in ("pending", "firing") and inst.rule in by_name
+        }
+        out = self._evaluate(groups, now)
+        self.signals.prune(now)
+        self._prune_audit(now)
+        return out
+
+    # --- measuring groups --------------------------------------------------------------------------------
+
+    def _series_labels(self, series: SeriesKey) -> dict[str, str]:
+        fn = self.signals.functions.get(series)
+        return {"tenant": series[0], "function": series[1], "account": fn.account if fn else ""}
+
+    @staticmethod
+    def _group(rule: Rule, labels: dict[str, str]) -> dict[str, str]:
+        return {name: labels.get(name, "") for name in rule.group_by}
+
+    def _measure(self, rule: Rule, key: GroupKey, labels: dict[str, str], now: float) -> tuple[bool, dict[str, Any]]:
+        if rule.kind == "audit":
+            hit = self.audit_hits.get(key)
+            lo = int(now - rule.window_s)
+            count = sum(n for s, n in hit.seconds.items() if s >= lo) if hit else 0
+            return count >= rule.threshold, {"value": count, **(hit.last if hit else {})}
+        best: dict[str, Any] = {"value": 0.0}
+        firing_functions = []
+        for series in list(self.signals.functions):
+            series_labels = self._series_labels(series)
+            if any(series_labels.get(k, "") != v for k, v in labels.items()):
+                continue
+            measured = self.signals.measure(rule.kind, series, rule.window_s, now)
+            if not measured:
+                continue
+            enough = measured.get("invocations", rule.min_invocations) >= rule.min_invocations
+            if enough and measured["value"] >= rule.threshold:
+                firing_functions.append(series[1])
+                if measured["value"] >= best["value"] or len(firing_functions) == 1:
+                    best = {**measured, "function": series[1], "account": series_labels["account"]}
+        best["functions"] = sorted(firing_functions)
+        return bool(firing_functions), best
+
+    # --- the state machine -------------------------------------------------------------------------------
+
+    def _evaluate(
+        self, groups: dict[GroupKey, tuple[Rule, dict[str, str]]], now: float
+    ) -> tuple[list[Instance], list[Notice]]:
+        changed: list[Instance] = []
+        notices: list[Notice] = []
+        for key, (rule, labels) in groups.items():
+            holds, values = self._measure(rule, key, labels, now)
+            inst = self.instances.get(key)
+            if holds:
+                summary = rule.summary.format_map(
+                    _Blank({**values, **labels, "window": _window(rule.window_s), "rule": rule.name})
+                )
+                if inst is None or inst.state not in ("pending", "firing"):
+                    inst = Instance(
+                        rule.name, key[1], labels.get("tenant", "default"), labels, "pending",
+                        values["value"], values, summary, active_since=now, last_true=now,
+                    )  # fmt: skip
+                    self.instances[key] = inst
+                inst.value, inst.values, inst.summary, inst.last_true = values["value"], values, summary, now
+                if inst.state == "pending" and now - inst.active_since >= rule.for_s:
+                    inst.state, inst.fired_at = "firing", now
+                    notices.append(self._notice("firing", rule, inst, now))
+                elif inst.state == "firing" and now - (inst.last_notified or now) >= rule.repeat_interval_s:
+                    notices.append(self._notice("repeat", rule, inst, now))
+                changed.append(inst)
+            elif inst is not None and inst.state == "pending":
+                inst.state = "inactive"
+                del self.instances[key]
+                changed.append(inst)
+            elif inst is not None and inst.state == "firing" and now - inst.last_true >= rule.resolve_after_s:
+                inst.state, inst.resolved_at, inst.value = "resolved", now, values["value"]
+                del self.instances[key]
+                notices.append(self._notice("resolved", rule, inst, now))
+                changed.append(inst)
+        return [i.copy() for i in changed], notices
+
+    def _notice(self, kind: str, rule: Rule, inst: Instance, now: float) -> Notice:
+        silence = matching_silence(self.silences, {**inst.labels, "rule": rule.name}, now)
+        if silence is None:
+            inst.last_notified = now
+        return Notice(kind, inst.copy(), rule.severity, silence.comment or "silenced" if silence else "", now)  # type: ignore[arg-type]
+
+    def _prune_audit(self, now: float) -> None:
+        windows = defaultdict(float, {r.name: r.window_s for r in self.rules})
+        for key, hit in list(self.audit_hits.items()):
+            lo = int(now - windows[key[0]])
+            for s in [s for s in hit.seconds if s < lo]:
+                del hit.seconds[s]
+            if not hit.seconds and key not in self.instances:
+                del self.audit_hits[key]

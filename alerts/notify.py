@@ -1,0 +1,160 @@
+"""Webhook notifications: generic JSON or Slack-compatible text, retried with backoff, each delivery recorded."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from alerts.config import Target
+from alerts.instances import Notice
+from alerts.store import AlertStore, Delivery
+
+log = logging.getLogger("fnscope.alerts")
+
+
+class _Retryable(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text[:200]}")
+        self.status = status
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def links(base_url: str, notice: Notice) -> dict[str, str]:
+    """Where to look next: the function's log lines and health around the alert, in this fnscope."""
+    inst, base = notice.instance, base_url.rstrip("/")
+    function = inst.values.get("function") or inst.labels.get("function", "")
+    since = _iso((inst.active_since or notice.at) - 300) or ""
+    out: dict[str, str] = {}
+    if function:
+        out["search"] = f"{base}/api/search?" + urlencode({"q": f"function:{function}", "since": since})
+        out["errors"] = f"{base}/api/search?" + urlencode({"q": f"function:{function} level:error", "since": since})
+        out["stats"] = f"{base}/api/stats?" + urlencode({"function": function, "since": since, "step": "1m"})
+    principal = inst.values.get("principal") or inst.labels.get("principal")
+    if principal:
+        out["audit"] = f"{base}/api/audit?" + urlencode({"principal": principal, "since": since})
+    out["alerts"] = f"{base}/api/alerts/history?" + urlencode({"rule": inst.rule})
+    return out
+
+
+def payload(notice: Notice, base_url: str) -> dict[str, Any]:
+    inst = notice.instance
+    return {
+        "status": "resolved" if notice.kind == "resolved" else "firing",
+        "kind": notice.kind,
+        "rule": inst.rule,
+        "severity": notice.severity,
+        "summary": inst.summary,
+        "function": inst.values.get("function") or inst.labels.get("function", ""),
+        "labels": inst.labels,
+        "value": inst.value,
+        "values": inst.values,
+        "started_at": _iso(inst.active_since),
+        "fired_at": _iso(inst.fired_at),
+        "resolved_at": _iso(inst.resolved_at),
+        "sent_at": _iso(time.time()),
+        "fingerprint": inst.fingerprint,
+        "links": links(base_url, notice),
+    }
+
+
+def slack_text(body: dict[str, Any]) -> str:
+    icon = {"resolved": ":white_check_mark:", "test": ":information_source:"}.get(body["kind"], ":rotating_light:")
+    head = f"{icon} *{body['status'].upper()}* `{body['rule']}` ({body['severity']}): {body['summary']}"
+    values = ", ".join(f"{k}={v}" for k, v in body["values"].items() if k not in ("function", "functions"))
+    link_text = " | ".join(f"<{url}|{name}>" for name, url in body["links"].items())
+    return "\n".join(line for line in (head, values and f"values: {values}", link_text) if line)
+
+
+def target_label(target: Target) -> str:
+    """How a target shows in the history: its name, or only scheme and host (the path may be a secret)."""
+    if target.name:
+        return target.name
+    parts = urlsplit(target.url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Notifier:
+    """Delivers notices one after another (so an alert's resolve never overtakes its firing) on its own thread."""
+
+    def __init__(
+        self, targets: list[Target], store: AlertStore, base_url: str, attempts: int = 4, timeout_s: float = 5.0
+    ) -> None:
+        self.targets, self.store, self.base_url = targets, store, base_url
+        self.attempts, self.timeout_s = attempts, timeout_s
+        self._queue: queue.Queue[Notice | None] = queue.Queue()
+        self._client = httpx.Client(timeout=timeout_s)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Notifier:
+        self._thread = threading.Thread(target=self._run, name="alert-notifier", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, notice: Notice) -> None:
+        self._queue.put(notice)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        while (notice := self._queue.get()) is not None:
+            try:
+                self.send(notice)
+            except Exception:  # recording failed (store down): the notifier must keep going
+                log.exception("alert notification %s/%s failed", notice.instance.rule, notice.kind)
+
+    def send(self, notice: Notice) -> list[Delivery]:
+        """Deliver to every target (or record why not) and write one history row per target."""
+        if notice.silenced_by:
+            results = [Delivery("", "", "silenced", error=notice.silenced_by)]
+        elif not self.targets:
+            results = [Delivery("", "", "no_target", error="no webhook configured (FNSCOPE_ALERT_WEBHOOK_URL)")]
+        else:
+            body = payload(notice, self.base_url)
+            results = [self.deliver(target, body) for target in self.targets]
+        for result in results:
+            self.store.record(notice, result)
+        return results
+
+    def deliver(self, target: Target, body: dict[str, Any]) -> Delivery:
+        content = {"text": slack_text(body)} if target.format == "slack" else body
+        started, attempts, status = time.perf_counter(), 0, 0
+
+        def post() -> None:
+            nonlocal attempts, status
+            attempts += 1
+            response = self._client.post(target.url, json=content)
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise _Retryable(status, response.text)
+            response.raise_for_status()  # other 4xx: the target refuses this payload; retrying won't help
+
+        delivery = Delivery(target_label(target), target.format, "delivered")
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=0.25, max=5),
+                retry=retry_if_exception_type((_Retryable, httpx.TransportError)),
+                reraise=True,
+            ):
+                with attempt:
+                    post()
+        except (httpx.HTTPError, _Retryable, RetryError) as exc:
+            delivery.delivery, delivery.error = "failed", str(exc) or type(exc).__name__
+            log.warning("alert webhook %s failed after %d attempt(s): %s", delivery.target, attempts, exc)
+        delivery.attempts, delivery.http_status = attempts, status
+        delivery.delivery_ms = round((time.perf_counter() - started) * 1000, 1)
+        return delivery

@@ -1,0 +1,215 @@
+"""Incremental per-function state, fed with every stored batch: per-second counts, durations and running
+invocations, so a rule's value over its window is a sum over a few dozen buckets, never a query.
+
+Event time decides the bucket; re-delivered copies (same deterministic ``event_id``) count once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
+
+FAILED = frozenset({"error", "failure", "timeout", "oom"})
+MAX_RUN_S = 15 * 60 + 10  # Lambda's longest invocation plus init: a start without its report is over by then
+
+SeriesKey = tuple[str, str]  # (tenant, function)
+
+
+@dataclass
+class FunctionState:
+    account: str = ""
+    throttles: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    invocations: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    errors: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    timeouts: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    durations: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # request id -> [start, end or None while still running], epoch seconds
+    runs: dict[str, list[float | None]] = field(default_factory=dict)
+    timed_out: set[str] = field(default_factory=set)
+
+
+@dataclass
+class AuditHit:
+    labels: dict[str, str]
+    seconds: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    last: dict[str, str] = field(default_factory=dict)
+
+
+def _epoch(event: Event) -> float:
+    return event.time.timestamp()
+
+
+def _reserved(event: AuditEvent) -> int | None:
+    """The limit a successful Put/DeleteFunctionConcurrency sets (-1: back on the account's pool)."""
+    if event.error_code or not event.function:
+        return None
+    if event.action.startswith("DeleteFunctionConcurrency"):
+        return -1
+    if not event.action.startswith("PutFunctionConcurrency"):
+        return None
+    try:
+        value = json.loads(event.raw).get("requestParameters", {}).get("reservedConcurrentExecutions")
+    except (ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int | float) else None
+
+
+class Signals:
+    """Everything the rules measure, for recent event time only (older buckets are pruned)."""
+
+    def __init__(self, keep_s: float, account_limit: int, audit_max_age_s: float = 86_400.0) -> None:
+        self.keep_s = keep_s
+        self.audit_max_age_s = audit_max_age_s
+        self.account_limit = account_limit
+        self.functions: dict[SeriesKey, FunctionState] = defaultdict(FunctionState)
+        self.reserved: dict[tuple[str, str], tuple[float, int]] = {}  # (tenant, function) -> (changed at, limit)
+        self.audit_events: list[AuditEvent] = []  # the last batch's, for audit rules
+        self._seen: dict[str, float] = {}
+        self._horizon = 0.0
+
+    # --- feeding ---------------------------------------------------------------------------------------
+
+    def observe(self, events: Iterable[Event], now: float) -> set[SeriesKey]:
+        """Add a stored batch; returns the functions it touched."""
+        touched: set[SeriesKey] = set()
+        self.audit_events = []
+        horizon = self._horizon = now - self.keep_s
+        for event in events:
+            if event.event_id in self._seen:
+                continue
+            t = _epoch(event)
+            if isinstance(event, AuditEvent):
+                self._seen[event.event_id] = t
+                self._audit(event, touched)
+                # CloudTrail delivers minutes late: audit rules count arrivals, and only a backfill is too old
+                if t >= now - self.audit_max_age_s:
+                    self.audit_events.append(event)
+            elif t < horizon:
+                continue
+            elif isinstance(event, Invocation):
+                self._seen[event.event_id] = t
+                self._invocation(event, t, touched)
+            elif isinstance(event, ApiAccess) and event.throttled and event.function:
+                self._seen[event.event_id] = t
+                self.functions[(event.tenant, event.function)].throttles["apigateway"][int(t)] += 1
+                touched.add((event.tenant, event.function))
+        return touched
+
+    def _audit(self, event: AuditEvent, touched: set[SeriesKey]) -> None:
+        key = (event.tenant, event.function)
+        if event.error_code == "TooManyRequestsException" and event.function:
+            t = _epoch(event)
+            if t >= self._horizon:
+                self.functions[key].throttles["cloudtrail"][int(t)] += 1
+                touched.add(key)
+        reserved = _reserved(event)
+        if reserved is not None:
+            t = _epoch(event)
+            if key not in self.reserved or self.reserved[key][0] <= t:  # the newest change wins, whatever the order
+                self.reserved[key] = (t, reserved)
+                touched.add(key)
+
+    def _invocation(self, event: Invocation, t: float, touched: set[SeriesKey]) -> None:
+        key = (event.tenant, event.function)
+        fn = self.functions[key]
+        fn.account = event.account or fn.account
+        touched.add(key)
+        run_id = event.request_id or event.event_id
+        if event.kind == "start" or (event.kind == "report" and event.request_id):
+            run = fn.runs.setdefault(run_id, [math.inf, None])
+            begin = (event.start_time or event.time).timestamp()
+            run[0] = min(run[0] or math.inf, begin)
+            if event.kind == "report":
+                run[1] = t if run[1] is None else min(run[1], t)
+        if event.status == "throttled":
+            fn.throttles["invocation"][int(t)] += 1
+        timed_out = event.status == "timeout" or event.kind == "timeout" or event.error_type == "Sandbox.Timedout"
+        if timed_out and run_id not in fn.timed_out:
+            fn.timed_out.add(run_id)
+            fn.timeouts[int(t)] += 1
+        if event.kind == "report":
+            second = int(t)
+            fn.invocations[second] += 1
+            if event.status in FAILED:
+                fn.errors[second] += 1
+            if event.duration_ms is not None:
+                fn.durations[second].append(event.duration_ms)
+
+    # --- measuring -------------------------------------------------------------------------------------
+
+    def limit_of(self, tenant: str, function: str) -> tuple[int, str]:
+        reserved = self.reserved.get((tenant, function))
+        if reserved is not None and reserved[1] >= 0:
+            return reserved[1], "reserved"
+        taken = sum(v for (t, _f), (_at, v) in self.reserved.items() if t == tenant and v >= 0)
+        return max(0, self.account_limit - taken), "account"
+
+    def peak_concurrency(self, fn: FunctionState, since: float, now: float) -> int:
+        """Most invocations running at one instant since ``since``: a sweep over the runs that overlap it."""
+        edges: list[tuple[float, int]] = []
+        for begin, end in fn.runs.values():
+            stop = end if end is not None else min(now, (begin or now) + MAX_RUN_S)
+            if begin is None or stop <= since or stop <= begin:
+                continue
+            edges.append((max(begin, since), 1))
+            edges.append((stop, -1))
+        edges.sort()  # at one instant an end (-1) sorts before a start (+1): back-to-back runs don't overlap
+        running = peak = 0
+        for _, delta in edges:
+            running += delta
+            peak = max(peak, running)
+        return peak
+
+    def measure(self, kind: str, key: SeriesKey, window_s: float, now: float) -> dict[str, Any]:
+        """The values a rule of this kind looks at, for one function over the last ``window_s`` seconds."""
+        fn = self.functions.get(key)
+        if fn is None:
+            return {}
+        since = now - window_s
+        lo = int(since)
+
+        def total(buckets: dict[int, int]) -> int:
+            return sum(n for s, n in buckets.items() if s >= lo)
+
+        if kind == "throttles":
+            by_source = {src: total(b) for src, b in fn.throttles.items()}
+            by_source = {src: n for src, n in by_source.items() if n}
+            return {"value": max(by_source.values(), default=0), "throttles_by_source": by_source}
+        if kind == "concurrency":
+            peak = self.peak_concurrency(fn, since, now)
+            limit, source = self.limit_of(*key)
+            return {"value": peak / limit if limit else 0.0, "peak": peak, "limit": limit, "limit_source": source}
+        invocations = total(fn.invocations)
+        if kind == "error_rate":
+            errors = total(fn.errors)
+            return {"value": errors / invocations if invocations else 0.0, "errors": errors, "invocations": invocations}
+        if kind == "timeouts":
+            return {"value": total(fn.timeouts), "invocations": invocations}
+        if kind == "p99_duration":
+            durations = sorted(d for s, ds in fn.durations.items() if s >= lo for d in ds)
+            p99 = durations[min(len(durations) - 1, math.ceil(0.99 * len(durations)) - 1)] if durations else 0.0
+            return {"value": p99, "invocations": invocations}
+        raise ValueError(f"unknown rule kind {kind}")
+
+    # --- forgetting ------------------------------------------------------------------------------------
+
+    def prune(self, now: float) -> None:
+        lo = int(now - self.keep_s)
+        for key in list(self.functions):
+            fn = self.functions[key]
+            for buckets in (*fn.throttles.values(), fn.invocations, fn.errors, fn.timeouts, fn.durations):
+                for s in [s for s in buckets if s < lo]:
+                    del buckets[s]
+            for rid in [r for r, (b, e) in fn.runs.items() if (e if e is not None else (b or 0) + MAX_RUN_S) < lo]:
+                del fn.runs[rid]
+                fn.timed_out.discard(rid)
+            if not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts:
+                del self.functions[key]
+        for eid in [e for e, t in self._seen.items() if t < lo]:
+            del self._seen[eid]

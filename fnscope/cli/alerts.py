@@ -1,0 +1,75 @@
+"""`fnscope alerts list|history|test`: alert rules and state, the notification history, a test notification."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import httpx
+
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
+
+
+@click.group()
+def alerts() -> None:
+    """Alert rules, their state and history; `test` sends a test notification."""
+
+
+@alerts.command("list")
+@click.option("--all", "show_all", is_flag=True, help="resolved alerts too")
+@click.option("--rules", "show_rules", is_flag=True, help="the rules in force instead of the alerts")
+@click.option("--function", "-f", default="", help="one function")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@API_OPTION
+@TOKEN_OPTION
+def list_(show_all: bool, show_rules: bool, function: str, as_json: bool, api: str, token: str | None) -> None:
+    """Alerts pending or firing now (with --all, resolved ones too)."""
+    states = ["pending", "firing", "resolved"] if show_all else ["pending", "firing"]
+    out = api_get(api, token, "/api/alerts", {"state": states, "function": function})
+    if as_json:
+        click.echo(json.dumps(out["rules"] if show_rules else out["alerts"], indent=2))
+    elif show_rules:
+        columns = ["name", "kind", "threshold", "window_s", "for_s", "resolve_after_s", "severity", "enabled"]
+        print_table(out["rules"], columns)
+    elif not out["alerts"]:
+        click.echo("no alerts pending or firing")
+    else:
+        rows = [{**a, "function": a["labels"].get("function", "")} for a in out["alerts"]]
+        print_table(rows, ["state", "rule", "function", "value", "summary", "active_since", "updated_at"])
+
+
+@alerts.command()
+@click.option("--since", default="7d", show_default=True, help="15m, 1h, 7d or ISO-8601")
+@click.option("--rule", default="", help="one rule")
+@click.option("--function", "-f", default="", help="one function")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@API_OPTION
+@TOKEN_OPTION
+def history(since: str, rule: str, function: str, limit: int, as_json: bool, api: str, token: str | None) -> None:
+    """Every notification: what fired or resolved, and whether each target got it."""
+    params = {"since": since, "rule": rule, "function": function, "limit": limit}
+    out = api_get(api, token, "/api/alerts/history", params)
+    if as_json:
+        click.echo(json.dumps(out["history"], indent=2))
+        return
+    columns = ["time", "kind", "rule", "summary", "target", "delivery", "attempts", "http_status", "error"]
+    print_table(out["history"], columns)
+
+
+@alerts.command()
+@API_OPTION
+@TOKEN_OPTION
+def test(api: str, token: str | None) -> None:
+    """Send a test notification to every target (FNSCOPE_ALERT_WEBHOOK_URL and alerts.targets)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.post(f"{api.rstrip('/')}/api/alerts/test", headers=headers, timeout=120)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach fnscope at {api}: {exc} (is `fnscope up` running?)") from exc
+    if response.status_code >= 400:
+        raise click.ClickException(f"{response.status_code}: {response.text}")
+    deliveries = response.json()["deliveries"]
+    print_table(deliveries, ["target", "format", "delivery", "attempts", "http_status", "error", "delivery_ms"])
+    if any(d["delivery"] != "delivered" for d in deliveries):
+        raise click.ClickException("not every target got the test notification")
