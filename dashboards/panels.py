@@ -1,0 +1,505 @@
+"""The five dashboards as panel definitions (see ``dashboards/model.py``): one definition of each panel.
+
+Health panels read the processor's health tables (``function_minutes``, ``concurrency_peaks``,
+``throttle_minutes``, ``concurrency_limits``: v002) like ``fnscope stats`` does; API, audit and pipeline panels
+read the raw tables (v001). The audit dashboard's compliance panels are the saved queries of
+``query/audit_saved.py``, their bound parameters mapped onto Grafana's time range and variables.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dashboards.model import Dashboard, Kind, Panel, Row, Variable
+from fnscope.config import Settings
+from processors.migrations.v002_health import LEVELS
+from query.audit import FINAL_SETTINGS, NOT_CORRECTED
+from query.audit_saved import SAVED_QUERIES, SavedQuery
+
+_DEFAULTS = Settings.model_fields
+ACCOUNT_LIMIT = _DEFAULTS["account_concurrency_limit"].default
+PRICE_GB_S = _DEFAULTS["price_per_gb_second"].default
+PRICE_REQUEST = _DEFAULTS["price_per_request"].default
+
+TENANT = "tenant = ${tenant:singlequote}"
+FUNCTION = "function = ${function:singlequote}"
+VERSION = "(${version:singlequote} = '' OR version = ${version:singlequote})"
+API = "(${api:singlequote} = '' OR api_id = ${api:singlequote})"
+
+
+def _tenant_variable(table: str) -> Variable:
+    return Variable("tenant", "Tenant", f"SELECT DISTINCT tenant FROM {table} ORDER BY tenant")
+
+
+# --- shared SQL ------------------------------------------------------------------------------------------
+
+# Each source (API Gateway, CloudTrail Invoke) sees the throttles on its own path: per function and bucket the
+# largest count is a lower bound on distinct throttles, as `fnscope stats` reports it.
+_THROTTLES_BY_BUCKET = f"""
+    SELECT function, bucket, max(n) AS throttles FROM (
+        SELECT function, bucket, source, sum(throttles) AS n FROM throttle_minutes FINAL
+        WHERE {TENANT} AND $__timeFilter(bucket) {{extra}}
+        GROUP BY function, bucket, source)
+    GROUP BY function, bucket"""
+
+
+def _throttles_by_bucket(extra: str = "") -> str:
+    return _THROTTLES_BY_BUCKET.replace("{extra}", extra)
+
+
+# The limit each function runs against: its reserved concurrency, else the account's unreserved pool.
+_LIMITS = f"""(
+    SELECT function, argMax(reserved, changed_at) AS reserved FROM concurrency_limits FINAL
+    WHERE {TENANT} GROUP BY function)"""
+_POOL = f"greatest(0, {ACCOUNT_LIMIT} - (SELECT sum(reserved) FROM {_LIMITS} WHERE reserved > 0))"
+
+# Finer stored resolutions for shorter intervals: the peak of a bucket is the max of the peaks inside it.
+_RESOLUTION = "multiIf($__interval_s >= 3600, 3600, $__interval_s >= 60, 60, 1)"
+
+_QUANTILES = f"quantilesTDigestMerge({LEVELS})(duration)"
+_COST = f"sum(gb_seconds) * {PRICE_GB_S} + sum(invocations) * {PRICE_REQUEST}"
+
+
+# --- Fleet overview --------------------------------------------------------------------------------------
+
+_MINUTES = f"FROM function_minutes FINAL WHERE {TENANT} AND $__timeFilter(bucket)"
+
+FLEET = Dashboard(
+    uid="fnscope-fleet",
+    title="fnscope: Fleet overview",
+    description="Every function: invocations, errors, throttles, concurrency against its limit, cost.",
+    variables=(_tenant_variable("function_minutes"),),
+    items=(
+        Panel("Invocations", f"SELECT sum(invocations) AS invocations {_MINUTES}", Kind.STAT, width=6, height=4),
+        Panel("Errors", f"SELECT sum(errors) AS errors {_MINUTES}", Kind.STAT, width=6, height=4),
+        Panel(
+            "Throttles",
+            f"SELECT sum(throttles) AS throttles FROM ({_throttles_by_bucket()})",
+            Kind.STAT,
+            description="Throttled calls, as API Gateway or CloudTrail Invoke saw them (the larger per function).",
+            width=6,
+            height=4,
+        ),
+        Panel(
+            "Estimated cost",
+            f"SELECT {_COST} AS cost_usd {_MINUTES}",
+            Kind.STAT,
+            description=f"GB-seconds at ${PRICE_GB_S}/GB-s plus ${PRICE_REQUEST} per request (public x86 prices).",
+            unit="currencyUSD",
+            width=6,
+            height=4,
+        ),
+        Panel(
+            "Invocations, errors and timeouts",
+            f"""SELECT $__timeInterval(bucket) AS time, sum(invocations) AS invocations, sum(errors) AS errors,
+    sum(timeouts) AS timeouts, sum(cold_starts) AS cold_starts
+{_MINUTES}
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("invocations", "errors", "timeouts", "cold_starts"),
+        ),
+        Panel(
+            "Throttled calls",
+            f"""SELECT $__timeInterval(bucket) AS time, sum(throttles) AS throttles
+FROM ({_throttles_by_bucket()})
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("throttles",),
+        ),
+        Panel(
+            "Concurrency against the account limit",
+            f"""SELECT toStartOfInterval(bucket, INTERVAL $__interval_s second) AS time, max(peak) AS peak_concurrency,
+    {ACCOUNT_LIMIT} AS account_limit
+FROM concurrency_peaks FINAL
+WHERE {TENANT} AND scope = 'total' AND resolution = {_RESOLUTION} AND $__timeFilter(bucket)
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("peak_concurrency", "account_limit"),
+            description="Most executions running at one instant, all functions together.",
+        ),
+        Panel(
+            "Concurrency against limits, per function",
+            f"""SELECT p.function AS function, p.peak AS peak_concurrency,
+    if(l.function != '' AND l.reserved >= 0, l.reserved, {_POOL}) AS concurrency_limit,
+    if(l.function != '' AND l.reserved >= 0, 'reserved', 'account') AS limit_source,
+    round(peak_concurrency / greatest(concurrency_limit, 1), 3) AS utilisation
+FROM (
+    SELECT key AS function, max(peak) AS peak FROM concurrency_peaks FINAL
+    WHERE {TENANT} AND scope = 'function' AND resolution = 60 AND $__timeFilter(bucket)
+    GROUP BY key) AS p
+LEFT JOIN {_LIMITS} AS l ON l.function = p.function
+ORDER BY utilisation DESC, function""",
+            Kind.TABLE,
+            ("function", "peak_concurrency", "concurrency_limit", "limit_source", "utilisation"),
+            description="Peak concurrency per function and the limit it runs against; throttling starts at 100%.",
+        ),
+        Panel(
+            "Functions",
+            f"""SELECT function, n AS invocations, e AS errors, round(e / greatest(n, 1), 4) AS error_rate,
+    c AS cold_starts, round(q[4], 1) AS p99_ms, round(gb, 3) AS gb_seconds, round(cost, 6) AS cost_usd
+FROM (
+    SELECT function, sum(invocations) AS n, sum(errors) AS e, sum(cold_starts) AS c, {_QUANTILES} AS q,
+        sum(gb_seconds) AS gb, {_COST} AS cost
+    {_MINUTES}
+    GROUP BY function)
+ORDER BY invocations DESC, function""",
+            Kind.TABLE,
+            ("function", "invocations", "errors", "error_rate", "cold_starts", "p99_ms", "gb_seconds", "cost_usd"),
+            width=24,
+        ),
+    ),
+)
+
+
+# --- Function detail -------------------------------------------------------------------------------------
+
+_ONE = f"{TENANT} AND {FUNCTION} AND {VERSION}"
+_ONE_MINUTES = f"FROM function_minutes FINAL WHERE {_ONE} AND $__timeFilter(bucket)"
+
+FUNCTION_DETAIL = Dashboard(
+    uid="fnscope-function",
+    title="fnscope: Function detail",
+    description="One function (and version): latency percentiles, concurrency, cold starts, memory, recent logs.",
+    variables=(
+        _tenant_variable("function_minutes"),
+        Variable(
+            "function",
+            "Function",
+            f"SELECT DISTINCT function FROM function_minutes WHERE {TENANT} AND $__timeFilter(bucket) ORDER BY function",
+        ),
+        Variable(
+            "version",
+            "Version",
+            f"SELECT DISTINCT version FROM function_minutes WHERE {TENANT} AND {FUNCTION} AND $__timeFilter(bucket) "
+            "ORDER BY version",
+            include_all=True,
+        ),
+    ),
+    items=(
+        Panel(
+            "Duration percentiles",
+            f"""SELECT time, q[1] AS p50_ms, q[2] AS p90_ms, q[3] AS p95_ms, q[4] AS p99_ms FROM (
+    SELECT $__timeInterval(bucket) AS time, {_QUANTILES} AS q
+    {_ONE_MINUTES}
+    GROUP BY time)
+ORDER BY time""",
+            Kind.TIMESERIES,
+            ("p50_ms", "p90_ms", "p95_ms", "p99_ms"),
+            unit="ms",
+        ),
+        Panel(
+            "Invocations, errors, timeouts",
+            f"""SELECT $__timeInterval(bucket) AS time, sum(invocations) AS invocations, sum(errors) AS errors,
+    sum(timeouts) AS timeouts, sum(out_of_memory) AS out_of_memory
+{_ONE_MINUTES}
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("invocations", "errors", "timeouts", "out_of_memory"),
+        ),
+        Panel(
+            "Concurrency against its limit",
+            f"""SELECT toStartOfInterval(bucket, INTERVAL $__interval_s second) AS time, max(peak) AS peak_concurrency,
+    (SELECT if(count() > 0 AND any(reserved) >= 0, any(reserved), {_POOL})
+     FROM {_LIMITS} WHERE {FUNCTION}) AS concurrency_limit
+FROM concurrency_peaks FINAL
+WHERE {TENANT} AND scope = 'function' AND key = ${{function:singlequote}} AND resolution = {_RESOLUTION}
+  AND $__timeFilter(bucket)
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("peak_concurrency", "concurrency_limit"),
+            description="All versions together: Lambda counts concurrency per function.",
+        ),
+        Panel(
+            "Throttles",
+            f"""SELECT $__timeInterval(bucket) AS time, sum(throttles) AS throttles
+FROM ({_throttles_by_bucket("AND " + FUNCTION)})
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("throttles",),
+        ),
+        Panel(
+            "Cold starts",
+            f"""SELECT $__timeInterval(bucket) AS time, sum(cold_starts) AS cold_starts,
+    round(sum(init_sum) / greatest(sum(init_count), 1), 1) AS avg_init_ms
+{_ONE_MINUTES}
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("cold_starts", "avg_init_ms"),
+        ),
+        Panel(
+            "Memory used",
+            f"""SELECT $__timeInterval(bucket) AS time,
+    round(100 * sum(memory_ratio_sum) / greatest(sum(memory_count), 1), 1) AS avg_pct,
+    round(100 * max(memory_ratio_max), 1) AS max_pct
+{_ONE_MINUTES}
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("avg_pct", "max_pct"),
+            description="Max memory used as a share of the memory size, from the REPORT lines.",
+            unit="percent",
+        ),
+        Panel(
+            "Versions",
+            f"""SELECT version, sum(invocations) AS invocations, sum(errors) AS errors, sum(cold_starts) AS cold_starts,
+    round({_QUANTILES}[1], 1) AS p50_ms, round({_QUANTILES}[4], 1) AS p99_ms
+FROM function_minutes FINAL WHERE {TENANT} AND {FUNCTION} AND $__timeFilter(bucket)
+GROUP BY version ORDER BY version""",
+            Kind.TABLE,
+            ("version", "invocations", "errors", "cold_starts", "p50_ms", "p99_ms"),
+            width=24,
+            height=6,
+        ),
+        Panel(
+            "Recent logs",
+            f"""SELECT time AS timestamp, level, message AS body, request_id
+FROM function_logs FINAL WHERE {_ONE} AND $__timeFilter_ms(time)
+ORDER BY time DESC LIMIT 1000""",
+            Kind.LOGS,
+            ("level", "body", "request_id"),
+            width=24,
+            height=12,
+        ),
+    ),
+)
+
+
+# --- API -------------------------------------------------------------------------------------------------
+
+_REQUESTS = f"FROM api_access FINAL WHERE {TENANT} AND {API} AND $__timeFilter_ms(time)"
+
+API_DASHBOARD = Dashboard(
+    uid="fnscope-api",
+    title="fnscope: API",
+    description="API Gateway access logs: requests, status codes, latency, routes.",
+    variables=(
+        _tenant_variable("api_access"),
+        Variable(
+            "api",
+            "API",
+            f"SELECT DISTINCT api_id FROM api_access WHERE {TENANT} AND $__timeFilter_ms(time) ORDER BY api_id",
+            include_all=True,
+        ),
+    ),
+    items=(
+        Panel("Requests", f"SELECT count() AS requests {_REQUESTS}", Kind.STAT, width=8, height=4),
+        Panel(
+            "5xx rate",
+            f"SELECT round(countIf(status >= 500) / greatest(count(), 1), 4) AS error_rate {_REQUESTS}",
+            Kind.STAT,
+            unit="percentunit",
+            width=8,
+            height=4,
+        ),
+        Panel(
+            "Throttled requests", f"SELECT countIf(throttled) AS throttled {_REQUESTS}", Kind.STAT, width=8, height=4
+        ),
+        Panel(
+            "Requests by status class",
+            f"""SELECT $__timeInterval(time) AS time, countIf(status < 400) AS ok, countIf(status >= 400 AND status < 500)
+    AS client_errors, countIf(status >= 500) AS server_errors, countIf(throttled) AS throttled
+{_REQUESTS}
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("ok", "client_errors", "server_errors", "throttled"),
+        ),
+        Panel(
+            "Latency",
+            f"""SELECT time, q[1] AS p50_ms, q[2] AS p90_ms, q[3] AS p99_ms, iq AS integration_p99_ms FROM (
+    SELECT $__timeInterval(time) AS time, quantiles(0.5, 0.9, 0.99)(latency_ms) AS q,
+        quantile(0.99)(integration_latency_ms) AS iq
+    {_REQUESTS}
+    GROUP BY time)
+ORDER BY time""",
+            Kind.TIMESERIES,
+            ("p50_ms", "p90_ms", "p99_ms", "integration_p99_ms"),
+            unit="ms",
+        ),
+        Panel(
+            "Status codes",
+            f"SELECT toString(status) AS status, count() AS requests {_REQUESTS} GROUP BY status ORDER BY status",
+            Kind.TABLE,
+            ("status", "requests"),
+            width=8,
+        ),
+        Panel(
+            "Routes",
+            f"""SELECT api_id, route, method, count() AS requests, countIf(status >= 500) AS server_errors,
+    countIf(throttled) AS throttled, round(quantile(0.99)(latency_ms), 1) AS p99_ms, any(function) AS function
+{_REQUESTS}
+GROUP BY api_id, route, method ORDER BY requests DESC LIMIT 100""",
+            Kind.TABLE,
+            ("api_id", "route", "method", "requests", "server_errors", "throttled", "p99_ms", "function"),
+            width=16,
+        ),
+    ),
+)
+
+
+# --- Audit -----------------------------------------------------------------------------------------------
+
+_VISIBLE = f"FROM audit_events FINAL WHERE {TENANT} AND $__timeFilter_ms(time) AND {NOT_CORRECTED}"
+_SAVED_PARAM = re.compile(r"\{(\w+):([\w()]+)\}")
+
+
+def saved_query_sql(query: SavedQuery, limit: int = 1000) -> str:
+    """A saved compliance query for Grafana: ``since``/``until`` are the dashboard's time range, ``tenant``
+    its variable, the query's own parameters their defaults."""
+    fixed = {
+        "tenant": "${tenant:singlequote}",
+        "since": "$__fromTime_ms",
+        "until": "$__toTime_ms",
+        "limit": str(limit),
+    } | {name: str(int(default)) for name, (_, default) in query.params.items()}
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) not in fixed:
+            raise ValueError(f"saved query {query.name}: no Grafana value for parameter {match.group(0)}")
+        return fixed[match.group(1)]
+
+    return f"{_SAVED_PARAM.sub(one, query.sql)} {FINAL_SETTINGS}"
+
+
+def _saved_columns(query: SavedQuery) -> tuple[str, ...]:
+    head = query.sql.split(" FROM ", 1)[0].removeprefix("SELECT ")
+    return tuple(part.strip().split(" AS ")[-1].split(".")[-1] for part in _split_top_level(head))
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def _compliance_panel(query: SavedQuery) -> Panel:
+    description = f"{query.description} Controls: {'; '.join(query.controls)}. (`fnscope audit run {query.name}`)"
+    return Panel(query.title, saved_query_sql(query), Kind.TABLE, _saved_columns(query), description, width=24)
+
+
+AUDIT = Dashboard(
+    uid="fnscope-audit",
+    title="fnscope: Audit",
+    description="CloudTrail: who did what, from where; failed calls; the saved compliance queries.",
+    time_from="now-7d",
+    variables=(_tenant_variable("audit_events"),),
+    items=(
+        Panel(
+            "Calls",
+            f"""SELECT $__timeInterval(time) AS time, count() AS calls, countIf(error_code != '') AS failed,
+    countIf(read_only = false) AS changes
+{_VISIBLE}
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("calls", "failed", "changes"),
+            width=24,
+        ),
+        Panel(
+            "Actions",
+            f"""SELECT service, action, count() AS calls, countIf(error_code != '') AS failed,
+    uniqExact(principal_arn) AS principals
+{_VISIBLE}
+GROUP BY service, action ORDER BY calls DESC LIMIT 100""",
+            Kind.TABLE,
+            ("service", "action", "calls", "failed", "principals"),
+        ),
+        Panel(
+            "Principals",
+            f"""SELECT principal_name, principal_type, count() AS calls, countIf(error_code != '') AS failed,
+    countIf(read_only = false) AS changes, countIf(mfa = true) AS with_mfa, uniqExact(source_ip) AS source_ips
+{_VISIBLE}
+GROUP BY principal_name, principal_type ORDER BY calls DESC LIMIT 100""",
+            Kind.TABLE,
+            ("principal_name", "principal_type", "calls", "failed", "changes", "with_mfa", "source_ips"),
+        ),
+        Panel(
+            "Changes (not read-only)",
+            f"""SELECT time, principal_name, action, function, source_ip, mfa, error_code
+{_VISIBLE} AND read_only = false AND action NOT LIKE 'Invoke%'
+ORDER BY time DESC LIMIT 500""",
+            Kind.TABLE,
+            ("time", "principal_name", "action", "function", "source_ip", "mfa", "error_code"),
+            width=24,
+        ),
+        Panel(
+            "Failed calls",
+            f"""SELECT time, principal_name, action, error_code, error_message, source_ip, function
+{_VISIBLE} AND error_code != ''
+ORDER BY time DESC LIMIT 500""",
+            Kind.TABLE,
+            ("time", "principal_name", "action", "error_code", "error_message", "source_ip", "function"),
+            width=24,
+        ),
+        Row("Compliance queries"),
+        *(_compliance_panel(query) for query in SAVED_QUERIES),
+    ),
+)
+
+
+# --- Pipeline health -------------------------------------------------------------------------------------
+
+_SIGNALS = ("invocations", "function_logs", "api_access", "audit_events", "dead_letters")
+_ARRIVALS = " UNION ALL ".join(
+    f"SELECT '{table}' AS signal, time, ingested_at FROM {table} WHERE $__timeFilter_ms(ingested_at)"
+    for table in _SIGNALS
+)
+
+PIPELINE = Dashboard(
+    uid="fnscope-pipeline",
+    title="fnscope: Pipeline health",
+    description="The pipeline itself: what is stored per second, how late it arrives, what could not be parsed.",
+    time_from="now-1h",
+    items=(
+        Panel(
+            "Stored events per second",
+            "SELECT toStartOfInterval(ingested_at, INTERVAL $__interval_s second) AS time, "
+            + ", ".join(f"countIf(signal = '{t}') / $__interval_s AS {t}" for t in _SIGNALS)
+            + f"\nFROM ({_ARRIVALS})\nGROUP BY time ORDER BY time",
+            Kind.TIMESERIES,
+            _SIGNALS,
+            description="Rows stored per second by arrival time (ingested_at), re-deliveries included.",
+            width=24,
+        ),
+        Panel(
+            "Delivery delay (event time to stored)",
+            f"""SELECT time, q[1] AS p50_s, q[2] AS p99_s, mx AS max_s FROM (
+    SELECT toStartOfInterval(ingested_at, INTERVAL $__interval_s second) AS time,
+        quantiles(0.5, 0.99)(dateDiff('millisecond', time, ingested_at) / 1000) AS q,
+        max(dateDiff('millisecond', time, ingested_at) / 1000) AS mx
+    FROM ({_ARRIVALS}) WHERE signal IN ('invocations', 'function_logs', 'api_access')
+    GROUP BY time)
+ORDER BY time""",
+            Kind.TIMESERIES,
+            ("p50_s", "p99_s", "max_s"),
+            description="ingested_at minus the event's own time: source buffering (Firehose, CloudWatch), Kafka, "
+            "processor batching and the insert. Consumer lag is exported on /metrics, not stored.",
+            unit="s",
+        ),
+        Panel(
+            "Dead letters",
+            """SELECT toStartOfInterval(ingested_at, INTERVAL $__interval_s second) AS time, count() AS dead_letters
+FROM dead_letters WHERE $__timeFilter_ms(ingested_at)
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("dead_letters",),
+        ),
+        Panel(
+            "Dead letters by source and reason",
+            """SELECT tenant, source, substring(reason, 1, 200) AS reason, count() AS records,
+    max(ingested_at) AS last_seen
+FROM dead_letters FINAL WHERE $__timeFilter_ms(ingested_at)
+GROUP BY tenant, source, reason ORDER BY records DESC LIMIT 200""",
+            Kind.TABLE,
+            ("tenant", "source", "reason", "records", "last_seen"),
+            description="Records kept with their raw bytes because they could not be parsed (GET /api/dead-letters).",
+            width=24,
+        ),
+    ),
+)
+
+DASHBOARDS: tuple[Dashboard, ...] = (FLEET, FUNCTION_DETAIL, API_DASHBOARD, AUDIT, PIPELINE)
