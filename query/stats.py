@@ -134,7 +134,8 @@ GROUP BY function, source, reason"""
 
 _PEAKS = """
 SELECT scope, key, max(peak) AS peak FROM concurrency_peaks FINAL
-WHERE tenant = {{tenant:String}} AND scope IN ('function', 'account') AND {cover}
+WHERE tenant = {{tenant:String}} AND {cover}
+  AND (scope = 'account' OR (scope = 'function' AND ({{function:String}} = '' OR key = {{function:String}})))
 GROUP BY scope, key"""
 
 _LIMITS = """
@@ -231,7 +232,9 @@ def stats(runner: QueryRunner, req: StatsRequest, by_version: bool = False) -> d
     cover_sql, cover_params = _cover_sql(lo, hi)
     peaks: dict[tuple[str, str], int] = {
         (r["scope"], r["key"]): r["peak"]
-        for r in runner.rows(_PEAKS.format(cover=cover_sql), {"tenant": req.tenant, **cover_params})
+        for r in runner.rows(
+            _PEAKS.format(cover=cover_sql), {"tenant": req.tenant, "function": req.function, **cover_params}
+        )
     }
     limits = _limits(runner, req)
 

@@ -168,9 +168,10 @@ def test_redelivery_and_new_events_after_sealing_are_not_tampering(store: Client
     write(store, [{**stratus_records("defense-evasion.cloudtrail-stop")[0], "eventID": "a-new-event"}], t)
     before = verify(store, t)
     assert before.ok and before.unsealed_events == 2
-    assert _seal(store) == 1
+    sealed = _seal(store)  # one window, or two when the writes straddle a window boundary
     after = verify(store, t)
-    assert after.ok and after.unsealed_events == 0 and after.digests == before.digests + 1
+    assert sealed in (1, 2)
+    assert after.ok and after.unsealed_events == 0 and after.digests == before.digests + sealed
 
 
 def test_ed25519_signatures_verify_with_the_public_key_alone(store: Client, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from fnscope.config import Settings
 from query.stats import cover
 from simulator.scheduler import Simulation, simulate
 from simulator.sender import Sender
@@ -76,7 +77,11 @@ def test_stats_agree_with_the_simulated_fleet(fleet: tuple[str, Simulation, dict
             assert (row["concurrency_limit"], row["limit_source"]) == (spec.reserved_concurrency, "reserved")
             assert 0 < row["peak_concurrency"] <= spec.reserved_concurrency
         assert row["headroom"] == row["concurrency_limit"] - row["peak_concurrency"]
-        assert row["gb_seconds"] == pytest.approx(sum(i.billed_ms / 1000 * i.memory_mb / 1024 for i in mine), abs=2e-3)
+        gb_s = sum(i.billed_ms / 1000 * i.memory_mb / 1024 for i in mine)
+        assert row["gb_seconds"] == pytest.approx(gb_s, abs=2e-3)
+        prices = Settings()  # the defaults: the public x86 prices
+        cost = gb_s * prices.price_per_gb_second + len(mine) * prices.price_per_request
+        assert row["estimated_cost_usd"] == pytest.approx(cost, abs=2e-6)
     reasons = Counter(
         i.throttle_reason for i in sim.invocations if i.function == "payments-worker" and i.throttle_reason
     )
