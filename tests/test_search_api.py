@@ -84,7 +84,9 @@ def _auth(token: str) -> dict[str, str]:
 
 
 def _search(url: str, q: str, token: str = A, **params: object) -> httpx.Response:
-    params = {"q": q, "since": "10m", **params}
+    # a window fixed around NOW (module import), not "10m" before the request: a long suite may reach these tests
+    # several minutes after NOW was taken
+    params = {"q": q, "since": _at(600), "until": _at(-60), **params}
     return httpx.get(f"{url}/api/search", params=params, headers=_auth(token), timeout=30)
 
 
