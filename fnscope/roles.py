@@ -55,7 +55,7 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     telemetry.configure_telemetry(settings)
     dsn = settings.clickhouse_dsn()
     metrics = pipeline_metrics()
-    writer = EventWriter(open_store(dsn, settings.retention))
+    writer = EventWriter(open_store(dsn, settings.retention), health_client=connect(dsn))
     start_audit_sealer(settings, dsn)  # the audit hash chain (processors/integrity.py)
     from alerts.runtime import start_alerts
 
@@ -112,7 +112,7 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
     if settings.metrics_port:
         telemetry.serve_metrics(settings.metrics_port, settings.host)
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
-    writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention))
+    writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention), connect(settings.clickhouse_dsn()))
     start_audit_sealer(settings, settings.clickhouse_dsn())  # the audit hash chain
     from alerts.runtime import start_alerts
 
