@@ -10,11 +10,13 @@ import time
 
 import uvicorn
 
+from alerts.runtime import start_alerts
 from fnscope import telemetry
 from fnscope.auth import check_bind
 from fnscope.config import Settings
 from fnscope.server import build_app
 from fnscope.telemetry import pipeline_metrics
+from processors.group_commit import GroupCommitWriter, Saturated
 from processors.integrity import start_audit_sealer
 from processors.store import connect, open_store
 from processors.writer import EventWriter
@@ -48,8 +50,6 @@ def _simulate_forever(base_url: str, token: str | None) -> None:
 
 
 def run_up(settings: Settings, simulate: bool = False) -> None:
-    from processors.group_commit import GroupCommitWriter, Saturated
-
     check_bind(settings.host, settings.tokens)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     telemetry.configure_telemetry(settings)
@@ -57,8 +57,6 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     metrics = pipeline_metrics()
     writer = EventWriter(open_store(dsn, settings.retention), health_client=connect(dsn))
     start_audit_sealer(settings, dsn)  # the audit hash chain (processors/integrity.py)
-    from alerts.runtime import start_alerts
-
     start_alerts(settings, writer)  # evaluates alert rules as batches are stored, notifies webhooks
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(connect(dsn))
@@ -114,8 +112,6 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention), connect(settings.clickhouse_dsn()))
     start_audit_sealer(settings, settings.clickhouse_dsn())  # the audit hash chain
-    from alerts.runtime import start_alerts
-
     start_alerts(settings, writer)  # alert rules over this processor's partitions
     processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
