@@ -19,19 +19,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from faults.harness import FIGURES as HARNESS_FIGURES  # noqa: E402
 from faults.harness import TARGETS, Result, RunConfig, run  # noqa: E402
 
-FIGURES = (
-    "sent",
-    "acked",
-    "stored",
-    "lost",
-    "lost_with_broker_memory",
-    "duplicates",
-    "stored_unacked",
-    "acked_after_broker_restart",
-    "requests",
-)
+FIGURES = (*HARNESS_FIGURES, "requests")
 
 
 @click.command()

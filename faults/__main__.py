@@ -11,23 +11,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from faults.harness import TARGETS, Result, RunConfig, run
+from faults.harness import FIGURES, TARGETS, Result, RunConfig, run
 
 
 def print_result(result: Result, config: RunConfig) -> None:
     table = Table(title=f"fault injection: {config.duration_s:.0f}s, {config.senders} senders x {config.batch} records")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for name in (
-        "sent",
-        "acked",
-        "stored",
-        "lost",
-        "lost_with_broker_memory",
-        "duplicates",
-        "stored_unacked",
-        "acked_after_broker_restart",
-    ):
+    for name in FIGURES:
         table.add_row(name.replace("_", " "), f"{getattr(result, name):,}")
     table.add_row("requests", f"{result.requests:,}")
     table.add_row("refused/failed requests (retried)", ", ".join(f"{k}: {v}" for k, v in result.refusals.items()))

@@ -50,6 +50,19 @@ class Fault:
     down_s: float
 
 
+# What a run counts, in the order reports print them.
+FIGURES = (
+    "sent",
+    "acked",
+    "stored",
+    "lost",
+    "lost_with_broker_memory",
+    "duplicates",
+    "stored_unacked",
+    "acked_after_broker_restart",
+)
+
+
 @dataclass
 class Result:
     sent: int
