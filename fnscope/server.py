@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from collector.routes import Ingest, Sink, ingest_router
+from console import mount_console
 from fnscope import __version__
 from fnscope.auth import TokenAuth
 from fnscope.config import Settings
@@ -45,6 +46,7 @@ def build_app(
         app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth))
     if runner is not None:
         app.include_router(query_router(QueryContext(runner, auth, settings)))
+        mount_console(app)
 
     @app.middleware("http")
     async def count_ingest_requests(request: Request, call_next: Callable[[Request], Any]) -> Response:

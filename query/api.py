@@ -7,10 +7,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from query import alerts, audit, audit_saved, dead_letters, search, stats
+from query import alerts, audit, audit_saved, dead_letters, panels, search, stats
 from query.context import QueryContext
 
-ROUTES = [search.routes, audit.routes, audit_saved.routes, stats.routes, dead_letters.routes, alerts.routes]
+ROUTES = [
+    search.routes,
+    audit.routes,
+    audit_saved.routes,
+    stats.routes,
+    dead_letters.routes,
+    alerts.routes,
+    panels.routes,
+]
 
 
 def query_router(ctx: QueryContext) -> APIRouter:
