@@ -41,6 +41,15 @@ def _num(values: np.ndarray) -> pa.Array:
     return pa.array(values).cast(pa.string())
 
 
+def _const(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _by_kind(kind: np.ndarray, choices: list[str]) -> pa.Array:
+    """choices[kind] for each line, built in Arrow (no Python strings per line)."""
+    return pa.DictionaryArray.from_arrays(pa.array(kind.astype(np.int32)), pa.array(choices)).cast(pa.string())
+
+
 def batch(
     rng: np.random.Generator, start: int, n: int, end: datetime, span: timedelta, tenant: str = "default"
 ) -> pa.Table:
@@ -74,37 +83,36 @@ def batch(
         report_msg,
         error_msg,
     )
-    level = pa.array(np.where(kind == 3, "ERROR", np.where(kind == 2, "", "INFO")))
+    level = _by_kind(kind, ["INFO", "INFO", "", "ERROR"])
     # structured lines carry three fields, the rest none: a MapArray from offsets, keys and values
     has_fields = kind == 1
     offsets = np.zeros(n + 1, dtype=np.int32)
     offsets[1:] = np.cumsum(has_fields * 3)
     rows = np.flatnonzero(has_fields)
     user_ids = rng.integers(1, 100_000, rows.size)
-    keys = pa.array(np.tile(np.array(["user.id", "order_id", "amount_cents"]), rows.size))
-    values = np.empty(rows.size * 3, dtype=object)
-    values[0::3] = user_ids.astype(str)
-    values[1::3] = np.asarray(order.take(pa.array(rows)).to_numpy(zero_copy_only=False))
-    values[2::3] = rng.integers(100, 99_999, rows.size).astype(str)
-    fields = pa.MapArray.from_arrays(pa.array(offsets), keys, pa.array(values, pa.string()))
+    keys = _by_kind(np.tile(np.arange(3), rows.size), ["user.id", "order_id", "amount_cents"])
+    # values interleaved user, order, amount per line: one concatenated array, then a take in that order
+    parts = pa.concat_arrays([_num(user_ids), order.take(pa.array(rows)), _num(rng.integers(100, 99_999, rows.size))])
+    interleave = (np.arange(rows.size)[:, None] + np.arange(3)[None, :] * rows.size).ravel()
+    fields = pa.MapArray.from_arrays(pa.array(offsets), keys, parts.take(pa.array(interleave)))
     event_id = pc.binary_join_element_wise("b", _num(np.arange(start, start + n)), "")
     return pa.table(
         {
-            "tenant": pa.array([tenant] * n),
+            "tenant": _const(tenant, n),
             "event_id": event_id,
             "time": times,
-            "account": pa.array(["111122223333"] * n),
-            "region": pa.array(["eu-west-1"] * n),
-            "source": pa.array(["bench"] * n),
+            "account": _const("111122223333", n),
+            "region": _const("eu-west-1", n),
+            "source": _const("bench", n),
             "function": function,
-            "version": pa.array(["$LATEST"] * n),
+            "version": _const("$LATEST", n),
             "request_id": request_id,
             "level": level,
             "message": message,
-            "log_type": pa.array(np.where(kind == 2, "platform", "function")),
+            "log_type": _by_kind(kind, ["function", "function", "platform", "function"]),
             "log_group": pc.binary_join_element_wise("/aws/lambda/", function, ""),
-            "log_stream": pa.array(["2026/11/27/[$LATEST]0123456789abcdef"] * n),
-            "trace_id": pa.array([""] * n),
+            "log_stream": _const("2026/11/27/[$LATEST]0123456789abcdef", n),
+            "trace_id": _const("", n),
             "fields": fields,
         }
     )

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+
+# Column types whose Python values are already JSON-ready: no per-value conversion.
+_READY = frozenset(
+    {"Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Map", "Array", "Tuple"}
+)
 
 
 class QueryRunner:
@@ -17,7 +23,18 @@ class QueryRunner:
     def rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self._lock:
             result = self.client.query(sql, parameters=params)
-        return [dict(zip(result.column_names, map(_jsonable, row))) for row in result.result_rows]
+        # column by column: the conversion a column's type may need is decided once, not per value
+        columns = [_column(column, kind.base_type) for column, kind in zip(result.result_columns, result.column_types)]
+        names = result.column_names
+        return [dict(zip(names, values)) for values in zip(*columns)]
+
+
+def _column(values: Sequence[Any], base_type: str) -> Sequence[Any]:
+    if base_type in _READY:
+        return values
+    if base_type == "String" and all(value.__class__ is str for value in values):
+        return values  # the usual case: valid UTF-8 (invalid bytes come back as bytes, decoded below)
+    return list(map(_jsonable, values))
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench import search_data
+from processors.store import connect
+from query.runner import QueryRunner
+from query.search import page_query, search
 from simulator.sender import run as simulate_and_send
 from tests.conftest import FNSCOPE, ROOT, Process, free_port, wait_http
 
@@ -305,3 +313,92 @@ def test_cli_errors_are_clear(server: str) -> None:
 def test_search_help_documents_the_language() -> None:
     out = subprocess.run([*FNSCOPE, "search", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "user.id:42" in out.stdout and "--follow" in out.stdout
+
+
+def test_search_page_documents_its_shape_and_can_carry_the_histogram(server: str) -> None:
+    schema = httpx.get(f"{server}/openapi.json").json()
+    documented = schema["paths"]["/api/search"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    page = schema["components"]["schemas"][documented["$ref"].rsplit("/", 1)[-1]]
+    assert {"results", "next_cursor", "terms", "histogram"} <= set(page["properties"])
+
+    r = _search(server, "marker", histogram="true", limit=5)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert len(body["results"]) == 5 and body["next_cursor"]
+    assert body["histogram"]["total"] == 25 == sum(b["count"] for b in body["histogram"]["buckets"])
+
+
+class RecordingRunner(QueryRunner):
+    """A real runner on chDB that also remembers each statement it ran."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.ran: list[tuple[str, dict]] = []
+
+    def rows(self, sql: str, params: dict) -> list[dict]:
+        self.ran.append((sql, params))
+        return super().rows(sql, params)
+
+
+def _token_re(word: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])")
+
+
+def test_benchmark_lines_are_found_as_grep_finds_them_and_the_bare_query_is_the_apis(tmp_path: Path) -> None:
+    """bench/search.py's store (generated lines, its insert path) answers each benchmark search like a scan of
+    every stored line does, and the statement it times as "bare" is the one search() sends."""
+    from bench.search import CASES, build, request
+
+    runner, _ = build(tmp_path / "store", 20_000)
+    recorder = RecordingRunner(runner.client)
+    try:
+        stored = runner.rows("SELECT message, fields, function, level, time FROM function_logs", {})
+        assert len(stored) == 20_000 + 2 * search_data.NEEDLES
+        user = next(row["fields"]["user.id"] for row in stored if "user.id" in row["fields"])
+        needle, phrase = _token_re(search_data.NEEDLE_TOKEN), search_data.NEEDLE_PHRASE
+        expected = {
+            "needle": [r for r in stored if needle.search(r["message"].lower())],
+            "phrase": [r for r in stored if phrase in r["message"].lower()],
+            "user": [r for r in stored if r["fields"].get("user.id") == user],
+        }
+        cases = {"needle": CASES[0].params, "phrase": CASES[1].params, "user": {"q": f"user.id:{user}", "since": "25h"}}
+        for name, params in cases.items():
+            req = request(params)
+            page = search(recorder, req)
+            assert recorder.ran[-1] == page_query(req), "the benchmark's bare statement is what the API runs"
+            assert sorted(r["message"] for r in page["results"]) == sorted(r["message"] for r in expected[name])
+            assert expected[name], name
+        assert len(expected["needle"]) == len(expected["phrase"]) == search_data.NEEDLES
+
+        errors = request(CASES[3].params)  # one function's errors in the last hour
+        hour_ago = errors.since.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        want = [r for r in stored if r["function"] == "fn-03" and r["level"] == "ERROR" and r["time"] >= hour_ago]
+        assert len(search(recorder, errors)["results"]) == len(want)
+    finally:
+        runner.client.close()
+
+
+def test_rows_come_back_json_ready(tmp_path: Path) -> None:
+    client = connect(f"chdb://{tmp_path / 'store'}")
+    try:
+        rows = QueryRunner(client).rows(
+            "SELECT toDateTime64('2026-01-02 03:04:05.678', 3, 'UTC') AS t, nan AS f, 1.5 AS g, toUInt8(7) AS u, "
+            "'é' AS s, map('a', 'b') AS m, CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS n, [1, 2] AS a "
+            "FROM numbers(2) WHERE number < {n:UInt8}",
+            {"n": 2},
+        )
+        assert QueryRunner(client).rows("SELECT 1 AS x WHERE 0", {}) == []
+    finally:
+        client.close()
+    row = {
+        "t": "2026-01-02T03:04:05.678Z",
+        "f": None,
+        "g": 1.5,
+        "u": 7,
+        "s": "é",
+        "m": {"a": "b"},
+        "n": None,
+        "a": [1, 2],
+    }
+    assert rows == [row, row]
+    assert orjson.loads(orjson.dumps(rows)) == rows

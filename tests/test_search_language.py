@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
+from clickhouse_connect.driver.client import Client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench import search_data
+from processors.migrations import all_migrations
+from processors.schema import Retention, migrate
+from processors.store import connect
+from query.runner import QueryRunner
+from query.search import SearchRequest, page_query, search
 from query.search_language import (
+    FIELD_PAIRS,
+    PAIR_SEPARATOR,
     And,
     Field,
     Not,
@@ -55,7 +68,8 @@ def test_regex_and_paths() -> None:
 def test_compiled_sql_binds_every_value() -> None:
     evil = "x'); DROP TABLE function_logs; --"
     c = compile_query(f"\"{evil}\" user.id:x';DROP--{{}} function:\\'")
-    assert "DROP" not in c.sql and "'" not in c.sql and "\\" not in c.sql
+    ours = c.sql.replace(FIELD_PAIRS, "").replace(PAIR_SEPARATOR, "")  # our constants: the field-pair spelling
+    assert "DROP" not in ours and "'" not in ours and "\\" not in ours
     assert evil in c.params.values() and "x';DROP--{}" in c.params.values()
     assert all(re.fullmatch(r"q\d+", name) for name in c.params)
 
@@ -121,3 +135,75 @@ def test_refs_round_trip_and_highlights() -> None:
     pattern = highlighter([Text("timeout"), Text("card declined", phrase=True)])
     message = "Timeout: CARD DECLINED after timeouts; timeout"
     assert [message[a:b] for a, b in spans(pattern, message)] == ["Timeout", "CARD DECLINED", "timeout"]
+
+
+def _migrate_until(client: Client, version: int) -> None:
+    """The store as the migrations below ``version`` left it, recorded as ``schema.migrate`` records them."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
+        "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    for migration in all_migrations():
+        if migration.version < version:
+            for statement in migration.statements(Retention()):
+                client.command(statement)
+            client.insert("schema_migrations", [[migration.version, migration.description]], ["version", "description"])
+
+
+def _index_granules(runner: QueryRunner, req: SearchRequest, index: str) -> tuple[int, int] | None:
+    """(granules kept, granules before) by ``index`` in the search's plan, None if the plan doesn't use it."""
+    statement, params = page_query(req)
+    plan = [row["explain"] for row in runner.rows(f"EXPLAIN indexes = 1 {statement}", params)]
+    for i, line in enumerate(plan):
+        if f"Name: {index}" in line:
+            kept, before = re.search(r"Granules: (\d+)/(\d+)", "\n".join(plan[i:])).groups()  # type: ignore[union-attr]
+            return int(kept), int(before)
+    return None
+
+
+def test_v007_on_a_store_with_lines_finds_field_pairs_exactly(tmp_path: Path) -> None:
+    end = datetime.now(UTC)
+    client = connect(f"chdb://{tmp_path / 'store'}")
+    try:
+        _migrate_until(client, 7)
+        client.insert_arrow(
+            "function_logs", search_data.batch(np.random.default_rng(7), 0, 60_000, end, timedelta(hours=1))
+        )
+        odd = {"note": "a=b", "empty": "", "blob": "x" * 1_900}  # about the longest a query can hold
+        client.insert(
+            "function_logs",
+            [
+                ["default", "odd-1", end, "fn-odd", "odd fields", odd],
+                ["other", "odd-2", end, "fn-odd", "other tenant", odd],
+            ],
+            ["tenant", "event_id", "time", "function", "message", "fields"],
+        )
+        runner = QueryRunner(client)
+        stored = runner.rows("SELECT event_id, fields FROM function_logs WHERE tenant = 'default'", {})
+
+        assert migrate(client) >= 7
+        deadline = time.monotonic() + 60
+        while client.command("SELECT count() FROM system.mutations WHERE NOT is_done") and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        def found(query: str) -> set[str]:
+            page = search(runner, SearchRequest("default", query, since=end - timedelta(hours=2), limit=1000))
+            return {row["event_id"] for row in page["results"]}
+
+        def having(key: str, value: str) -> set[str]:
+            return {row["event_id"] for row in stored if row["fields"].get(key) == value}
+
+        users = [row["fields"]["user.id"] for row in stored if "user.id" in row["fields"]][:5]
+        for user in users:
+            assert found(f"user.id:{user}") == having("user.id", user) != set()
+        assert found('note:"a=b"') == {"odd-1"} and found("note:a") == set()
+        assert found(f"blob:{odd['blob']}") == {"odd-1"}
+        assert found("empty:* function:fn-odd") == {"odd-1"}
+        plan = _index_granules(runner, SearchRequest("default", f"user.id:{users[0]}"), "fields_pairs_idx")
+        kept, before = plan or (0, 0)
+        assert 0 < kept < before, "the new index narrows a field search"
+
+        assert migrate(client) >= 7  # again: nothing changes
+        assert found(f"user.id:{users[0]}") == having("user.id", users[0])
+    finally:
+        client.close()
