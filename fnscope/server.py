@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -15,13 +15,12 @@ from console import mount_console
 from fnscope import __version__
 from fnscope.auth import TokenAuth
 from fnscope.config import Settings
+from fnscope.ingest_metrics import IngestRequestCounter
 from fnscope.ratelimit import RateLimiter
 from fnscope.telemetry import PipelineMetrics, prometheus_text
 from query.api import query_router
 from query.context import QueryContext
 from query.runner import QueryRunner
-
-INGEST_FORMATS = frozenset({"telemetry", "cloudwatch", "firehose", "apigateway", "cloudtrail", "otlp"})
 
 
 def build_app(
@@ -48,18 +47,7 @@ def build_app(
         app.include_router(query_router(QueryContext(runner, auth, settings)))
         mount_console(app)
 
-    @app.middleware("http")
-    async def count_ingest_requests(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        path = request.url.path
-        if request.method != "POST" or not (path.startswith("/ingest/") or path == "/v1/logs"):
-            return await call_next(request)
-        fmt = "otlp" if path == "/v1/logs" else path.removeprefix("/ingest/")
-        fmt = fmt if fmt in INGEST_FORMATS else "unknown"  # a label from the URL must not grow without bound
-        metrics.received_requests.add(1, {"format": fmt})
-        response: Response = await call_next(request)
-        if response.status_code >= 400:
-            metrics.rejected.add(1, {"format": fmt, "status": str(response.status_code)})
-        return response
+    app.add_middleware(IngestRequestCounter, metrics=metrics)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
