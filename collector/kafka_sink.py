@@ -33,11 +33,31 @@ class BrokerProbe:
         self._lock = threading.Lock()
 
     def reachable(self) -> bool:
+        """Checks again (blocking, at most timeout_s per server) once the remembered answer is older than ttl_s."""
         with self._lock:
             if time.monotonic() - self._checked_at > self._ttl_s:
-                self._reachable = any(self._connects(server) for server in self._servers)
-                self._checked_at = time.monotonic()
+                self._refresh_locked()
             return self._reachable
+
+    def last_known(self) -> bool:
+        """The remembered answer without waiting (for the event loop); a stale one is refreshed in the background."""
+        if time.monotonic() - self._checked_at <= self._ttl_s:
+            return self._reachable
+        if self._checked_at < 0:  # never checked: nothing to remember yet
+            return self.reachable()
+        if self._lock.acquire(blocking=False):  # else a check is already running
+            threading.Thread(target=self._refresh_and_release, name="kafka-probe", daemon=True).start()
+        return self._reachable
+
+    def _refresh_and_release(self) -> None:
+        try:
+            self._refresh_locked()
+        finally:
+            self._lock.release()
+
+    def _refresh_locked(self) -> None:
+        self._reachable = any(self._connects(server) for server in self._servers)
+        self._checked_at = time.monotonic()
 
     def _connects(self, server: tuple[str, int]) -> bool:
         try:
@@ -126,7 +146,8 @@ class KafkaSink:
         return done
 
     def ready(self) -> bool:
-        return self._probe.reachable()
+        """Never blocks (asked on the event loop); submit() checks again, blocking, before sending."""
+        return self._probe.last_known()
 
     def in_flight_bytes(self) -> int:
         return self._in_flight

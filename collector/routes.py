@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -32,7 +33,11 @@ RETRY_AFTER_S = "2"
 
 
 class Sink(Protocol):
-    """Where accepted events go: the embedded store's group commit, or Kafka."""
+    """Where accepted events go: the embedded store's group commit, or Kafka.
+
+    Both methods are called from worker threads and may block briefly; ``ready`` must answer fast (a cached
+    state), since it is asked on the event loop before a body is read.
+    """
 
     def submit(self, events: list[Event]) -> Future[None]: ...
 
@@ -42,8 +47,22 @@ class Sink(Protocol):
 Parser = Callable[[bytes, IngestContext], Parsed]
 
 
+@dataclass
+class _Handed:
+    """What the worker thread did with one body: the parse result, and the sink's future for it."""
+
+    parsed: Parsed
+    future: Future[None] | None
+    error: HTTPException | None = None  # answer with this once the dead letter for the body is durable
+
+
 class Ingest:
-    """The shared ingest path; each endpoint only says which parser and how to answer."""
+    """The shared ingest path; each endpoint only says which parser and how to answer.
+
+    Everything CPU-bound for one request (parse, limits, truncation, handing to the sink) happens in a single
+    worker-thread call: each hop between the event loop and the thread pool costs a thread wake-up under the
+    GIL, which at many concurrent senders was a visible share of the collector's time.
+    """
 
     def __init__(self, sink: Sink, limits: Limits, metrics: PipelineMetrics, saturated: tuple[type[Exception], ...]):
         self.sink = sink
@@ -53,29 +72,19 @@ class Ingest:
 
     async def __call__(self, request: Request, tenant: str, source: str, parser: Parser) -> Parsed:
         started = time.perf_counter()
-        if not await run_in_threadpool(self.sink.ready):
+        if not self.sink.ready():
             # Known down (Kafka unreachable, store writer stopped): refuse before reading and parsing the body.
             raise HTTPException(503, "cannot store events right now, retry", headers={"Retry-After": RETRY_AFTER_S})
         body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
         self.metrics.received_bytes.add(len(body), {"format": source})
         ctx = IngestContext(tenant=tenant, params=dict(request.query_params))
-        try:
-            parsed = await run_in_threadpool(parser, body, ctx)
-        except UnusableBody as exc:
-            await self._store(source, [dead_letter(source, str(exc), body, tenant=tenant)])
-            raise HTTPException(400, str(exc)) from exc
-        except Exception as exc:  # a parser bug must not lose the body: keep it and say so
-            reason = f"parser error: {type(exc).__name__}: {exc}"
-            await self._store(source, [dead_letter(source, reason, body, tenant=tenant)])
-            raise HTTPException(400, reason) from exc
-        if len(parsed.events) + len(parsed.dead) > self.limits.max_records_per_request:
-            raise HTTPException(413, f"more than {self.limits.max_records_per_request} records in one request")
-        for event in parsed.events:
-            event.tenant = tenant
-        for dead in parsed.dead:
-            dead.tenant = tenant
-        truncate_fields(parsed.events, self.limits.max_field_chars)
-        await self._store(source, [*parsed.events, *parsed.dead])
+        handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser)
+        events = [*handed.parsed.events, *handed.parsed.dead]
+        if handed.future is not None:
+            await self._durable(source, handed.future, events)
+        if handed.error is not None:
+            raise handed.error
+        parsed = handed.parsed
         self.metrics.accepted.add(len(parsed.events), {"format": source})
         self.metrics.request_seconds.record(time.perf_counter() - started, {"format": source})
         if not parsed.events and parsed.dead:
@@ -83,16 +92,39 @@ class Ingest:
             raise HTTPException(400, {"accepted": 0, "rejected": len(parsed.dead), "errors": reasons})
         return parsed
 
-    async def _store(self, source: str, events: list[Event]) -> None:
-        if not events:
-            return
+    def _parse_and_submit(self, body: bytes, ctx: IngestContext, source: str, parser: Parser) -> _Handed:
+        """In a worker thread: parse, apply the limits, hand to the sink. Raises HTTPException to answer now."""
         try:
-            # Off the event loop: a Kafka sink may wait briefly (probe, metadata) before it can say no.
-            future = await run_in_threadpool(self.sink.submit, events)
+            parsed = parser(body, ctx)
+        except UnusableBody as exc:
+            return self._reject_body(source, body, ctx.tenant, str(exc), str(exc))
+        except Exception as exc:  # a parser bug must not lose the body: keep it and say so
+            reason = f"parser error: {type(exc).__name__}: {exc}"
+            return self._reject_body(source, body, ctx.tenant, reason, reason)
+        if len(parsed.events) + len(parsed.dead) > self.limits.max_records_per_request:
+            raise HTTPException(413, f"more than {self.limits.max_records_per_request} records in one request")
+        for event in parsed.events:
+            event.tenant = ctx.tenant
+        for dead in parsed.dead:
+            dead.tenant = ctx.tenant
+        truncate_fields(parsed.events, self.limits.max_field_chars)
+        return _Handed(parsed, self._submit([*parsed.events, *parsed.dead]))
+
+    def _reject_body(self, source: str, body: bytes, tenant: str, reason: str, answer: str) -> _Handed:
+        letter = dead_letter(source, reason, body, tenant=tenant)
+        return _Handed(Parsed(dead=[letter]), self._submit([letter]), HTTPException(400, answer))
+
+    def _submit(self, events: list[Event]) -> Future[None] | None:
+        if not events:
+            return None
+        try:
+            return self.sink.submit(events)
         except self.saturated as exc:
             raise HTTPException(429, f"busy: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
         except Exception as exc:
             raise HTTPException(503, f"not stored: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
+
+    async def _durable(self, source: str, future: Future[None], events: list[Event]) -> None:
         try:
             await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
         except Exception as exc:

@@ -8,7 +8,7 @@ replay or a re-delivery lands on the same id and the store's de-duplication hide
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
@@ -22,6 +22,23 @@ def stable_id(*parts: object) -> str:
         h.update(str(part).encode("utf-8", "surrogatepass"))
         h.update(b"\x1f")
     return h.hexdigest()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def log_line_id(function: str, time: datetime, line: str) -> str:
+    """The id of one function log line, computed alike by every path that can deliver it.
+
+    A line reaches us by the Telemetry API extension and by the CloudWatch Logs subscription (direct or through
+    Firehose), which share no line id. What both do carry is the function, the time the platform took the line
+    (to the millisecond: Telemetry's ``time``, CloudWatch's ``timestamp``) and the line itself; ``line`` is its
+    canonical text (``lambda_text.line_identity``), which includes the request id wherever the runtime wrote
+    one. So the two copies get one id and the store's de-duplication shows the line once, as it does for
+    invocation facts (function + request id + kind).
+    """
+    millis = (_utc(time) - _EPOCH) // timedelta(milliseconds=1)
+    return stable_id("line", function, millis, line)
 
 
 class Signal(StrEnum):
@@ -102,7 +119,11 @@ class Invocation(Event):
 
 
 class FunctionLog(Event):
-    """One log line of a function (or its extensions and the platform's text lines)."""
+    """One log line of a function (or its extensions and the platform's text lines).
+
+    A line of a known function has a content-derived id (``log_line_id``), so the same line delivered by the
+    Telemetry API and by a CloudWatch subscription is stored once.
+    """
 
     signal: ClassVar[Signal] = Signal.LOG
     function: str = ""

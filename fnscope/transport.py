@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+import orjson
 from pydantic import TypeAdapter
 
 from fnscope.events import SIGNAL_MODELS, Event, Signal
@@ -40,13 +41,28 @@ def encode_batches(events: list[Event]) -> Iterator[tuple[Signal, str, bytes]]:
 def _chunks(signal: Signal, key: str, group: list[Event]) -> Iterator[tuple[Signal, str, bytes]]:
     for start in range(0, len(group), MAX_EVENTS_PER_MESSAGE):
         chunk = group[start : start + MAX_EVENTS_PER_MESSAGE]
-        value = _ADAPTERS[signal].dump_json(chunk)
+        value = _encode(signal, chunk)
         if len(value) > MAX_MESSAGE_BYTES and len(chunk) > 1:
             half = len(chunk) // 2
             yield from _chunks(signal, key, chunk[:half])
             yield from _chunks(signal, key, chunk[half:])
         else:
             yield signal, key, value
+
+
+def _encode(signal: Signal, chunk: list[Event]) -> bytes:
+    """The events as a JSON array that ``decode`` validates back into the same models.
+
+    orjson writes the fields straight from each model (about twice as fast as pydantic's serialiser here);
+    dead letters carry raw bytes, which only pydantic writes (as base64), and so does any string orjson
+    refuses (a lone surrogate).
+    """
+    if signal is not Signal.DEAD_LETTER:
+        try:
+            return orjson.dumps([event.__dict__ for event in chunk])
+        except orjson.JSONEncodeError:
+            pass
+    return _ADAPTERS[signal].dump_json(chunk)
 
 
 def decode(signal: Signal, value: bytes) -> list[Event]:

@@ -4,6 +4,11 @@ Offsets are committed only after the insert returned, so a processor killed mid-
 on restart (or another member does after the rebalance); deterministic event ids plus ReplacingMergeTree make
 the second copy invisible. While ClickHouse is down the processor retries the same batch with backoff and
 commits nothing.
+
+A batch is what one poll returned, topped up by further short polls while messages keep arriving (up to
+``max_records`` messages, ``target_events`` events or ``max_linger_s``): each ClickHouse insert has a fixed
+cost of tens of milliseconds of CPU per table, so a processor keeping pace with its collectors would
+otherwise spend most of its time on inserts of a few hundred events.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 
@@ -35,10 +41,14 @@ class KafkaProcessor:
         max_records: int = 2000,
         session_timeout_ms: int = 6000,
         on_write: Callable[[dict[Signal, int]], None] | None = None,
+        max_linger_s: float = 0.25,
+        target_events: int = 20_000,
     ) -> None:
         self._writer = writer
         self._topics = all_topics(prefix)
         self._max_records = max_records
+        self._max_linger_s = max_linger_s
+        self._target_events = target_events
         self._on_write = on_write
         self._metrics = pipeline_metrics()
         self._stop = threading.Event()
@@ -70,10 +80,13 @@ class KafkaProcessor:
         if not batch:
             return 0
         events: list[Event] = []
-        for partition, records in batch.items():
-            signal = self._topics[partition.topic]
-            for record in records:
-                events.extend(self._decode(signal, record.value, partition.topic, record.offset))
+        messages = self._decode_into(events, batch)
+        deadline = time.monotonic() + self._max_linger_s
+        while messages < self._max_records and len(events) < self._target_events and time.monotonic() < deadline:
+            more = self._consumer.poll(timeout_ms=20, max_records=self._max_records - messages)
+            if not more:
+                break
+            messages += self._decode_into(events, more)
         self._write_until_done(events)
         try:
             self._consumer.commit()
@@ -81,6 +94,15 @@ class KafkaProcessor:
             # The group rebalanced while we wrote: another member re-reads the batch; duplicates stay invisible.
             log.warning("offset commit failed, batch will be re-read: %s", exc)
         return len(events)
+
+    def _decode_into(self, events: list[Event], batch: dict[TopicPartition, list[ConsumerRecord]]) -> int:
+        messages = 0
+        for partition, records in batch.items():
+            signal = self._topics[partition.topic]
+            for record in records:
+                events.extend(self._decode(signal, record.value, partition.topic, record.offset))
+            messages += len(records)
+        return messages
 
     def _record_lag(self) -> None:
         """Messages in Kafka this member has not read yet, per assigned partition (from the last fetch)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -170,3 +171,41 @@ def test_tokens_scope_every_query_to_its_tenant(tmp_path: Path, samples: Path, t
         assert b.json()["results"] == []
     finally:
         proc.stop()
+
+
+def test_a_line_sent_by_extension_and_by_subscription_shows_once(embedded: tuple[str, Process]) -> None:
+    url, _ = embedded
+    when, rid = "2026-11-27T05:00:00.123Z", "5f1d4c2a-8b9e-4f3a-9d2c-7e6b5a4c3d21"
+    text = f"{when}\t{rid}\tINFO\tcharged card for order ord_77f1"
+    structured = {"level": "INFO", "message": "stock reserved", "order_id": "ord_77f1", "requestId": rid}
+    telemetry_body = json.dumps(
+        [{"time": when, "type": "function", "record": text}, {"time": when, "type": "function", "record": structured}]
+    ).encode()
+    ms = int(datetime.fromisoformat(when).timestamp() * 1000)
+    subscription = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "111122223333",
+        "logGroup": "/aws/lambda/payments",
+        "logStream": "2026/11/27/[$LATEST]8c1f",
+        "subscriptionFilters": ["to-fnscope"],
+        "logEvents": [
+            {"id": "37904812307468170154390418342097024531205118467893411840", "timestamp": ms, "message": text + "\n"},
+            {
+                "id": "37904812307468170154390418342097024531205118467893411841",
+                "timestamp": ms,
+                "message": json.dumps(structured) + "\n",
+            },
+        ],
+    }
+    for _ in range(2):  # each path, and each path again (a retried delivery)
+        r = _post(url, "/ingest/telemetry?function=payments", telemetry_body)
+        assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+        r = _post(url, "/ingest/cloudwatch", gzip.compress(json.dumps(subscription).encode()))
+        assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+    found = httpx.get(
+        f"{url}/api/search", params={"q": f"request_id:{rid}", "function": "payments", "since": "20000d", "limit": 100}
+    ).json()["results"]
+    assert sorted(row["message"].split("\t")[-1] for row in found) == [
+        "charged card for order ord_77f1",
+        "stock reserved",
+    ]

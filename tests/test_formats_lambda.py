@@ -16,7 +16,7 @@ from collector.formats import cloudwatch, firehose, telemetry
 from collector.formats.base import BadPayload, IngestContext, Parsed, UnusableBody
 from collector.formats.compression import inflate
 from collector.formats.lambda_text import parse_line, parse_text_block
-from fnscope.events import Event, FunctionLog, Invocation, stable_id
+from fnscope.events import Event, FunctionLog, Invocation, log_line_id, stable_id
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 LAMBDA = SAMPLES / "lambda_logs"
@@ -411,7 +411,7 @@ def test_telemetry_redelivery_gives_identical_ids_and_ids_follow_the_documented_
     report = invocations(first.events, "report")[0]
     assert report.event_id == stable_id("my-fn", report.request_id, "report")  # same id whatever the path
     hello = logs(first.events)[0]
-    assert hello.event_id == stable_id("my-fn", "function", "2020-08-20T12:31:32.123Z", "hello world")
+    assert hello.event_id == log_line_id("my-fn", hello.time, "hello world")  # what a CloudWatch copy gets too
 
 
 def test_telemetry_bad_elements_are_dead_lettered_rest_kept() -> None:
@@ -760,3 +760,123 @@ def test_absurdly_deep_json_line_is_kept_not_crashing() -> None:
     body = json.dumps([{"time": "2026-11-27T05:00:00.000Z", "type": "function", "record": json.loads(message)}])
     parsed = telemetry.parse(body.encode(), CTX)
     assert len(parsed.events) == 1 and not parsed.dead
+
+
+# --- one line, two paths --------------------------------------------------------------------------------------
+
+
+def _subscription(function: str, lines: list[tuple[int, str]], stream: str = "2022/10/12/[$LATEST]0a1b") -> bytes:
+    """A CloudWatch Logs subscription message as Lambda's log group delivers it: (timestamp ms, message)."""
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": f"/aws/lambda/{function}",
+        "logStream": stream,
+        "subscriptionFilters": ["to-fnscope"],
+        "logEvents": [{"id": f"3{ts}{i:05d}", "timestamp": ts, "message": m} for i, (ts, m) in enumerate(lines)],
+    }
+    return gzip.compress(orjson.dumps(payload))
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def test_a_function_line_sent_by_telemetry_and_by_subscription_gets_one_id() -> None:
+    docs = [e["event"] for e in load(LAMBDA / "aws_docs" / "telemetry_api_doc_examples.json") if e.get("event")]
+    text = next(e for e in docs if e.get("type") == "function" and "Hello world" in str(e.get("record")))
+    datadog = load(LAMBDA / "telemetry_api" / "datadog_lambda_extension" / "telemetry_events.json")
+    obj = next(e for e in datadog if e.get("type") == "function" and isinstance(e.get("record"), dict))
+    via_extension = logs(tparse([{k: v for k, v in e.items() if not k.startswith("_")} for e in (text, obj)]).events)
+    # the subscription carries the text the runtime wrote: a line break at the end, JSON as the runtime spaced it
+    via_subscription = logs(
+        cloudwatch.parse(
+            _subscription(
+                "my-fn",
+                [(_ms(text["time"]), f"{text['record']}\n"), (_ms(obj["time"]), json.dumps(obj["record"]) + "\n")],
+            ),
+            CTX,
+        ).events
+    )
+    assert [(e.function, e.time, e.fields) for e in via_extension] == [
+        (e.function, e.time, e.fields) for e in via_subscription
+    ]
+    assert [e.event_id for e in via_extension] == [e.event_id for e in via_subscription]
+    # and it is the line's content that makes the id: another function, millisecond or text is another line
+    at = _ms(text["time"])
+    others = [("other-fn", at, text["record"]), ("my-fn", at + 1, text["record"]), ("my-fn", at, "Hello")]
+    other = [logs(cloudwatch.parse(_subscription(fn, [(ts, m)]), CTX).events)[0] for fn, ts, m in others]
+    assert len({e.event_id for e in other} | {via_extension[0].event_id}) == 4
+
+
+def test_the_simulated_fleet_s_lines_get_the_same_ids_by_telemetry_and_by_firehose() -> None:
+    from simulator.scheduler import simulate
+    from simulator.wire import firehose_requests, telemetry_requests
+
+    sim = simulate(functions=4, rate=40, duration_s=3, seed=11)
+    by_telemetry: set[str] = set()
+    for req in telemetry_requests(sim):
+        parsed = telemetry.parse(req.body, IngestContext(params=dict(req.params)))
+        by_telemetry |= {e.event_id for e in logs(parsed.events) if e.log_type == "function"}
+    by_firehose: set[str] = set()
+    for req in firehose_requests(sim):
+        parsed = firehose.parse(req.body, IngestContext(params=dict(req.params)))
+        # "Task timed out" is the platform writing into the log stream; the Telemetry API states it as a record
+        timeouts = {e.event_id for e in logs(parsed.events) if e.message.startswith("Task timed out after")}
+        by_firehose |= {e.event_id for e in logs(parsed.events) if e.log_type == "function"} - timeouts
+    assert len(by_telemetry) > 100
+    assert by_telemetry == by_firehose
+
+
+def test_the_same_line_twice_in_one_millisecond_stays_two_lines_on_both_paths() -> None:
+    ts = "2026-11-27T05:00:00.000Z"
+    twice = [{"time": ts, "type": "function", "record": "retrying"} for _ in range(2)]
+    via_extension = [e.event_id for e in logs(tparse(twice).events)]
+    via_subscription = [
+        e.event_id for e in logs(cloudwatch.parse(_subscription("my-fn", [(_ms(ts), "retrying\n")] * 2), CTX).events)
+    ]
+    assert len(set(via_extension)) == 2 and via_extension == via_subscription
+
+
+def test_a_bare_line_between_start_and_end_is_attributed_to_that_invocation_on_both_paths() -> None:
+    ts, rid, other = (
+        "2026-11-27T05:00:00.000Z",
+        "8f2c1a4e-0b7d-4c39-9e51-2d6a7b3c9f10",
+        "c0ffee00-1234-4bcd-9e51-000000000001",
+    )
+    at = _ms(ts)
+    stream = [
+        (at, "received event before any invocation\n"),  # the init phase: no invocation yet
+        (at + 1, f"START RequestId: {rid} Version: $LATEST\n"),
+        (at + 2, "received event with 3 items\n"),
+        (at + 3, f"END RequestId: {rid}\n"),
+        (at + 4, "after the invocation\n"),
+    ]
+    via_subscription = {
+        e.message: e.request_id for e in logs(cloudwatch.parse(_subscription("my-fn", stream), CTX).events)
+    }
+    assert via_subscription["received event with 3 items"] == rid
+    assert via_subscription["received event before any invocation"] == via_subscription["after the invocation"] == ""
+
+    def record(ms: int, type_: str, record: Any) -> dict[str, Any]:
+        return {"time": datetime.fromtimestamp(ms / 1000, UTC).isoformat(), "type": type_, "record": record}
+
+    batch = [
+        record(at + 1, "platform.start", {"requestId": rid}),
+        record(at + 2, "function", "received event with 3 items"),
+        record(at + 3, "platform.runtimeDone", {"requestId": rid, "status": "success"}),
+        record(at + 4, "function", "after the invocation"),
+    ]
+    via_extension = {e.message: e.request_id for e in logs(tparse(batch).events) if e.log_type == "function"}
+    assert via_extension == {"received event with 3 items": rid, "after the invocation": ""}
+
+    # an environment serving two requests at once: a bare line cannot be attributed, so it is not
+    overlapping = [
+        (at + 1, f"START RequestId: {rid} Version: $LATEST\n"),
+        (at + 2, f"START RequestId: {other} Version: $LATEST\n"),
+        (at + 3, "received event with 3 items\n"),
+    ]
+    [bare] = [
+        e for e in logs(cloudwatch.parse(_subscription("my-fn", overlapping), CTX).events) if e.log_type == "function"
+    ]
+    assert bare.request_id == ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -70,6 +71,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     ),
 }
 # The fields that make an object an access-log record rather than some other JSON.
+# Normalised key -> the fields it is an alias of, with its rank among each field's aliases (lower wins).
+_ALIAS_RANKS: dict[str, tuple[tuple[str, int], ...]] = {
+    alias: tuple((field, aliases.index(alias)) for field, aliases in _ALIASES.items() if alias in aliases)
+    for alias in {alias for aliases in _ALIASES.values() for alias in aliases}
+}
 _ACCESS_LOG_FIELDS = ("request_id", "status", "method", "route", "path", "source_ip", "time", "time_epoch")
 _THROTTLE_TEXT = ("rate exceeded", "too many requests", "throttl")
 _THROTTLE_TYPES = frozenset({"THROTTLED", "QUOTA_EXCEEDED"})
@@ -95,11 +101,7 @@ def _flatten_context(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     two keys that normalise alike wins. Values stay as decoded (unlike lambda_text.flatten, which stringifies)."""
     flat: dict[str, Any] = {}
     for key, value in obj.items():
-        name = str(key).strip().lower()
-        for strip in ("$context.", "context."):
-            if name.startswith(strip):
-                name = name[len(strip) :]
-        name = prefix + name
+        name = prefix + _normal_key(key)
         if isinstance(value, dict):
             flat.update(_flatten_context(value, name + "."))
         else:
@@ -107,17 +109,33 @@ def _flatten_context(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@lru_cache(maxsize=4096)  # a sender's log format repeats the same few keys on every line
+def _normal_key(key: object) -> str:
+    name = str(key).strip().lower()
+    for strip in ("$context.", "context."):
+        if name.startswith(strip):
+            name = name[len(strip) :]
+    return name
+
+
+def _picked(flat: dict[str, Any]) -> dict[str, Any]:
+    """Each field's value: its first alias (in _ALIASES order) with a present value; absent fields are left out.
+
+    One pass over the record's keys instead of one lookup per alias per field."""
+    best: dict[str, tuple[int, Any]] = {}
+    for name, value in flat.items():
+        ranks = _ALIAS_RANKS.get(name)
+        if ranks is None or not _present(value):
+            continue
+        for field, rank in ranks:
+            if field not in best or rank < best[field][0]:
+                best[field] = (rank, value)
+    return {field: value for field, (_, value) in best.items()}
+
+
 def _present(value: Any) -> bool:
     """API Gateway writes "-" for a variable with no value."""
     return value is not None and not (isinstance(value, str) and value.strip() in ("", "-"))
-
-
-def _pick(flat: dict[str, Any], field: str) -> Any:
-    for alias in _ALIASES[field]:
-        value = flat.get(alias)
-        if _present(value):
-            return value
-    return None
 
 
 def _text(value: Any) -> str:
@@ -167,11 +185,11 @@ def _from_clf(value: str) -> datetime | None:
     )
 
 
-def _time(flat: dict[str, Any]) -> datetime:
-    epoch = _number(_pick(flat, "time_epoch"))
+def _time(picked: dict[str, Any]) -> datetime:
+    epoch = _number(picked.get("time_epoch"))
     if epoch is not None:
         return _from_epoch(epoch)
-    value = _pick(flat, "time")
+    value = picked.get("time")
     if value is None:
         return datetime.now(UTC)  # the line has no time: the receipt time is the best there is
     number = _number(value)
@@ -187,8 +205,8 @@ def _time(flat: dict[str, Any]) -> datetime:
 # --- one record -----------------------------------------------------------------------------------------------
 
 
-def _function(flat: dict[str, Any], ctx: IngestContext) -> str:
-    named = _pick(flat, "function")
+def _function(flat: dict[str, Any], picked: dict[str, Any], ctx: IngestContext) -> str:
+    named = picked.get("function")
     if isinstance(named, str) and function_name(named):
         return function_name(named)
     for value in flat.values():
@@ -199,11 +217,11 @@ def _function(flat: dict[str, Any], ctx: IngestContext) -> str:
     return ctx.param("function")
 
 
-def _region(flat: dict[str, Any], ctx: IngestContext) -> str:
-    region = _pick(flat, "region")
+def _region(picked: dict[str, Any], ctx: IngestContext) -> str:
+    region = picked.get("region")
     if region is not None:
         return _text(region)
-    domain = _pick(flat, "domain")
+    domain = picked.get("domain")
     match = _REGION_IN_DOMAIN.search(_text(domain)) if domain is not None else None
     return match.group(1) if match else ctx.param("region")
 
@@ -220,37 +238,38 @@ def _throttled(status: int, integration_status: int, error: str, error_type: str
 def record_to_event(obj: dict[str, Any], line: str, ctx: IngestContext, source: str = SOURCE) -> ApiAccess:
     """Map one JSON access-log object (``line`` is its text, kept as raw and hashed when it has no requestId)."""
     flat = _flatten_context(obj)
-    if all(_pick(flat, field) is None for field in _ACCESS_LOG_FIELDS):
+    picked = _picked(flat)
+    if not any(field in picked for field in _ACCESS_LOG_FIELDS):
         raise LineError("not an access-log record: none of requestId, status, httpMethod, path, ip, requestTime")
-    api_id = ctx.param("api") or _text(_pick(flat, "api_id"))
-    request_id = _text(_pick(flat, "request_id"))
-    status = _int(_pick(flat, "status"), 0) or 0
-    integration_status = _int(_pick(flat, "integration_status"), 0) or 0
-    error = _text(_pick(flat, "error_message"))
+    api_id = ctx.param("api") or _text(picked.get("api_id"))
+    request_id = _text(picked.get("request_id"))
+    status = _int(picked.get("status"), 0) or 0
+    integration_status = _int(picked.get("integration_status"), 0) or 0
+    error = _text(picked.get("error_message"))
     return ApiAccess(
         event_id=stable_id(api_id, request_id) if request_id else stable_id(api_id, line),
-        time=_time(flat),
+        time=_time(picked),
         tenant=ctx.tenant,
-        account=_text(_pick(flat, "account")) or ctx.param("account"),
-        region=_region(flat, ctx),
+        account=_text(picked.get("account")) or ctx.param("account"),
+        region=_region(picked, ctx),
         source=source,
         api_id=api_id,
-        stage=ctx.param("stage") or _text(_pick(flat, "stage")),
+        stage=ctx.param("stage") or _text(picked.get("stage")),
         request_id=request_id,
-        function=_function(flat, ctx),
-        method=_text(_pick(flat, "method")),
-        path=_text(_pick(flat, "path")),
-        route=_text(_pick(flat, "route")),
-        protocol=_text(_pick(flat, "protocol")),
+        function=_function(flat, picked, ctx),
+        method=_text(picked.get("method")),
+        path=_text(picked.get("path")),
+        route=_text(picked.get("route")),
+        protocol=_text(picked.get("protocol")),
         status=status,
         integration_status=integration_status,
-        latency_ms=_number(_pick(flat, "latency")),
-        integration_latency_ms=_number(_pick(flat, "integration_latency")),
-        response_length=_int(_pick(flat, "response_length")),
-        source_ip=_text(_pick(flat, "source_ip")),
-        user_agent=_text(_pick(flat, "user_agent")),
+        latency_ms=_number(picked.get("latency")),
+        integration_latency_ms=_number(picked.get("integration_latency")),
+        response_length=_int(picked.get("response_length")),
+        source_ip=_text(picked.get("source_ip")),
+        user_agent=_text(picked.get("user_agent")),
         error_message=error,
-        throttled=_throttled(status, integration_status, error, _text(_pick(flat, "error_type"))),
+        throttled=_throttled(status, integration_status, error, _text(picked.get("error_type"))),
         raw=line,
     )
 

@@ -12,7 +12,14 @@ from typing import Any
 from collector.formats.base import BadPayload, IngestContext, Parsed, UnusableBody
 from collector.formats.compression import inflate, inflate_base64, is_compressed
 from collector.formats.jsontext import as_text, decode_documents_strict, json_bytes
-from collector.formats.lambda_text import LineSource, flatten, parse_with
+from collector.formats.lambda_text import (
+    CurrentInvocation,
+    LineIds,
+    LineSource,
+    flatten,
+    is_platform_line,
+    parse_with,
+)
 from fnscope.events import stable_id
 
 SOURCE = "cloudwatch"
@@ -105,6 +112,7 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
         **({"account": owner} if owner.isdigit() else {}),
         **({"version": version.group(1)} if version else {}),
     )
+    line_ids, current = LineIds(), CurrentInvocation()  # one message holds one log stream: one environment
     for log_event in obj["logEvents"]:
         if not isinstance(log_event, dict):
             parsed.reject(ctx, source, f"log event in {log_group!r} is not an object", json_bytes(log_event))
@@ -123,9 +131,15 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
         except (OverflowError, OSError, ValueError):
             parsed.reject(ctx, source, f"log event timestamp {timestamp!r} is out of range", json_bytes(log_event))
             continue
-        event_id = as_text(log_event.get("id")) or stable_id(log_group, log_stream, timestamp, message)
+        if src.function and not is_platform_line(message):
+            # a function's own line: the id its Telemetry API copy gets too (log_line_id)
+            event_id = line_ids(src.function, time, message)
+        else:
+            event_id = as_text(log_event.get("id")) or stable_id(log_group, log_stream, timestamp, message)
         parsed.meta["log_events"] += 1
-        parsed.events.extend(parse_with(_with_extracted(src, log_event), message, time, event_id))
+        current.follow(message)
+        line_src = current.attribute(_with_extracted(src, log_event))
+        parsed.events.extend(parse_with(line_src, message, time, event_id))
 
 
 def _with_extracted(src: LineSource, log_event: dict[str, Any]) -> LineSource:

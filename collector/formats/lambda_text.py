@@ -9,7 +9,7 @@ those go through the same record mapping the telemetry receiver uses (`platform_
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ import orjson
 
 from collector.formats.base import IngestContext
 from collector.formats.jsontext import as_text, compact_json
-from fnscope.events import Event, FunctionLog, Invocation, stable_id
+from fnscope.events import Event, FunctionLog, Invocation, log_line_id, stable_id
 
 _LEVELS = {
     "TRACE": "TRACE",
@@ -111,6 +111,9 @@ class LineSource:
     log_stream: str = ""
     log_type: str = "function"
     fields: dict[str, str] = field(default_factory=dict)
+    # the invocation the lines fall in, when the delivery shows it (between its START and END): a line that names
+    # no request id of its own (a bare print()) is attributed to it
+    request_id: str = ""
 
     @classmethod
     def from_ctx(cls, ctx: IngestContext, *, function: str, source: str, **kw: Any) -> LineSource:
@@ -146,6 +149,83 @@ class LineSource:
             fields=fields or {},
             **kw,
         )
+
+
+def is_platform_line(message: str) -> bool:
+    """A platform text line (START, END, REPORT, INIT_*, RESTORE_*, EXTENSION ...), written to CloudWatch only:
+    the Telemetry API states the same facts as platform records, never as these lines."""
+    if not message.startswith(_PLATFORM_PREFIXES):
+        return False
+    head = message.split(None, 1)[0]
+    if head in ("EXTENSION", "TELEMETRY", "LOGS"):
+        return _EXTENSION_LINE.match(message) is not None
+    return head in _PLATFORM_HEADS
+
+
+def line_identity(message: str | dict[str, Any]) -> str:
+    """A log line as every path that delivers it can write it: without its line break, and a JSON object line as
+    compact JSON with sorted keys (the Telemetry API hands an object, CloudWatch the text the runtime wrote)."""
+    if isinstance(message, dict):
+        return compact_json(message, sort_keys=True)
+    line = message.rstrip("\r\n")
+    if line[:1] == "{" and line.endswith("}"):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return line
+        if isinstance(obj, dict):
+            return compact_json(obj, sort_keys=True)
+    return line
+
+
+class CurrentInvocation:
+    """Which invocation a delivery's lines fall in: from a START to its END, in one execution environment.
+
+    An environment runs one invocation at a time, so a line between them belongs to it. If a second START comes
+    before the first one's END (an environment serving several requests at once), nothing is attributed from
+    then on: lines must name their request themselves.
+    """
+
+    def __init__(self) -> None:
+        self.request_id = ""
+        self._interleaved = False
+
+    def start(self, request_id: str) -> None:
+        if self.request_id and request_id != self.request_id:
+            self._interleaved = True
+        self.request_id = "" if self._interleaved else request_id
+
+    def end(self, request_id: str) -> None:
+        if request_id == self.request_id:
+            self.request_id = ""
+
+    def follow(self, line: str) -> None:
+        """Track START/END text lines (a CloudWatch log stream)."""
+        if line.startswith(("START RequestId:", "END RequestId:")):
+            found = _REQUEST_ID.search(line)
+            if found:
+                (self.start if line[0] == "S" else self.end)(found.group(1))
+
+    def attribute(self, src: LineSource) -> LineSource:
+        return replace(src, request_id=self.request_id) if self.request_id else src
+
+
+class LineIds:
+    """Content ids (``log_line_id``) for the lines of one delivery.
+
+    The same line twice in one millisecond is two lines: the n-th repeat within a delivery gets ordinal n, and a
+    re-delivered batch repeats the same ordinals. (Identical lines without a request id, written by two execution
+    environments of one function in the same millisecond, cannot be told apart and are stored once.)
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, function: str, time: datetime, message: str | dict[str, Any]) -> str:
+        base = log_line_id(function, time, line_identity(message))
+        count = self._seen.get(base, 0)
+        self._seen[base] = count + 1
+        return stable_id(base, count) if count else base
 
 
 def parse_line(
@@ -184,10 +264,8 @@ def parse_with(src: LineSource, message: str | dict[str, Any], time: datetime, e
     if isinstance(message, dict):
         return _json_line(src, message, None, time, event_id)
     line = message.rstrip("\r\n")
-    if line.startswith(_PLATFORM_PREFIXES):
-        events = _platform_line(src, line, time, event_id)
-        if events is not None:
-            return events
+    if is_platform_line(line):
+        return _platform_line(src, line, time, event_id)
     if line[:1] == "{" and line.endswith("}"):
         try:
             obj = orjson.loads(line)
@@ -231,13 +309,9 @@ def parse_text_block(
 # --- platform text lines -------------------------------------------------------------------------------------
 
 
-def _platform_line(src: LineSource, line: str, time: datetime, event_id: str) -> list[Event] | None:
-    """START/END/REPORT/INIT_*/RESTORE_*/EXTENSION lines; None if the prefix was a coincidence."""
+def _platform_line(src: LineSource, line: str, time: datetime, event_id: str) -> list[Event]:
+    """START/END/REPORT/INIT_*/RESTORE_*/EXTENSION lines (the caller checked is_platform_line)."""
     head = line.split(None, 1)[0]
-    if head not in _PLATFORM_HEADS:
-        return None
-    if head in ("EXTENSION", "TELEMETRY", "LOGS") and not _EXTENSION_LINE.match(line):
-        return None
     rid_match = _REQUEST_ID.search(line)
     rid = rid_match.group(1) if rid_match else ""
     inv_id = stable_id(event_id, _HEAD_KIND.get(head, head))
@@ -315,6 +389,7 @@ def _text_line(src: LineSource, line: str, time: datetime, event_id: str) -> lis
     if not rid and "RequestId:" in line:
         found = _REQUEST_ID.search(line)
         rid = found.group(1) if found else ""
+    rid = rid or src.request_id
     failure = _failure(src, line, when, event_id, rid)
     if failure is not None:
         level = "ERROR"
@@ -333,7 +408,7 @@ def _json_line(src: LineSource, obj: dict[str, Any], text: str | None, time: dat
     elif not isinstance(message, str):
         message = _compact(message)
     level = _json_level(_first(obj, _JSON_LEVEL_KEYS))
-    rid = _first_field(fields, _JSON_REQUEST_KEYS)
+    rid = _first_field(fields, _JSON_REQUEST_KEYS) or src.request_id
     when = time
     for key in _JSON_TIME_KEYS:
         if key in obj:
@@ -397,7 +472,7 @@ def _failure(src: LineSource, text: str, time: datetime, event_id: str, rid: str
             duration_ms=duration,
             start_time=time - timedelta(milliseconds=duration) if duration is not None else None,
         )
-    if any(marker in text for marker in _OOM_MARKERS):
+    if "signal: killed" in text or "Runtime.OutOfMemory" in text:  # _OOM_MARKERS, spelt out: this runs per line
         error = "Runtime.OutOfMemory" if "Runtime.OutOfMemory" in text else "Runtime.ExitError"
         return _oom(src, time, event_id, rid, error)
     return None
@@ -570,4 +645,13 @@ def _int(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
-__all__ = ["LineSource", "flatten", "parse_line", "parse_text_block", "parse_with", "platform_invocation"]
+__all__ = [
+    "LineIds",
+    "LineSource",
+    "flatten",
+    "line_identity",
+    "parse_line",
+    "parse_text_block",
+    "parse_with",
+    "platform_invocation",
+]

@@ -11,7 +11,14 @@ from typing import Any
 
 from collector.formats.base import IngestContext, Parsed, UnusableBody
 from collector.formats.jsontext import compact_json, json_bytes, load_body
-from collector.formats.lambda_text import LineSource, flatten, parse_with, platform_invocation
+from collector.formats.lambda_text import (
+    CurrentInvocation,
+    LineIds,
+    LineSource,
+    flatten,
+    parse_with,
+    platform_invocation,
+)
 from fnscope.events import Event, stable_id
 
 SOURCE = "telemetry"
@@ -33,16 +40,18 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
     platform = LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type="platform")
     sources = {name: LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type=name) for name in _LOG_TYPES}
     parsed = Parsed(meta={"records": len(data)})
-    seen: dict[str, int] = {}
+    line_ids, current = LineIds(), CurrentInvocation()
     for index, element in enumerate(data):
         try:
-            parsed.events.extend(_element(element, platform, sources, seen))
+            parsed.events.extend(_element(element, platform, sources, line_ids, current))
         except _BadElement as exc:
             parsed.reject(ctx, SOURCE, f"telemetry element {index}: {exc}", json_bytes(element))
     return parsed
 
 
-def _element(element: Any, platform: LineSource, sources: dict[str, LineSource], seen: dict[str, int]) -> list[Event]:
+def _element(
+    element: Any, platform: LineSource, sources: dict[str, LineSource], line_ids: LineIds, current: CurrentInvocation
+) -> list[Event]:
     if not isinstance(element, dict):
         raise _BadElement(f"not an object but {_kind(element)}")
     raw_time, type_ = element.get("time"), element.get("type")
@@ -56,28 +65,25 @@ def _element(element: Any, platform: LineSource, sources: dict[str, LineSource],
         raise _BadElement("missing or non-string `type`")
     record = element.get("record")
     log_type = _LOG_TYPES.get(type_)
+    if log_type == "function":  # extensions' lines are not the invocation's
+        return _log_record(current.attribute(sources[log_type]), type_, time, record, line_ids)
     if log_type is not None:
-        return _log_record(sources[log_type], type_, raw_time, time, record, seen)
+        return _log_record(sources[log_type], type_, time, record, line_ids)
+    request_id = record.get("requestId") if isinstance(record, dict) else None
+    if isinstance(request_id, str) and type_ in ("platform.start", "platform.runtimeDone"):
+        (current.start if type_ == "platform.start" else current.end)(request_id)
     return _platform_record(platform, type_, raw_time, time, record)
 
 
-def _log_record(
-    src: LineSource, type_: str, raw_time: str, time: datetime, record: Any, seen: dict[str, int]
-) -> list[Event]:
+def _log_record(src: LineSource, type_: str, time: datetime, record: Any, line_ids: LineIds) -> list[Event]:
     if isinstance(record, (str, dict)):
         line = record
-        text = record if isinstance(record, str) else compact_json(record, sort_keys=True)
     elif record is None:
         raise _BadElement(f"{type_} record is missing")
     else:
-        text = line = compact_json(record)
-    event_id = stable_id(src.function, type_, raw_time, text)
-    # the same line twice in one millisecond is two lines; a re-delivered batch repeats the same ordinals
-    count = seen.get(event_id, 0)
-    seen[event_id] = count + 1
-    if count:
-        event_id = stable_id(event_id, count)
-    return parse_with(src, line, time, event_id)
+        line = compact_json(record)
+    # the id a CloudWatch subscription computes for the same line too, so a line sent both ways is stored once
+    return parse_with(src, line, time, line_ids(src.function, time, line))
 
 
 def _platform_record(src: LineSource, type_: str, raw_time: str, time: datetime, record: Any) -> list[Event]:
