@@ -9,6 +9,8 @@
    store, in this process), p50/p95 over ``--runs``:
      - every change to function X in the last 90 days   (`fnscope audit --resource X --changes --since 90d`)
      - all actions of principal P over the year          (`fnscope audit --principal P --since 365d`)
+   and, for reference, the same question read from ``audit_events`` with FINAL (what the API ran before v006's
+   lookups): its p50/p95 and whether both give the same rows.
 3. The same two through a running `fnscope up` on that store (HTTP + JSON): p50/p95 and the ratio to bare.
 4. Import: ``--files`` gzip CloudTrail log files in an S3-style tree (real detonation records with new ids);
    bare `gzip + orjson.loads` of every file, then `fnscope import cloudtrail` of the same files into that
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from processors.integrity import Sealer  # noqa: E402
 from processors.store import open_store  # noqa: E402
-from query.audit import AuditRequest, audit_sql, audit_where  # noqa: E402
+from query.audit import AuditRequest, audit_query, audit_sql, audit_where  # noqa: E402
 from tests.conftest import free_port, wait_http  # noqa: E402
 
 FNSCOPE = [sys.executable, "-m", "fnscope.cli"]
@@ -129,16 +131,34 @@ def build_store(data: Path, events: int, runs: int) -> dict[str, tuple[float, fl
     client = open_store(f"chdb://{data / 'store'}")
     start = time.perf_counter()
     client.command(GENERATE, parameters={"events": events})
-    print(f"generated {events:,} audit events in {time.perf_counter() - start:.1f}s")
+    print(f"generated {events:,} audit events in {time.perf_counter() - start:.1f}s (lookup views included)")
     start = time.perf_counter()
     digests = Sealer(client, window_s=60, settle_s=0).seal_once()
     took = time.perf_counter() - start
     print(f"sealed into {digests} digests in {took:.1f}s: {events / took:,.0f} events/s")
+    parts = client.query(
+        "SELECT table, count() FROM system.parts WHERE active AND table IN ('audit_events', 'audit_lookup') "
+        "GROUP BY table ORDER BY table"
+    ).result_rows
+    print("active parts: " + ", ".join(f"{table} {n}" for table, n in parts))
     bare = {}
+    print(f"\nbare ClickHouse, {runs} runs each (ms)")
+    print(f"{'question':<48} {'p50':>7} {'p95':>7}   {'FINAL p50':>9} {'FINAL p95':>9}  same rows")
     for name, (req, _) in questions().items():
+        sql, params = audit_query(req)
         where = audit_where(req)
-        sql, params = audit_sql(where), {**where.params, "limit": req.limit}
+        final_sql, final_params = audit_sql(where), {**where.params, "limit": req.limit}
         bare[name] = timed(lambda sql=sql, params=params: client.query(sql, parameters=params).result_rows, runs)
+        before = timed(
+            lambda sql=final_sql, params=final_params: client.query(sql, parameters=params).result_rows, runs
+        )
+        same = (
+            client.query(sql, parameters=params).result_rows
+            == client.query(final_sql, parameters=final_params).result_rows
+        )
+        b = bare[name]
+        print(f"{name:<48} {b[0]:>7.1f} {b[1]:>7.1f}   {before[0]:>9.1f} {before[1]:>9.1f}  {same} ({b[2]} rows)")
+        assert same, f"{name}: the lookup and audit_events with FINAL disagree"
     client.close()
     return bare
 

@@ -2,17 +2,23 @@
 
 What every audit query sees (``visible``): one row per CloudTrail eventID (the latest delivery of it), without
 originals that a CloudTrail correction (``addendum.originalEventID``) replaced, whichever of the two came first.
+
+A search by principal or resource reads the companion table ``audit_lookup`` (v006: the same rows, ordered by
+principal ARN, function, resource ARN and resource name), so it reads only those keys' ranges instead of every
+granule of ``audit_events``; the full conditions are applied to what it reads, so the answer is the same.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from clickhouse_connect.driver.client import Client
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from processors.integrity import epoch_ms, load_signer, verify
@@ -29,6 +35,12 @@ AUDIT_COLUMNS = (
 # matches). Partitions are by event time and one eventID has one time, so partitions need no merging together.
 FINAL_SETTINGS = "SETTINGS do_not_merge_across_partitions_select_final = 1"
 NOT_CORRECTED = "event_id NOT IN (SELECT corrects FROM audit_events WHERE tenant = {tenant:String} AND corrects != '')"
+# The same set, from v006's lookup (a few rows) rather than a column of audit_events.
+NOT_CORRECTED_LOOKUP = "event_id NOT IN (SELECT key FROM audit_lookup WHERE tenant = {tenant:String} AND kind = 'c')"
+_PRINCIPAL = (
+    "(principal_arn ILIKE {p:String} OR principal_name ILIKE {p:String} OR access_key = {pe:String} "
+    "OR session_issuer = {pe:String})"
+)
 
 
 def prefix_pattern(value: str) -> str:
@@ -38,6 +50,11 @@ def prefix_pattern(value: str) -> str:
 
 def contains_pattern(value: str) -> str:
     return "%" + prefix_pattern(value)
+
+
+def resource_name(value: str) -> str:
+    """What follows the last ``:`` or ``/`` (all of it without one): v006's ``n`` keys, computed the same way."""
+    return re.split(r"[:/]", value)[-1]
 
 
 @dataclass
@@ -56,7 +73,7 @@ class AuditRequest:
     changes: bool = False
 
 
-def audit_where(req: AuditRequest) -> Where:
+def audit_where(req: AuditRequest, not_corrected: str = NOT_CORRECTED) -> Where:
     where = Where(req.tenant)
     if req.since:
         where.add("time >= {since:DateTime64(3)}", since=req.since)
@@ -64,12 +81,7 @@ def audit_where(req: AuditRequest) -> Where:
         where.add("time <= {until:DateTime64(3)}", until=req.until)
     if req.principal:
         # A part of the ARN or user name (case-insensitive), or exactly an access key id or the session issuer.
-        where.add(
-            "(principal_arn ILIKE {p:String} OR principal_name ILIKE {p:String} OR access_key = {pe:String} "
-            "OR session_issuer = {pe:String})",
-            p=contains_pattern(req.principal),
-            pe=req.principal,
-        )
+        where.add(_PRINCIPAL, p=contains_pattern(req.principal), pe=req.principal)
     if req.action:
         # Real event names carry API dates (UpdateFunctionCode20150331v2): a prefix finds them.
         where.add("action ILIKE {action:String}", action=prefix_pattern(req.action))
@@ -97,7 +109,7 @@ def audit_where(req: AuditRequest) -> Where:
         where.add("account = {account:String}", account=req.account)
     if req.region:
         where.add("region = {region:String}", region=req.region)
-    where.add(NOT_CORRECTED)
+    where.add(not_corrected)
     return where
 
 
@@ -108,9 +120,60 @@ def audit_sql(where: Where) -> str:
     )
 
 
+def lookup_keys(req: AuditRequest) -> tuple[str, dict[str, str]] | None:
+    """The ``audit_lookup`` key ranges holding every event the request can match, or None to read audit_events.
+
+    A principal: the ARNs whose ARN, name, access key or session issuer match, from ``audit_principals``.
+    A resource R: the function R; resource ARNs starting with R; and for ARNs ending in ``:R`` or ``/R`` the ``n``
+    key of R's last segment (or the ``f`` key, where v006 left that out as the event's function name). A value
+    ending in ``:`` or ``/`` has no last segment: audit_events answers it.
+    """
+    if req.principal:
+        return (
+            "kind = 'p' AND key IN (SELECT principal_arn FROM audit_principals WHERE tenant = {tenant:String} "
+            f"AND {_PRINCIPAL})"
+        ), {"p": contains_pattern(req.principal), "pe": req.principal}
+    if req.resource and resource_name(req.resource):
+        return (
+            "((kind = 'f' AND key IN ({r:String}, {rn:String})) OR (kind = 'n' AND key = {rn:String}) "
+            "OR (kind = 'r' AND startsWith(key, {r:String})))"
+        ), {"r": req.resource, "rn": resource_name(req.resource)}
+    return None
+
+
+def audit_query(req: AuditRequest) -> tuple[str, dict[str, Any]]:
+    """The SQL and bound parameters answering ``req``."""
+    limit = max(1, min(req.limit, 100_000))
+    keys = lookup_keys(req)
+    if keys is None:
+        where = audit_where(req)
+        return audit_sql(where), {**where.params, "limit": limit}
+    # Every delivery of an event shares its keys and time, so the ranges read hold them all: keep the latest
+    # delivery of each event (one event may also sit under several keys), then filter, as FINAL does.
+    ranges = Where(req.tenant)
+    if req.since:
+        ranges.add("time >= {since:DateTime64(3)}", since=req.since)
+    if req.until:
+        ranges.add("time <= {until:DateTime64(3)}", until=req.until)
+    ranges.add(keys[0], **keys[1])
+    where = audit_where(req, NOT_CORRECTED_LOOKUP)
+    sql = (
+        f"SELECT {AUDIT_COLUMNS} FROM (SELECT tenant, {AUDIT_COLUMNS} FROM audit_lookup WHERE {ranges.sql()} "
+        f"ORDER BY ingested_at DESC LIMIT 1 BY event_id) WHERE {where.sql()} "
+        "ORDER BY time DESC, event_id LIMIT {limit:UInt32}"
+    )
+    return sql, {**ranges.params, **where.params, "limit": limit}
+
+
 def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
-    where = audit_where(req)
-    return runner.rows(audit_sql(where), {**where.params, "limit": max(1, min(req.limit, 100_000))})
+    sql, params = audit_query(req)
+    return runner.rows(sql, params)
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    """Serialised once by orjson: the rows are plain JSON types already, and FastAPI's own encoding of thousands
+    of rows cost more than the query."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 class Verifier:
@@ -157,7 +220,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         account: str = "",
         region: str = "",
         changes: bool = Query(False, description="only calls that change something (readOnly false)"),
-    ) -> dict[str, Any]:
+    ) -> Response:
         req = AuditRequest(
             tenant,
             principal,
@@ -172,7 +235,7 @@ def routes(ctx: QueryContext) -> APIRouter:
             region,
             changes,
         )
-        return {"results": await run_in_threadpool(audit, ctx.runner, req)}
+        return json_response({"results": await run_in_threadpool(audit, ctx.runner, req)})
 
     @router.get("/audit/verify", summary="Check the audit store's hash chain; names every event that was tampered with")
     async def api_audit_verify(

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from query.audit import AUDIT_COLUMNS, FINAL_SETTINGS, NOT_CORRECTED
+from query.audit import AUDIT_COLUMNS, FINAL_SETTINGS, NOT_CORRECTED, json_response
 from query.context import QueryContext, api_time
 from query.runner import QueryRunner
 
@@ -404,7 +404,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         since: str = "90d",
         until: str = Query("0s", description="end of the range (default: now)"),
         limit: int = Query(1000, ge=1, le=100_000),
-    ) -> dict[str, Any]:
+    ) -> Response:
         query = BY_NAME.get(name)
         if query is None:
             raise HTTPException(404, f"no saved query {name!r}; GET /api/audit/queries lists them")
@@ -413,6 +413,6 @@ def routes(ctx: QueryContext) -> APIRouter:
         rows = await run_in_threadpool(
             run_saved, ctx.runner, query, tenant, start, end, limit, _query_params(query, request)
         )
-        return {"query": query.meta(), "results": rows}
+        return json_response({"query": query.meta(), "results": rows})
 
     return router

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -84,7 +85,7 @@ def build_tree(root: Path) -> tuple[list[str], list[Path]]:
     return ids, logs
 
 
-TOKENS = ("import", "digest", "correction", "outputs")
+TOKENS = ("import", "digest", "correction", "outputs", "small")
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +177,44 @@ def test_a_correction_replaces_the_event_it_corrects_in_either_order(instance: s
     assert [(r["event_id"], r["source_ip"]) for r in rows] == [(correction["eventID"], "192.0.2.10")]
     listed = cli(url, "audit", "--action", "UpdateFunctionCode", "--since", "20000d", "--json", token=t)
     assert [json.loads(line)["source_ip"] for line in listed.stdout.splitlines()] == ["192.0.2.10"]
+    # the same through the principal and resource lookups
+    function = original["requestParameters"]["functionName"].rsplit(":", 1)[-1]
+    for flag, value in (("--principal", original["userIdentity"]["userName"]), ("--resource", function)):
+        found = cli(url, "audit", flag, value, "--since", "20000d", "--json", token=t)
+        assert [(r["event_id"], r["source_ip"]) for r in map(json.loads, found.stdout.splitlines())] == [
+            (correction["eventID"], "192.0.2.10")
+        ], flag
+
+
+def _cloudtrail_requests(url: str) -> float:
+    metrics = httpx.get(f"{url}/metrics").text
+    match = re.search(r'^fnscope_received_requests_total\{[^}]*format="cloudtrail"[^}]*\} (\S+)$', metrics, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_small_files_travel_together_and_a_bad_one_is_still_named(instance: str, tmp_path: Path) -> None:
+    """One record per file, as CloudTrail often delivers, plain and gzip mixed, one file corrupt."""
+    url, t = instance, "small"
+    records = [r for path in sorted(STRATUS.glob("*.json")) for r in orjson.loads(path.read_bytes())]
+    day = tmp_path / "AWSLogs/111122223333/CloudTrail/us-east-1/2024/08/01"
+    day.mkdir(parents=True)
+    for n, record in enumerate(records):
+        body = orjson.dumps({"Records": [record]})
+        if n % 2:
+            (day / f"{n:04d}.json.gz").write_bytes(gzip.compress(body))
+        else:
+            (day / f"{n:04d}.json").write_bytes(body)
+    corrupt = day / "0150-corrupt.json.gz"
+    corrupt.write_bytes(gzip.compress(b'{"Records": [')[:-8] + b"garbage!")
+    before = _cloudtrail_requests(url)
+
+    result = cli(url, "import", "cloudtrail", str(tmp_path / "AWSLogs"), "--json", token=t)
+    summary = json.loads(result.stdout)
+    assert result.returncode == 1  # a file failed
+    assert list(summary["failed"]) == [str(corrupt)]
+    assert summary["files"] == len(records) and summary["events"] == len(records)
+    assert sorted(r["event_id"] for r in all_audit(url, t)) == sorted(r["eventID"] for r in records)
+    assert _cloudtrail_requests(url) - before < len(records) / 10  # a few requests, not one per file
 
 
 def test_audit_outputs_and_saved_queries_through_the_cli(instance: str, tmp_path: Path) -> None:

@@ -1,7 +1,11 @@
 """`fnscope import cloudtrail PATH...`: backfill CloudTrail log files into a running instance.
 
 The files go to the instance's `POST /ingest/cloudtrail` as they are (gzip included), several at a time; the
-instance parses and stores them (in embedded mode only `fnscope up` may open the store). Re-importing adds
+instance parses and stores them (in embedded mode only `fnscope up` may open the store). Small files (CloudTrail
+delivers one per region every few minutes, often a handful of records) travel several to a request: gzip files
+back to back are one valid gzip stream of several members, and plain files one after another are concatenated
+JSON documents, both of which the endpoint takes. A request refused (a file in it unusable, or the lot too big)
+is sent again in halves, down to single files, so every outcome is still reported per file. Re-importing adds
 nothing twice: events are keyed by their CloudTrail eventID. Digest files (`CloudTrail-Digest/`) are not events:
 each one's log-file hashes are checked against the log files being imported, and the outcome reported.
 """
@@ -12,7 +16,6 @@ import gzip
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -29,6 +32,7 @@ from fnscope.cli.common import API_OPTION, TOKEN_OPTION
 
 LOG_SUFFIXES = (".json", ".json.gz", ".ndjson", ".jsonl", ".gz")
 CHUNK_RECORDS = 5_000  # records per request when a file is too big for one
+BATCH_BYTES = 1 << 20  # files sent in one request up to this size as stored (a file larger goes alone)
 
 
 class Retryable(Exception):
@@ -129,6 +133,12 @@ class Sender:
         except TooBig:
             return self._send_in_chunks(body)
 
+    def send_batch(self, paths: list[Path]) -> tuple[int, int]:
+        """Several files in one request (all gzip, or all plain); raises as ``post`` does."""
+        bodies = [path.read_bytes() for path in paths]
+        answer = self.post(b"".join(bodies) if _is_gzip(bodies[0]) else b"\n".join(bodies))
+        return answer.get("accepted", 0), answer.get("rejected", 0)
+
     def _send_in_chunks(self, body: bytes) -> tuple[int, int]:
         records = _records(body)
         accepted = rejected = 0
@@ -146,8 +156,29 @@ def _detail(response: httpx.Response) -> Any:
         return response.text
 
 
+def _is_gzip(body: bytes) -> bool:
+    return body[:2] == b"\x1f\x8b"
+
+
 def _plain(body: bytes) -> bytes:
-    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+    return gzip.decompress(body) if _is_gzip(body) else body
+
+
+def batches(paths: list[Path], limit: int = BATCH_BYTES) -> list[list[Path]]:
+    """The files grouped into requests, in order: gzip with gzip, plain with plain, up to ``limit`` bytes each."""
+    out: list[list[Path]] = []
+    open_batches: dict[bool, tuple[list[Path], int]] = {}
+    for path in paths:
+        with path.open("rb") as f:
+            gzipped = _is_gzip(f.read(2))
+        size = path.stat().st_size
+        current, total = open_batches.get(gzipped, ([], 0))
+        if current and total + size > limit:
+            out.append(current)
+            current, total = [], 0
+        open_batches[gzipped] = ([*current, path], total + size)
+    out += [batch for batch, _ in open_batches.values() if batch]
+    return out
 
 
 def _records(body: bytes) -> list[Any]:
@@ -192,33 +223,53 @@ def check_digests(digests: list[Path], logs: list[Path], summary: Summary) -> No
 # --- the command ------------------------------------------------------------------------------------------------
 
 
-def import_cloudtrail(paths: list[Path], api: str, token: str | None, workers: int, progress: bool) -> Summary:
+def _send(sender: Sender, batch: list[Path]) -> list[tuple[Path, tuple[int, int] | Exception]]:
+    """Each file's (accepted, rejected) or error: the batch in one request; if it is refused (a file in it is
+    unusable, or the lot too big), each half again, down to single files, so a bad file is named on its own."""
+    if len(batch) == 1:
+        try:
+            return [(batch[0], sender.send_file(batch[0]))]
+        except click.ClickException:
+            raise
+        except (httpx.HTTPError, Retryable, ValueError, OSError) as exc:
+            return [(batch[0], exc)]
+    try:
+        accepted, rejected = sender.send_batch(batch)
+    except (ValueError, TooBig):
+        half = len(batch) // 2
+        return _send(sender, batch[:half]) + _send(sender, batch[half:])
+    # the answer counts the whole request: it is credited to its first file, the others add nothing
+    return [(batch[0], (accepted, rejected)), *((path, (0, 0)) for path in batch[1:])]
+
+
+def import_cloudtrail(
+    paths: list[Path], api: str, token: str | None, workers: int, progress: bool, batch_bytes: int = BATCH_BYTES
+) -> Summary:
     summary = Summary()
     logs, digests = find_files(paths, summary)
     sender = Sender(api, token)
-    lock = threading.Lock()
     total = sum(path.stat().st_size for path in logs)
     with (
         tqdm(total=total, unit="B", unit_scale=True, desc="cloudtrail", disable=not progress) as bar,
         ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
     ):
-        futures = {pool.submit(sender.send_file, path): path for path in logs}
+        futures = {pool.submit(_send, sender, batch): batch for batch in batches(logs, batch_bytes)}
         for future in as_completed(futures):
-            path = futures[future]
             try:
-                accepted, rejected = future.result()
+                outcomes = future.result()
             except click.ClickException:
                 pool.shutdown(cancel_futures=True)
                 raise
             except (httpx.HTTPError, Retryable, ValueError, OSError) as exc:
-                with lock:
-                    summary.failed[str(path)] = str(exc)
-            else:
-                with lock:
+                outcomes = [(path, exc) for path in futures[future]]
+            for path, outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    summary.failed[str(path)] = str(outcome)
+                else:
                     summary.files += 1
-                    summary.events += accepted
-                    summary.rejected += rejected
-            bar.update(path.stat().st_size)
+                    summary.events += outcome[0]
+                    summary.rejected += outcome[1]
+                bar.update(path.stat().st_size)
             bar.set_postfix(events=summary.events, refresh=False)
     check_digests(digests, logs, summary)
     return summary

@@ -1,0 +1,74 @@
+"""v006 on a store that v001–v005 made and that already holds events: the lookups are backfilled, running the
+migration again shows nothing twice, and events written afterwards reach the lookups through the views."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from processors.migrations import all_migrations
+from processors.migrations.v006_audit_lookup import statements as v006
+from processors.schema import Retention, migrate
+from processors.store import connect
+from query.audit import AuditRequest, audit, audit_sql, audit_where
+from query.runner import QueryRunner
+from tests.test_audit_support import stratus_records, write
+
+SINCE = datetime(2000, 1, 1, tzinfo=UTC)
+SEARCHES = (
+    {"principal": "christophe"},
+    {"resource": "stratus-red-team-olc-func-vayhjqkdav"},
+    {"resource": "credentials-1"},
+)
+
+
+def migrate_until(client: Client, version: int) -> None:
+    """What ``schema.migrate`` did before v006 existed: every migration below ``version``, recorded."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
+        "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    for migration in all_migrations():
+        if migration.version < version:
+            for statement in migration.statements(Retention()):
+                client.command(statement)
+            client.insert("schema_migrations", [[migration.version, migration.description]], ["version", "description"])
+
+
+def same_answers(runner: QueryRunner) -> list[int]:
+    """Each search's row count, after checking the lookup answers what audit_events with FINAL answers."""
+    counts = []
+    for search in SEARCHES:
+        req = AuditRequest("acme", since=SINCE, limit=10_000, **search)
+        where = audit_where(req)
+        expected: list[dict[str, Any]] = runner.rows(audit_sql(where), {**where.params, "limit": req.limit})
+        assert audit(runner, req) == expected, search
+        counts.append(len(expected))
+    return counts
+
+
+def test_v006_backfills_a_store_with_events_and_can_run_again(tmp_path: Path) -> None:
+    client = connect(f"chdb://{tmp_path / 'store'}")
+    try:
+        migrate_until(client, 6)
+        assert not client.query("EXISTS TABLE audit_lookup").result_rows[0][0]
+        write(client, stratus_records("persistence.lambda-overwrite-code"), "acme")
+        write(client, stratus_records("credential-access.ssm-retrieve-securestring-parameters"), "acme")
+
+        assert migrate(client) >= 6
+        runner = QueryRunner(client)
+        before = same_answers(runner)
+        assert all(before), "each search finds the events written before the migration"
+
+        for statement in v006(Retention()):  # a half-applied migration runs again
+            client.command(statement)
+        assert same_answers(runner) == before
+
+        write(client, stratus_records("persistence.lambda-layer-extension"), "acme")  # through the views
+        after = same_answers(runner)
+        assert after[0] > before[0]
+    finally:
+        client.close()
