@@ -159,7 +159,7 @@ def routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["dashboards"])
 
     @router.get("/dashboards", summary="Every dashboard's layout: variables, rows and panels in order")
-    async def api_dashboards(_tenant: str = Depends(ctx.auth)) -> dict[str, Any]:
+    async def api_dashboards(_tenant: str = Depends(ctx.tenant)) -> dict[str, Any]:
         shown = [d for d in DASHBOARDS if tenant_scoped(d) or not ctx.auth.tokens]
         return {"dashboards": [describe(d) for d in shown]}
 
@@ -168,7 +168,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         uid: str,
         name: str,
         request: Request,
-        tenant: str = Depends(ctx.auth),
+        tenant: str = Depends(ctx.tenant),
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:
@@ -186,7 +186,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         uid: str,
         index: int,
         request: Request,
-        tenant: str = Depends(ctx.auth),
+        tenant: str = Depends(ctx.tenant),
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:
