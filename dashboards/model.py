@@ -16,7 +16,7 @@ from enum import IntEnum, StrEnum
 class Kind(StrEnum):
     """How a panel draws its rows, and so what shape they must have."""
 
-    TIMESERIES = "timeseries"  # a time column, then numeric columns (one line each)
+    TIMESERIES = "timeseries"  # a time column, then numeric columns (one line each), or see Panel.series_by
     STAT = "stat"  # one row, one numeric value
     TABLE = "table"  # the named columns
     LOGS = "logs"  # a time column, then the named columns (the body among them)
@@ -49,6 +49,9 @@ class Panel:
     unit: str = ""
     width: int = 12  # of the dashboard's 24 columns
     height: int = 8
+    # Long format: the time column, then this label column, then one numeric column; one line per label value.
+    # Grafana's ClickHouse plugin turns such frames wide by their string column; the console does the same.
+    series_by: str = ""
 
     @property
     def format(self) -> Format:

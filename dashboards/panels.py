@@ -147,6 +147,54 @@ ORDER BY invocations DESC, function""",
             ("function", "invocations", "errors", "error_rate", "cold_starts", "p99_ms", "gb_seconds", "cost_usd"),
             width=24,
         ),
+        Row("Per function"),
+        Panel(
+            "p99 duration per function",
+            f"""SELECT $__timeInterval(bucket) AS time, function, round({_QUANTILES}[4], 1) AS p99_ms
+{_MINUTES}
+GROUP BY time, function ORDER BY time, function""",
+            Kind.TIMESERIES,
+            ("function", "p99_ms"),
+            unit="ms",
+            series_by="function",
+        ),
+        Panel(
+            "Errors per function",
+            f"""SELECT $__timeInterval(bucket) AS time, function, sum(errors) AS errors
+{_MINUTES}
+GROUP BY time, function ORDER BY time, function""",
+            Kind.TIMESERIES,
+            ("function", "errors"),
+            description="Errors, timeouts and out-of-memory exits included.",
+            series_by="function",
+        ),
+        Panel(
+            "Throttles per function",
+            f"""SELECT $__timeInterval(bucket) AS time, function, sum(throttles) AS throttles
+FROM ({_throttles_by_bucket()})
+GROUP BY time, function ORDER BY time, function""",
+            Kind.TIMESERIES,
+            ("function", "throttles"),
+            series_by="function",
+        ),
+        Panel(
+            "Concurrency against its limit, per function",
+            f"""SELECT p.time AS time, p.function AS function,
+    round(100 * p.peak / greatest(if(l.function != '' AND l.reserved >= 0, l.reserved, {_POOL}), 1), 1)
+        AS utilisation_pct
+FROM (
+    SELECT toStartOfInterval(bucket, INTERVAL $__interval_s second) AS time, key AS function, max(peak) AS peak
+    FROM concurrency_peaks FINAL
+    WHERE {TENANT} AND scope = 'function' AND resolution = {_RESOLUTION} AND $__timeFilter(bucket)
+    GROUP BY time, function) AS p
+LEFT JOIN {_LIMITS} AS l ON l.function = p.function
+ORDER BY time, function""",
+            Kind.TIMESERIES,
+            ("function", "utilisation_pct"),
+            description="Peak concurrency as a share of the limit it runs against: throttling starts at 100%.",
+            unit="percent",
+            series_by="function",
+        ),
     ),
 )
 

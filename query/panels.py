@@ -57,6 +57,7 @@ def describe(dashboard: Dashboard) -> dict[str, Any]:
                 "description": item.description,
                 "width": item.width,
                 "height": item.height,
+                "series_by": item.series_by,
             }
         )
         index += 1

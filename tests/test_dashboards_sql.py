@@ -98,7 +98,12 @@ def test_panel_sql_runs_and_returns_its_shape(store: Store, board: Dashboard, pa
     elif panel.kind is Kind.TIMESERIES:
         assert columns == ["time", *panel.columns]
         assert all(isinstance(row[0], dt.datetime) for row in rows)
-        for i in range(1, len(columns)):  # a None is a gap in the line (no data in that bucket)
+        first_value = 1
+        if panel.series_by:  # long format: a label column, then one value column
+            assert columns[1] == panel.series_by and len(columns) == 3, columns
+            assert all(isinstance(row[1], str) and row[1] for row in rows), "every point names its series"
+            first_value = 2
+        for i in range(first_value, len(columns)):  # a None is a gap in the line (no data in that bucket)
             assert any(_is_number(row[i]) for row in rows), columns[i]
             assert all(row[i] is None or _is_number(row[i]) for row in rows), columns[i]
         assert [row[0] for row in rows] == sorted(row[0] for row in rows), "points in time order"

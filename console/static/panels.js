@@ -52,7 +52,13 @@ function draw(item, result, body, range) {
   } else if (!rows.length) {
     body.append(el("div", { class: "empty" }, "No data in this range"));
   } else if (item.kind === "timeseries") {
-    timeSeries(body, columns, rows, { unit: item.unit, height: item.height * 26, since: result.since, until: result.until });
+    timeSeries(body, columns, rows, {
+      unit: item.unit,
+      height: item.height * 26,
+      since: result.since,
+      until: result.until,
+      seriesBy: item.series_by,
+    });
   } else if (item.kind === "logs") {
     body.append(logLines(columns, rows, range));
   } else {
