@@ -35,8 +35,9 @@ class Retention(BaseModel):
     dead_letters: int = 30
 
 
-def migrate(client: Client, retention: Retention | None = None) -> int:
-    """Apply every migration not yet recorded; returns the schema version now in force."""
+def migrate(client: Client, retention: Retention | None = None, until: int | None = None) -> int:
+    """Apply every migration not yet recorded (below version ``until`` if given: the store as an older release
+    left it, for upgrade tests); returns the schema version now in force."""
     from processors.migrations import all_migrations
 
     client.command(
@@ -46,7 +47,7 @@ def migrate(client: Client, retention: Retention | None = None) -> int:
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations FINAL").result_rows}
     current = max(applied, default=0)
     for migration in all_migrations():
-        if migration.version in applied:
+        if migration.version in applied or (until is not None and migration.version >= until):
             continue
         for statement in migration.statements(retention or Retention()):
             client.command(statement)

@@ -7,9 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
-from processors.migrations import all_migrations
 from processors.migrations.v006_audit_lookup import statements as v006
 from processors.schema import Retention, migrate
 from processors.store import connect
@@ -23,19 +20,6 @@ SEARCHES = (
     {"resource": "stratus-red-team-olc-func-vayhjqkdav"},
     {"resource": "credentials-1"},
 )
-
-
-def migrate_until(client: Client, version: int) -> None:
-    """What ``schema.migrate`` did before v006 existed: every migration below ``version``, recorded."""
-    client.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
-        "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
-    )
-    for migration in all_migrations():
-        if migration.version < version:
-            for statement in migration.statements(Retention()):
-                client.command(statement)
-            client.insert("schema_migrations", [[migration.version, migration.description]], ["version", "description"])
 
 
 def same_answers(runner: QueryRunner) -> list[int]:
@@ -53,7 +37,7 @@ def same_answers(runner: QueryRunner) -> list[int]:
 def test_v006_backfills_a_store_with_events_and_can_run_again(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'store'}")
     try:
-        migrate_until(client, 6)
+        migrate(client, until=6)
         assert not client.query("EXISTS TABLE audit_lookup").result_rows[0][0]
         write(client, stratus_records("persistence.lambda-overwrite-code"), "acme")
         write(client, stratus_records("credential-access.ssm-retrieve-securestring-parameters"), "acme")

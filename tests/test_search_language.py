@@ -9,13 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clickhouse_connect.driver.client import Client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import search_data
-from processors.migrations import all_migrations
-from processors.schema import Retention, migrate
+from processors.schema import migrate
 from processors.store import connect
 from query.runner import QueryRunner
 from query.search import SearchRequest, page_query, search
@@ -137,19 +135,6 @@ def test_refs_round_trip_and_highlights() -> None:
     assert [message[a:b] for a, b in spans(pattern, message)] == ["Timeout", "CARD DECLINED", "timeout"]
 
 
-def _migrate_until(client: Client, version: int) -> None:
-    """The store as the migrations below ``version`` left it, recorded as ``schema.migrate`` records them."""
-    client.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
-        "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
-    )
-    for migration in all_migrations():
-        if migration.version < version:
-            for statement in migration.statements(Retention()):
-                client.command(statement)
-            client.insert("schema_migrations", [[migration.version, migration.description]], ["version", "description"])
-
-
 def _index_granules(runner: QueryRunner, req: SearchRequest, index: str) -> tuple[int, int] | None:
     """(granules kept, granules before) by ``index`` in the search's plan, None if the plan doesn't use it."""
     statement, params = page_query(req)
@@ -165,7 +150,7 @@ def test_v007_on_a_store_with_lines_finds_field_pairs_exactly(tmp_path: Path) ->
     end = datetime.now(UTC)
     client = connect(f"chdb://{tmp_path / 'store'}")
     try:
-        _migrate_until(client, 7)
+        migrate(client, until=7)
         client.insert_arrow(
             "function_logs", search_data.batch(np.random.default_rng(7), 0, 60_000, end, timedelta(hours=1))
         )
