@@ -70,6 +70,7 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
         settings,
         [
             f"fnscope up: embedded store at {settings.data_dir.resolve()}",
+            "  console  {base}/",
             "  ingest   {base}/ingest/telemetry | cloudwatch | firehose | apigateway | cloudtrail, {base}/v1/logs",
             "  query    {base}/api/search | audit | stats   (OpenAPI: {base}/docs)",
             "  health   {base}/healthz   metrics {base}/metrics",
@@ -98,7 +99,11 @@ def run_api(settings: Settings) -> None:
     telemetry.configure_telemetry(settings)
     runner = QueryRunner(open_store(settings.clickhouse_dsn(), settings.retention))
     app = build_app(settings, pipeline_metrics(), runner=runner)
-    _serve(app, settings, [f"fnscope api over {settings.clickhouse_dsn()}", "  query    {base}/api/..."])
+    _serve(
+        app,
+        settings,
+        [f"fnscope api over {settings.clickhouse_dsn()}", "  console  {base}/", "  query    {base}/api/..."],
+    )
 
 
 def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_records: int = 2000) -> None:
