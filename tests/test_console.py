@@ -327,6 +327,27 @@ def test_live_tail_shows_a_line_as_it_is_stored(console: Console, fleet: Fleet) 
     page.get_by_label("Live tail").uncheck()
 
 
+def test_a_log_line_is_shown_as_text_never_as_html(console: Console, fleet: Fleet) -> None:
+    """Log lines are anyone's words: markup in one must be shown, not run."""
+    word = f"markup{int(time.time())}"
+    record = f'{word} <img src=x onerror="window.__injected = 1"><b>bold</b>'
+    body = json.dumps([{"time": datetime.now(UTC).isoformat(), "type": "function", "record": record}])
+    r = httpx.post(
+        f"{fleet.url}/ingest/telemetry",
+        params={"function": "<script>fn</script>"},
+        content=body,
+        headers={"Authorization": f"Bearer {A}"},
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    page = console.open(f"#/search?range=1h&q={word}")
+    line = page.locator(".results li.line")
+    expect(line).to_have_count(1, timeout=WAIT_MS)
+    expect(line.locator(".message")).to_have_text(record)
+    expect(line.locator("a.fn")).to_have_text("<script>fn</script>")
+    assert line.locator("img, b, script").count() == 0
+    assert page.evaluate("window.__injected") is None
+
+
 def test_audit_filters_saved_query_and_integrity(console: Console, fleet: Fleet) -> None:
     page = console.open("#/audit")
     verify = fleet.api("/api/audit/verify")
