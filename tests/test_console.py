@@ -54,6 +54,17 @@ class Fleet:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def log_line(self, function: str, text: str) -> None:
+        """One function log line, stamped now, sent as a Lambda Telemetry API batch."""
+        body = json.dumps([{"time": datetime.now(UTC).isoformat(), "type": "function", "record": text}])
+        r = httpx.post(
+            f"{self.url}/ingest/telemetry",
+            params={"function": function},
+            content=body,
+            headers={"Authorization": f"Bearer {A}"},
+        )
+        assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
@@ -312,14 +323,7 @@ def test_live_tail_shows_a_line_as_it_is_stored(console: Console, fleet: Fleet) 
     expect(page.locator(".results + .more .empty")).to_have_text("Nothing matches in this range.", timeout=WAIT_MS)
     with page.expect_request(re.compile(r"/api/search/tail")):
         page.get_by_label("Live tail").check()
-    body = json.dumps([{"time": datetime.now(UTC).isoformat(), "type": "function", "record": f"stock {word} arrived"}])
-    r = httpx.post(
-        f"{fleet.url}/ingest/telemetry",
-        params={"function": "tail-demo"},
-        content=body,
-        headers={"Authorization": f"Bearer {A}"},
-    )
-    assert r.status_code == 200 and r.json()["accepted"] == 1
+    fleet.log_line("tail-demo", f"stock {word} arrived")
     live = page.locator(".results li.live")
     expect(live).to_have_count(1, timeout=WAIT_MS)
     expect(live.locator("mark")).to_have_text(word)
@@ -331,14 +335,7 @@ def test_a_log_line_is_shown_as_text_never_as_html(console: Console, fleet: Flee
     """Log lines are anyone's words: markup in one must be shown, not run."""
     word = f"markup{int(time.time())}"
     record = f'{word} <img src=x onerror="window.__injected = 1"><b>bold</b>'
-    body = json.dumps([{"time": datetime.now(UTC).isoformat(), "type": "function", "record": record}])
-    r = httpx.post(
-        f"{fleet.url}/ingest/telemetry",
-        params={"function": "<script>fn</script>"},
-        content=body,
-        headers={"Authorization": f"Bearer {A}"},
-    )
-    assert r.status_code == 200 and r.json()["accepted"] == 1
+    fleet.log_line("<script>fn</script>", record)
     page = console.open(f"#/search?range=1h&q={word}")
     line = page.locator(".results li.line")
     expect(line).to_have_count(1, timeout=WAIT_MS)
