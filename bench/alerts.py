@@ -27,16 +27,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import percentile  # noqa: E402
 from simulator.scheduler import FunctionSpec, simulate  # noqa: E402
 from simulator.sender import Sender  # noqa: E402
 from simulator.wire import WireRequest, render  # noqa: E402
 from tests.conftest import FNSCOPE, Process, free_port, wait_http  # noqa: E402
 from tests.test_alerts_support import Receiver  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 def throttle_request(function: str, seed: int) -> WireRequest:
@@ -80,17 +76,17 @@ def main() -> None:
             receiver.close()
 
     print(f"throttle → webhook over {args.runs} runs (one new throttled function each; 2 shared cores)")
-    print(f"  page latency   p50 {pct(page, 0.5) * 1000:8.1f} ms   p99 {pct(page, 0.99) * 1000:8.1f} ms")
+    print(f"  page latency   p50 {percentile(page, 0.5) * 1000:8.1f} ms   p99 {percentile(page, 0.99) * 1000:8.1f} ms")
     print(
-        f"  ingest RTT     p50 {pct(ingest, 0.5) * 1000:8.1f} ms   p99 {pct(ingest, 0.99) * 1000:8.1f} ms  (reference)"
+        f"  ingest RTT     p50 {percentile(ingest, 0.5) * 1000:8.1f} ms   p99 {percentile(ingest, 0.99) * 1000:8.1f} ms  (reference)"
     )
     print(
-        f"  ratio page/ingest   p50 {pct(page, 0.5) / pct(ingest, 0.5):5.2f}x   p99 {pct(page, 0.99) / pct(ingest, 0.99):5.2f}x"
+        f"  ratio page/ingest   p50 {percentile(page, 0.5) / percentile(ingest, 0.5):5.2f}x   p99 {percentile(page, 0.99) / percentile(ingest, 0.99):5.2f}x"
     )
     print(
         f"  mean page latency {statistics.mean(page) * 1000:.1f} ms; goal p99 ≤ 5000 ms (CloudWatch alarm ≥ 60000 ms)"
     )
-    print(f"  p99 goal met: {pct(page, 0.99) <= 5.0}")
+    print(f"  p99 goal met: {percentile(page, 0.99) <= 5.0}")
 
 
 if __name__ == "__main__":

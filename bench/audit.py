@@ -24,16 +24,13 @@ import argparse
 import gzip
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -41,12 +38,12 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import timed  # noqa: E402
 from processors.integrity import Sealer  # noqa: E402
 from processors.store import open_store  # noqa: E402
 from query.audit import AuditRequest, audit_query, audit_sql, audit_where  # noqa: E402
-from tests.conftest import free_port, wait_http  # noqa: E402
+from tests.conftest import FNSCOPE, free_port, wait_http  # noqa: E402
 
-FNSCOPE = [sys.executable, "-m", "fnscope.cli"]
 STRATUS = ROOT.parent / "shared" / "samples" / "cloudtrail" / "stratus_red_team_detonation_logs"
 
 GENERATE = """
@@ -97,22 +94,6 @@ FROM (
 """
 
 
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
-
-
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, int]:
-    fn()  # warm-up: caches, JIT-free but marks loaded
-    samples, size = [], 0
-    for _ in range(runs):
-        start = time.perf_counter()
-        size = len(fn())
-        samples.append(time.perf_counter() - start)
-    p50, p95 = percentiles(samples)
-    return p50, p95, size
-
-
 def questions() -> dict[str, tuple[AuditRequest, dict[str, str]]]:
     now = datetime.now(UTC)
     return {
@@ -148,9 +129,9 @@ def build_store(data: Path, events: int, runs: int) -> dict[str, tuple[float, fl
         sql, params = audit_query(req)
         where = audit_where(req)
         final_sql, final_params = audit_sql(where), {**where.params, "limit": req.limit}
-        bare[name] = timed(lambda sql=sql, params=params: client.query(sql, parameters=params).result_rows, runs)
+        bare[name] = timed(lambda sql=sql, params=params: len(client.query(sql, parameters=params).result_rows), runs)
         before = timed(
-            lambda sql=final_sql, params=final_params: client.query(sql, parameters=params).result_rows, runs
+            lambda sql=final_sql, params=final_params: len(client.query(sql, parameters=params).result_rows), runs
         )
         same = (
             client.query(sql, parameters=params).result_rows
@@ -212,7 +193,7 @@ def main() -> None:
             with httpx.Client(base_url=url, timeout=120) as http:
                 for name, (_, params) in questions().items():
                     api = timed(
-                        lambda params=params: http.get("/api/audit", params=params).json()["results"], args.runs
+                        lambda params=params: len(http.get("/api/audit", params=params).json()["results"]), args.runs
                     )
                     b = bare[name]
                     assert api[2] == b[2], f"{name}: API gave {api[2]} rows, bare {b[2]}"

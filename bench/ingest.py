@@ -25,7 +25,6 @@ import base64
 import gzip
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,8 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from simulator.scheduler import simulate  # noqa: E402
 from simulator.wire import WireRequest, render  # noqa: E402
-
-FNSCOPE = [sys.executable, "-m", "fnscope.cli"]
+from tests.conftest import FNSCOPE, free_port, wait_http  # noqa: E402
 
 
 @dataclass
@@ -112,23 +110,6 @@ def send_all(base_url: str, items: list[Payload], senders: int) -> tuple[float, 
     return time.perf_counter() - started, accepted
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
 class RssSampler(threading.Thread):
     """Samples a process's resident memory every 0.2 s while the load runs."""
 
@@ -182,7 +163,7 @@ def bench_embedded(items: list[Payload], senders: int, work: Path, ref: float) -
         cwd=ROOT,
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
         rss = RssSampler(proc.pid)
         rss.start()
         cpu = cpu_seconds(proc.pid)
@@ -245,7 +226,7 @@ def bench_distributed(items: list[Payload], warmup: list[Payload], senders: int,
             cwd=ROOT,
         )
         procs.append(collector)
-        wait_http(f"http://127.0.0.1:{cport}/healthz")
+        wait_http(f"http://127.0.0.1:{cport}/healthz", proc=collector)
         processor = subprocess.Popen(
             [*FNSCOPE, "processor", "--kafka", address, "--clickhouse", f"chdb://{work / 'distributed'}"],
             stdout=open(work / "processor.log", "wb"),

@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import search_data  # noqa: E402
+from bench.figures import percentile  # noqa: E402
 from fnscope.config import Settings  # noqa: E402
 from fnscope.server import build_app  # noqa: E402
 from fnscope.telemetry import pipeline_metrics  # noqa: E402
@@ -164,11 +165,6 @@ def serve(runner: QueryRunner) -> tuple[str, uvicorn.Server]:
         except httpx.HTTPError:
             time.sleep(0.05)
     return url, server
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 _http: http.client.HTTPConnection | None = None  # the client process's keep-alive connection, kept between rounds
@@ -303,7 +299,12 @@ def main() -> None:
                     samples, bare_rows = time_bare(runner, case.params, per_round)
                     bare += samples
                 grep, grep_rows = time_grep(case.grep, ndjson, grep_runs)
-                api50, api95, bare50, bare95 = (pct(api, 0.5), pct(api, 0.95), pct(bare, 0.5), pct(bare, 0.95))
+                api50, api95, bare50, bare95 = (
+                    percentile(api, 0.5),
+                    percentile(api, 0.95),
+                    percentile(bare, 0.5),
+                    percentile(bare, 0.95),
+                )
                 grep50 = statistics.median(grep)
                 overhead = (api50 - bare50) / bare50
                 print(

@@ -18,11 +18,9 @@ Everything runs in this process on chDB, on a machine shared with other work: co
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import timed  # noqa: E402
 from processors.health_concurrency import recompute_concurrency  # noqa: E402
 from processors.health_minutes import recompute_minutes  # noqa: E402
 from processors.store import open_store  # noqa: E402
@@ -115,17 +114,6 @@ def generate(n: int, functions: int, seed: int, chunk: int) -> list[pa.Table]:
     return tables
 
 
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    fn()  # warm
-    samples = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invocations", type=int, default=10_000_000)
@@ -171,7 +159,7 @@ def main() -> None:
         sweep_one = timed(lambda: runner.rows(RAW_SWEEP, {**raw, "function": busiest}), max(3, args.repeat // 4))
 
         print(f"\n{'query (24 h)':<58}{'p50 ms':>10}{'p95 ms':>10}")
-        for name, (p50, p95) in (
+        for name, (p50, p95, _) in (
             (f"stats, one function ({busiest})", one),
             ("stats, whole fleet", fleet),
             ("reference: GROUP BY over raw rows, one function", raw_one),
