@@ -147,7 +147,7 @@ def ingest_router(ingest: Ingest, auth: TokenAuth) -> APIRouter:
     router = APIRouter(tags=["ingest"])
 
     def json_endpoint(path: str, source: str, parser: Parser, summary: str) -> None:
-        async def endpoint(request: Request, tenant: str = Depends(auth)) -> dict[str, Any]:
+        async def endpoint(request: Request, tenant: str = Depends(auth.tenant)) -> dict[str, Any]:
             return counts(await ingest(request, tenant, source, parser))
 
         router.add_api_route(path, endpoint, methods=["POST"], summary=summary, name=f"ingest_{source}")
@@ -174,7 +174,7 @@ def ingest_router(ingest: Ingest, auth: TokenAuth) -> APIRouter:
         return JSONResponse({"requestId": parsed.meta.get("request_id") or request_id, "timestamp": _now_ms()})
 
     @router.post("/v1/logs", summary="OTLP/HTTP logs (protobuf or JSON)")
-    async def ingest_otlp(request: Request, tenant: str = Depends(auth)) -> Response:
+    async def ingest_otlp(request: Request, tenant: str = Depends(auth.tenant)) -> Response:
         content_type = request.headers.get("content-type", "application/x-protobuf").split(";")[0].strip()
         parsed = await ingest(request, tenant, "otlp", lambda body, ctx: otlp.parse(body, ctx, content_type))
         answer = ExportLogsServiceResponse()

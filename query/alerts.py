@@ -40,7 +40,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/alerts", summary="Alert rules, and the alerts pending or firing now (resolved too with `state`)")
     async def api_alerts(
-        tenant: str = Depends(ctx.tenant),
+        tenant: str = Depends(ctx.auth.tenant),
         state: list[str] = Query(["pending", "firing"], description="pending, firing, resolved"),
         rule: str = "",
         function: str = "",
@@ -55,7 +55,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/alerts/history", summary="Every alert transition and notification delivery, newest first")
     async def api_alert_history(
-        tenant: str = Depends(ctx.tenant),
+        tenant: str = Depends(ctx.auth.tenant),
         since: str = "7d",
         rule: str = "",
         function: str = "",
@@ -67,7 +67,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         return {"history": [decode_row(r) for r in rows]}
 
     @router.post("/alerts/test", summary="Send a test notification to every configured target")
-    async def api_alert_test(tenant: str = Depends(ctx.tenant)) -> dict[str, Any]:
+    async def api_alert_test(tenant: str = Depends(ctx.auth.tenant)) -> dict[str, Any]:
         s = ctx.settings
         notifier = Notifier(
             targets_of(s), alert_store(), base_url_of(s), s.alerts.delivery_attempts, s.alerts.delivery_timeout_s

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 
 from fnscope.auth import TokenAuth
 from fnscope.config import Settings
@@ -18,15 +18,6 @@ class QueryContext:
     runner: QueryRunner
     auth: TokenAuth
     settings: Settings
-
-    async def tenant(self, request: Request) -> str:
-        """``auth`` as an async dependency (``Depends(ctx.tenant)``), same answers and errors.
-
-        FastAPI runs a plain-function dependency in its threadpool: a round trip of two thread wake-ups per request
-        for a few microseconds of token check and rate-limit count, which never block. On the event loop it costs
-        nothing extra.
-        """
-        return self.auth(request)
 
 
 def api_time(value: str | None, name: str) -> datetime | None:

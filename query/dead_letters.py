@@ -32,7 +32,10 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/dead-letters", summary="Records that could not be used, with the reason")
     async def api_dead_letters(
-        tenant: str = Depends(ctx.tenant), since: str = "7d", source: str = "", limit: int = Query(100, ge=1, le=10_000)
+        tenant: str = Depends(ctx.auth.tenant),
+        since: str = "7d",
+        source: str = "",
+        limit: int = Query(100, ge=1, le=10_000),
     ) -> dict[str, Any]:
         rows = await run_in_threadpool(dead_letters, ctx.runner, tenant, api_time(since, "since"), source, limit)
         return {"results": rows}

@@ -253,7 +253,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/search", summary="Find function log lines, newest first", response_model=SearchPage)
     async def api_search(
-        tenant: str = Depends(ctx.tenant),
+        tenant: str = Depends(ctx.auth.tenant),
         q: str = Query("", description=q_doc),
         function: str = "",
         since: str = "15m",
@@ -272,7 +272,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/search/histogram", summary="Matching log lines per time interval", response_model=Histogram)
     async def api_histogram(
-        tenant: str = Depends(ctx.tenant),
+        tenant: str = Depends(ctx.auth.tenant),
         q: str = Query("", description=q_doc),
         function: str = "",
         since: str = "15m",

@@ -89,7 +89,7 @@ def tail_routes(ctx: QueryContext) -> APIRouter:
     )
     async def api_tail(
         request: Request,
-        tenant: str = Depends(ctx.tenant),
+        tenant: str = Depends(ctx.auth.tenant),
         q: str = "",
         function: str = "",
         level: str = "",
