@@ -195,23 +195,39 @@ def histogram(runner: QueryRunner, req: SearchRequest, buckets: int = 60) -> dic
     }
 
 
-def request_from_params(
-    tenant: str,
-    q: str,
-    function: str,
-    since: str,
-    until: str | None,
-    level: str,
-    request_id: str,
-    limit: int,
-    cursor: str | None = None,
-) -> SearchRequest:
-    try:
-        return SearchRequest(
-            tenant, q, api_time(since, "since"), api_time(until, "until"), function, level, request_id, limit, cursor
-        )
-    except SearchError as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
+Q_DOC = 'query: words, "phrases", AND/OR/NOT, ( ), field:value, field:>N, /regex/ (see `fnscope search --help`)'
+
+
+class SearchFilter:
+    """What lines to match, as every search route takes it from the query string (``Depends(SearchFilter)``)."""
+
+    def __init__(
+        self,
+        q: str = Query("", description=Q_DOC),
+        function: str = "",
+        level: str = "",
+        request_id: str = "",
+    ) -> None:
+        self.q, self.function, self.level, self.request_id = q, function, level, request_id
+
+    def request(
+        self, tenant: str, since: str, until: str | None, limit: int, cursor: str | None = None
+    ) -> SearchRequest:
+        """The search over [since, until], or a 400 (or the language's own status) saying what is wrong."""
+        try:
+            return SearchRequest(
+                tenant,
+                self.q,
+                api_time(since, "since"),
+                api_time(until, "until"),
+                self.function,
+                self.level,
+                self.request_id,
+                limit,
+                cursor,
+            )
+        except SearchError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
 
 
 class Histogram(BaseModel):
@@ -249,22 +265,18 @@ def routes(ctx: QueryContext) -> APIRouter:
     from query.search_tail import tail_routes
 
     router = APIRouter(tags=["search"])
-    q_doc = 'query: words, "phrases", AND/OR/NOT, ( ), field:value, field:>N, /regex/ (see `fnscope search --help`)'
 
     @router.get("/search", summary="Find function log lines, newest first", response_model=SearchPage)
     async def api_search(
         tenant: str = Depends(ctx.auth.tenant),
-        q: str = Query("", description=q_doc),
-        function: str = "",
+        match: SearchFilter = Depends(),
         since: str = "15m",
         until: str | None = None,
-        level: str = "",
-        request_id: str = "",
         limit: int = Query(100, ge=1, le=MAX_LIMIT),
         cursor: str | None = Query(None, description="next_cursor of the previous page"),
         with_histogram: bool = Query(False, alias="histogram", description="also count matches over time"),
     ) -> Response:
-        req = request_from_params(tenant, q, function, since, until, level, request_id, limit, cursor)
+        req = match.request(tenant, since, until, limit, cursor)
         out = await _guarded(search, ctx.runner, req)
         if with_histogram:
             out["histogram"] = await _guarded(histogram, ctx.runner, req)
@@ -273,15 +285,12 @@ def routes(ctx: QueryContext) -> APIRouter:
     @router.get("/search/histogram", summary="Matching log lines per time interval", response_model=Histogram)
     async def api_histogram(
         tenant: str = Depends(ctx.auth.tenant),
-        q: str = Query("", description=q_doc),
-        function: str = "",
+        match: SearchFilter = Depends(),
         since: str = "15m",
         until: str | None = None,
-        level: str = "",
-        request_id: str = "",
         buckets: int = Query(60, ge=1, le=500),
     ) -> Response:
-        req = request_from_params(tenant, q, function, since, until, level, request_id, 1)
+        req = match.request(tenant, since, until, 1)
         return json_response(await _guarded(histogram, ctx.runner, req, buckets))
 
     router.include_router(tail_routes(ctx))

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from query.context import QueryContext
 from query.runner import QueryRunner
-from query.search import COLUMNS, SearchError, SearchRequest, request_from_params, run
+from query.search import COLUMNS, SearchError, SearchFilter, SearchRequest, run
 from query.search_results import highlighter, row_out
 
 POLL_SECONDS = 0.25
@@ -90,14 +90,11 @@ def tail_routes(ctx: QueryContext) -> APIRouter:
     async def api_tail(
         request: Request,
         tenant: str = Depends(ctx.auth.tenant),
-        q: str = "",
-        function: str = "",
-        level: str = "",
-        request_id: str = "",
+        match: SearchFilter = Depends(),
         backlog: int = Query(0, ge=0, le=1000, description="first send the newest N lines already stored"),
         backlog_since: str = Query("1h", description="how far back the backlog may reach"),
     ) -> StreamingResponse:
-        req = request_from_params(tenant, q, function, backlog_since, None, level, request_id, 1)
+        req = match.request(tenant, backlog_since, None, 1)
         tail = Tail(ctx.runner, req)
         try:
             first = await run_in_threadpool(tail.start, backlog)
