@@ -97,10 +97,10 @@ class Ingest:
         try:
             parsed = parser(body, ctx)
         except UnusableBody as exc:
-            return self._reject_body(source, body, ctx.tenant, str(exc), str(exc))
+            return self._reject_body(source, body, ctx.tenant, str(exc))
         except Exception as exc:  # a parser bug must not lose the body: keep it and say so
             reason = f"parser error: {type(exc).__name__}: {exc}"
-            return self._reject_body(source, body, ctx.tenant, reason, reason)
+            return self._reject_body(source, body, ctx.tenant, reason)
         if len(parsed.events) + len(parsed.dead) > self.limits.max_records_per_request:
             raise HTTPException(413, f"more than {self.limits.max_records_per_request} records in one request")
         for event in parsed.events:
@@ -110,9 +110,10 @@ class Ingest:
         truncate_fields(parsed.events, self.limits.max_field_chars)
         return _Handed(parsed, self._submit([*parsed.events, *parsed.dead]))
 
-    def _reject_body(self, source: str, body: bytes, tenant: str, reason: str, answer: str) -> _Handed:
+    def _reject_body(self, source: str, body: bytes, tenant: str, reason: str) -> _Handed:
+        """A body with nothing usable: kept as a dead letter, answered 400 with the same reason."""
         letter = dead_letter(source, reason, body, tenant=tenant)
-        return _Handed(Parsed(dead=[letter]), self._submit([letter]), HTTPException(400, answer))
+        return _Handed(Parsed(dead=[letter]), self._submit([letter]), HTTPException(400, reason))
 
     def _submit(self, events: list[Event]) -> Future[None] | None:
         if not events:
