@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from processors.integrity import epoch_ms, load_signer, verify
-from query.context import QueryContext, api_time
+from query.context import QueryContext, api_time, json_response
 from query.runner import QueryRunner, Where
 
 AUDIT_COLUMNS = (
@@ -168,12 +167,6 @@ def audit_query(req: AuditRequest) -> tuple[str, dict[str, Any]]:
 def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
     sql, params = audit_query(req)
     return runner.rows(sql, params)
-
-
-def json_response(body: dict[str, Any]) -> Response:
-    """Serialised once by orjson: the rows are plain JSON types already, and FastAPI's own encoding of thousands
-    of rows cost more than the query."""
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 class Verifier:

@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from query.audit import AUDIT_COLUMNS, FINAL_SETTINGS, NOT_CORRECTED, json_response
-from query.context import QueryContext, api_time
+from query.audit import AUDIT_COLUMNS, FINAL_SETTINGS, NOT_CORRECTED
+from query.context import QueryContext, api_time, json_response
 from query.runner import QueryRunner
 
 _PARAM_TYPES = {"UInt32": int}

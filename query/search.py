@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from clickhouse_connect.driver.exceptions import DatabaseError
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from query.context import QueryContext, api_time
+from query.context import QueryContext, api_time, json_response
 from query.runner import QueryRunner, Where
 from query.search_language import Compiled, QuerySyntaxError, compile_query, level_name
 from query.search_results import BadCursor, decode_ref, highlighter, row_out
@@ -245,12 +244,6 @@ class SearchPage(BaseModel):
     next_cursor: str | None
     terms: list[str]
     histogram: Histogram | None = None
-
-
-def json_response(body: dict[str, Any]) -> Response:
-    """Serialised once with orjson: the body is plain JSON types already, so FastAPI's validation and encoding of
-    the returned value would only walk every row a second time."""
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 async def _guarded(fn: Any, *args: Any) -> Any:
