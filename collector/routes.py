@@ -48,6 +48,19 @@ Parser = Callable[[bytes, IngestContext], Parsed]
 
 
 @dataclass
+class StoreFirst:
+    """A mapping the sink does itself, tried before the parser: the embedded store reads CloudTrail log files
+    in ClickHouse (processors/cloudtrail_bulk.py), which a backfill of years of files needs for speed.
+
+    ``store`` stores what it can and returns (events stored, what the parser must still read); once it stored
+    something, the rest goes to ``rest_parser``, whose bad records are dead letters rather than a 400.
+    """
+
+    store: Callable[[bytes, IngestContext], tuple[int, bytes]]
+    rest_parser: Parser
+
+
+@dataclass
 class _Handed:
     """What the worker thread did with one body: the parse result, and the sink's future for it."""
 
@@ -70,7 +83,9 @@ class Ingest:
         self.metrics = metrics
         self.saturated = saturated
 
-    async def __call__(self, request: Request, tenant: str, source: str, parser: Parser) -> Parsed:
+    async def __call__(
+        self, request: Request, tenant: str, source: str, parser: Parser, store_first: StoreFirst | None = None
+    ) -> Parsed:
         started = time.perf_counter()
         if not self.sink.ready():
             # Known down (Kafka unreachable, store writer stopped): refuse before reading and parsing the body.
@@ -78,24 +93,34 @@ class Ingest:
         body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
         self.metrics.received_bytes.add(len(body), {"format": source})
         ctx = IngestContext(tenant=tenant, params=dict(request.query_params))
-        handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser)
+        handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
         events = [*handed.parsed.events, *handed.parsed.dead]
         if handed.future is not None:
             await self._durable(source, handed.future, events)
         if handed.error is not None:
             raise handed.error
         parsed = handed.parsed
-        self.metrics.accepted.add(len(parsed.events), {"format": source})
+        self.metrics.accepted.add(len(parsed.events) + parsed.stored, {"format": source})
         self.metrics.request_seconds.record(time.perf_counter() - started, {"format": source})
-        if not parsed.events and parsed.dead:
+        if not parsed.events and not parsed.stored and parsed.dead:
             reasons = sorted({d.reason for d in parsed.dead})[:5]
             raise HTTPException(400, {"accepted": 0, "rejected": len(parsed.dead), "errors": reasons})
         return parsed
 
-    def _parse_and_submit(self, body: bytes, ctx: IngestContext, source: str, parser: Parser) -> _Handed:
+    def _parse_and_submit(
+        self, body: bytes, ctx: IngestContext, source: str, parser: Parser, store_first: StoreFirst | None
+    ) -> _Handed:
         """In a worker thread: parse, apply the limits, hand to the sink. Raises HTTPException to answer now."""
+        stored = 0
+        if store_first is not None:
+            try:
+                stored, body = store_first.store(body, ctx)
+            except Exception as exc:
+                raise HTTPException(503, f"not stored: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
+            if stored:
+                parser = store_first.rest_parser
         try:
-            parsed = parser(body, ctx)
+            parsed = parser(body, ctx) if body or not stored else Parsed()
         except UnusableBody as exc:
             return self._reject_body(source, body, ctx.tenant, str(exc))
         except Exception as exc:  # a parser bug must not lose the body: keep it and say so
@@ -108,6 +133,7 @@ class Ingest:
         for dead in parsed.dead:
             dead.tenant = ctx.tenant
         truncate_fields(parsed.events, self.limits.max_field_chars)
+        parsed.stored = stored
         return _Handed(parsed, self._submit([*parsed.events, *parsed.dead]))
 
     def _reject_body(self, source: str, body: bytes, tenant: str, reason: str) -> _Handed:
@@ -138,25 +164,29 @@ class Ingest:
 
 
 def counts(parsed: Parsed) -> dict[str, Any]:
-    answer: dict[str, Any] = {"accepted": len(parsed.events), "rejected": len(parsed.dead)}
+    answer: dict[str, Any] = {"accepted": len(parsed.events) + parsed.stored, "rejected": len(parsed.dead)}
     if parsed.dead:
         answer["errors"] = sorted({d.reason for d in parsed.dead})[:5]
     return answer
 
 
-def ingest_router(ingest: Ingest, auth: TokenAuth) -> APIRouter:
+def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst | None = None) -> APIRouter:
     router = APIRouter(tags=["ingest"])
 
-    def json_endpoint(path: str, source: str, parser: Parser, summary: str) -> None:
+    def json_endpoint(
+        path: str, source: str, parser: Parser, summary: str, store_first: StoreFirst | None = None
+    ) -> None:
         async def endpoint(request: Request, tenant: str = Depends(auth.tenant)) -> dict[str, Any]:
-            return counts(await ingest(request, tenant, source, parser))
+            return counts(await ingest(request, tenant, source, parser, store_first))
 
         router.add_api_route(path, endpoint, methods=["POST"], summary=summary, name=f"ingest_{source}")
 
     json_endpoint("/ingest/telemetry", "telemetry", telemetry.parse, "Lambda Telemetry API / Logs API batch")
     json_endpoint("/ingest/cloudwatch", "cloudwatch", cloudwatch.parse, "CloudWatch Logs subscription payload")
     json_endpoint("/ingest/apigateway", "apigateway", apigateway.parse, "API Gateway access logs (JSON lines)")
-    json_endpoint("/ingest/cloudtrail", "cloudtrail", cloudtrail.parse, "CloudTrail log file, array or NDJSON")
+    json_endpoint(
+        "/ingest/cloudtrail", "cloudtrail", cloudtrail.parse, "CloudTrail log file, array or NDJSON", cloudtrail_first
+    )
 
     @router.post("/ingest/firehose", summary="Firehose HTTP-endpoint delivery")
     async def ingest_firehose(request: Request) -> Response:

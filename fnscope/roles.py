@@ -11,16 +11,21 @@ import time
 import uvicorn
 
 from alerts.runtime import start_alerts
+from collector.formats import cloudtrail
+from collector.routes import StoreFirst
 from fnscope import telemetry
 from fnscope.auth import check_bind
 from fnscope.config import Settings
 from fnscope.server import build_app
 from fnscope.telemetry import pipeline_metrics
+from processors.cloudtrail_bulk import CloudTrailBulk
 from processors.group_commit import GroupCommitWriter, Saturated
 from processors.integrity import start_audit_sealer
 from processors.store import connect, open_store
 from processors.writer import EventWriter
 from query.runner import QueryRunner
+
+BULK_HANDLES = 2  # CloudTrail bodies mapped at once by the store (each statement runs on one core)
 
 
 def _serve(app: object, settings: Settings, banner: list[str]) -> None:
@@ -60,7 +65,15 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     start_alerts(settings, writer)  # evaluates alert rules as batches are stored, notifies webhooks
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(connect(dsn))
-    app = build_app(settings, metrics, sink, (Saturated,), runner, on_shutdown=sink.close)
+    app = build_app(
+        settings,
+        metrics,
+        sink,
+        (Saturated,),
+        runner,
+        on_shutdown=sink.close,
+        cloudtrail_first=_cloudtrail_first(settings),
+    )
     if simulate:
         token = next(iter(settings.tokens), None)
         base_url = f"http://{settings.host}:{settings.port}"
@@ -82,6 +95,16 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
             "Ctrl-C flushes and stops.",
         ],
     )
+
+
+def _cloudtrail_first(settings: Settings) -> StoreFirst:
+    """CloudTrail log files mapped by the store itself; records recent enough to alert go through the parser."""
+    bulk = CloudTrailBulk(
+        [connect(settings.clickhouse_dsn()) for _ in range(BULK_HANDLES)],
+        settings.limits.max_field_chars,
+        settings.alerts.audit_max_age_s,
+    )
+    return StoreFirst(bulk.store, cloudtrail.parse_rest)
 
 
 def run_collector(settings: Settings) -> None:

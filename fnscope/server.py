@@ -10,7 +10,7 @@ from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from collector.routes import Ingest, Sink, ingest_router
+from collector.routes import Ingest, Sink, StoreFirst, ingest_router
 from console import mount_console
 from fnscope import __version__
 from fnscope.auth import TokenAuth
@@ -30,6 +30,7 @@ def build_app(
     saturated: tuple[type[Exception], ...] = (),
     runner: QueryRunner | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    cloudtrail_first: StoreFirst | None = None,
 ) -> FastAPI:
     """One app; each role passes the parts it has (a sink for ingest, a query runner for the API)."""
 
@@ -42,7 +43,7 @@ def build_app(
     app = FastAPI(title="fnscope", version=__version__, lifespan=lifespan)
     auth = TokenAuth(settings.tokens, RateLimiter(settings.limits.rate_limit))
     if sink is not None:
-        app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth))
+        app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth, cloudtrail_first))
     if runner is not None:
         app.include_router(query_router(QueryContext(runner, auth, settings)))
         mount_console(app)

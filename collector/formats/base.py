@@ -36,6 +36,7 @@ class Parsed:
     events: list[Event] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    stored: int = 0  # events the store already took itself, before the parser (see collector.routes.StoreFirst)
 
     def reject(self, ctx: IngestContext, source: str, reason: str, raw: bytes | str) -> None:
         self.dead.append(dead_letter(source, reason, raw, tenant=ctx.tenant))

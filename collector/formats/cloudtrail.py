@@ -273,12 +273,23 @@ def parse(body: bytes, ctx: IngestContext, source: str = SOURCE) -> Parsed:
     body = inflate_body(body)
     if not body.strip():
         raise UnusableBody('empty body: expected a CloudTrail log file ({"Records": [...]}) or JSON records')
-    collector = _Collector(ctx, source)
-    for doc in iter_documents_lenient(body):
-        collector.document(doc)
+    collector = _read(body, ctx, source)
     parsed = collector.parsed
     if parsed.dead and not parsed.events and not parsed.meta["digest"]:
         raise UnusableBody(
             f"no usable CloudTrail record ({len(parsed.dead)} rejected): " + "; ".join(dict.fromkeys(collector.reasons))
         )
     return parsed
+
+
+def parse_rest(body: bytes, ctx: IngestContext) -> Parsed:
+    """The records the embedded store handed back after storing the rest of their body itself
+    (processors/cloudtrail_bulk.py): a record that cannot be used is a dead letter, never the whole body's 400."""
+    return _read(body, ctx, SOURCE).parsed
+
+
+def _read(body: bytes, ctx: IngestContext, source: str) -> _Collector:
+    collector = _Collector(ctx, source)
+    for doc in iter_documents_lenient(body):
+        collector.document(doc)
+    return collector

@@ -1,0 +1,251 @@
+"""CloudTrail files mapped inside the embedded store: a backfill's records parsed by ClickHouse, not Python.
+
+`fnscope import cloudtrail` sends years of log files; parsing each record in Python (orjson, the mapping, the
+event model, JSON again for the insert) cost about ten times decoding it. Here the store reads the body itself
+(gzip and JSON in C++) and maps each record with the SQL below, which is
+``collector.formats.cloudtrail.record_to_event`` written for ClickHouse. The Python mapping stays the reference:
+the SQL takes only *plain* records, those both read the same way, and hands every other one back, with every
+document that is not a log file, for the parser to map (or dead-letter) as it always does.
+tests/test_cloudtrail_bulk.py checks that both store identical rows for every CloudTrail sample.
+
+A record is plain when its eventID and eventTime are ordinary (an id that is not all zeros, an ISO time in UTC),
+every field the mapping reads holds a string or null where a string is expected (an object where an object is
+expected), it has no ``\\u`` escape and fits the field limit, and its time is older than the alert horizon:
+recent records go through the Python path so that alert rules see them, as they see every live event.
+The stored ``raw`` is the record's own text, which for CloudTrail's compact files is what the parser would write.
+"""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from collector.formats.base import IngestContext, UnusableBody
+from collector.formats.compression import inflate_body
+from collector.formats.jsontext import compact_json, iter_documents_lenient
+from fnscope.events import Signal
+from fnscope.telemetry import pipeline_metrics
+
+# Fields whose value must be a string (or null) for the SQL to read them as the Python mapping does (which
+# writes a number as str(), an object as JSON); a key of these names anywhere else with such a value only makes
+# the record take the Python path.
+_STRING_KEYS = (
+    "eventID|eventTime|recipientAccountId|awsRegion|eventSource|eventName|sourceIPAddress|userAgent|errorCode|"
+    "errorMessage|eventType|eventCategory|eventVersion|type|arn|accountId|accessKeyId|userName|invokedBy|"
+    "functionName|functionArn"
+)
+_BOOL_KEYS = "readOnly|mfaAuthenticated|MFAUsed"
+_OBJECT_KEYS = (
+    "userIdentity|sessionContext|attributes|sessionIssuer|additionalEventData|requestParameters|"
+    "responseElements|fullyQualifiedArn|relativeId"
+)
+# Any of these in a record's text sends it to the Python path (matched at once by Vectorscan, multiMatchAny):
+# a value that is a number, true/false, an object or an array where a string is read, and so on. (Positive
+# classes of what a value may start with: Vectorscan mismatched negated ones here.)
+_NUMBER_OR_CONTAINER = r"-0-9{\["
+_NOT_PLAIN = [
+    rf'"(?:{_STRING_KEYS})"\s*:\s*[{_NUMBER_OR_CONTAINER}tf]',
+    rf'"(?:{_BOOL_KEYS})"\s*:\s*[{_NUMBER_OR_CONTAINER}]',
+    rf'"(?:{_OBJECT_KEYS})"\s*:\s*[-0-9\["tf]',
+    r'"resources"\s*:\s*[-0-9{"tf]',
+    rf'"resources"\s*:\s*\[[^\]]*(?:\[|"(?:ARN|arn|ARNPrefix|arnPrefix)"\s*:\s*[{_NUMBER_OR_CONTAINER}tf])',
+]
+
+_RECORD = (
+    "Tuple(eventID Nullable(String), eventTime Nullable(String), recipientAccountId Nullable(String), "
+    "awsRegion Nullable(String), eventSource Nullable(String), eventName Nullable(String), "
+    "sourceIPAddress Nullable(String), userAgent Nullable(String), errorCode Nullable(String), "
+    "errorMessage Nullable(String), readOnly Nullable(String), eventType Nullable(String), "
+    "eventCategory Nullable(String), eventVersion Nullable(String), "
+    "userIdentity Tuple(type Nullable(String), arn Nullable(String), accountId Nullable(String), "
+    "accessKeyId Nullable(String), userName Nullable(String), invokedBy Nullable(String), "
+    "sessionContext Tuple(attributes Tuple(mfaAuthenticated Nullable(String)), "
+    "sessionIssuer Tuple(arn Nullable(String), userName Nullable(String)))), "
+    "additionalEventData Tuple(MFAUsed Nullable(String)), "
+    "requestParameters Tuple(functionName Nullable(String), "
+    "fullyQualifiedArn Tuple(relativeId Tuple(functionName Nullable(String)))), "
+    "responseElements Tuple(functionArn Nullable(String), functionName Nullable(String)), "
+    "resources Array(Tuple(ARN Nullable(String), arn Nullable(String), ARNPrefix Nullable(String), "
+    "arnPrefix Nullable(String))))"
+)
+
+
+def _bool(value: str) -> str:
+    """collector.formats.cloudtrail._bool over a value read as text (JSON true/false read as 'true'/'false')."""
+    return f"multiIf(lower({value}) IN ('true', 'yes', '1'), true, lower({value}) IN ('false', 'no', '0'), false, NULL)"
+
+
+def _function_name(value: str) -> str:
+    """collector.formats.arn.function_name (its \\s only matters for text the plain test keeps out)."""
+    return (
+        f"multiIf({value} = '', '', match({value}, '(^|:)function:[^:/]'), "
+        f"extract({value}, '(?:^|:)function:([^:/]+)'), startsWith({value}, 'arn:'), '', "
+        f"splitByChar(':', {value})[1])"
+    )
+
+
+_COLUMNS = (
+    "tenant, event_id, time, account, region, source, service, action, principal_type, principal_arn, "
+    "principal_name, principal_account, session_issuer, access_key, mfa, source_ip, user_agent, error_code, "
+    "error_message, read_only, event_type, event_category, event_version, function, resources, raw"
+)
+
+# Every record of the log files in the body, mapped to audit_events' columns, with whether it is plain; and each
+# document that is not a log file (or not JSON), as one row that is not in_log_file. Each step is a subquery of
+# its own: ClickHouse copies an alias's expression into every use, which made planning this take 100 ms.
+_DOCUMENTS = """
+SELECT doc, item.1 AS position, item.2 AS r, notEmpty(records) AS in_log_file
+FROM (SELECT rowNumberInAllBlocks() AS doc, JSONExtractArrayRaw(json, 'Records') AS records,
+        arrayJoin(if(empty(records), if(JSONType(json, 'Records') = 'Array', [], [(0, json)]),
+                     arrayZip(arrayEnumerate(records), records))) AS item
+      FROM file({path:String}, 'JSONAsString', 'json String'))
+"""
+
+_FIELDS = f"""
+SELECT doc, position, r, in_log_file, x,
+  ifNull(x.eventTime, '') AS event_time,
+  ifNull(x.eventID, '') AS eid,
+  ifNull(x.userIdentity.arn, '') AS p_arn,
+  ifNull(x.eventSource, '') AS service,
+  arrayFilter(a -> a != '', arrayMap(item -> coalesce(nullIf(item.ARN, ''), nullIf(item.arn, ''),
+    nullIf(item.ARNPrefix, ''), ifNull(item.arnPrefix, '')), x.resources)) AS resource_arns,
+  -- every reference to the function (text, its name), for Lambda's own events only
+  if(service = 'lambda.amazonaws.com', arrayFilter(ref -> ref.2 != '', arrayMap(c -> (c, {_function_name("c")}),
+    arrayConcat([ifNull(x.requestParameters.functionName, ''), ifNull(x.responseElements.functionArn, ''),
+                 ifNull(x.responseElements.functionName, ''),
+                 ifNull(x.requestParameters.fullyQualifiedArn.relativeId.functionName, '')],
+                arrayFilter(a -> position(a, ':function:') > 0, resource_arns)))), []) AS refs
+FROM (SELECT doc, position, r, in_log_file, JSONExtract(r, '{_RECORD}') AS x FROM ({_DOCUMENTS}))
+"""
+
+_FUNCTION = f"""
+SELECT *,
+  if(empty(refs), '', refs[1].2) AS fn,
+  -- the first full ARN naming that function, else the first reference
+  if(empty(refs), '', ifNull(nullIf(arrayFirst(ref -> startsWith(ref.1, 'arn:') AND ref.2 = refs[1].2, refs).1, ''),
+                             refs[1].1)) AS fn_ref
+FROM ({_FIELDS})
+"""
+
+_MAPPED = f"""
+SELECT {{tenant:String}} AS tenant, eid AS event_id, parseDateTime64BestEffortOrZero(event_time, 3) AS time,
+  multiIf(ifNull(x.recipientAccountId, '') != '', x.recipientAccountId,
+          ifNull(x.userIdentity.accountId, '') != '', x.userIdentity.accountId, {{account:String}}) AS account,
+  if(ifNull(x.awsRegion, '') != '', x.awsRegion, {{region:String}}) AS region,
+  'cloudtrail' AS source, service, ifNull(x.eventName, '') AS action, ifNull(x.userIdentity.type, '') AS principal_type,
+  p_arn AS principal_arn,
+  multiIf(ifNull(x.userIdentity.userName, '') != '', x.userIdentity.userName,
+          ifNull(x.userIdentity.sessionContext.sessionIssuer.userName, '') != '',
+          x.userIdentity.sessionContext.sessionIssuer.userName,
+          p_arn != '', splitByRegexp('[/:]', p_arn)[-1], ifNull(x.userIdentity.invokedBy, '')) AS principal_name,
+  ifNull(x.userIdentity.accountId, '') AS principal_account,
+  ifNull(x.userIdentity.sessionContext.sessionIssuer.arn, '') AS session_issuer,
+  ifNull(x.userIdentity.accessKeyId, '') AS access_key,
+  {_bool("coalesce(x.userIdentity.sessionContext.attributes.mfaAuthenticated, x.additionalEventData.MFAUsed)")}
+    AS mfa,
+  ifNull(x.sourceIPAddress, '') AS source_ip, ifNull(x.userAgent, '') AS user_agent,
+  ifNull(x.errorCode, '') AS error_code, ifNull(x.errorMessage, '') AS error_message,
+  {_bool("x.readOnly")} AS read_only,
+  ifNull(x.eventType, '') AS event_type, ifNull(x.eventCategory, '') AS event_category,
+  ifNull(x.eventVersion, '') AS event_version, fn AS function,
+  arrayDistinct(arrayFilter(a -> a != '', arrayPushBack(resource_arns, fn_ref))) AS resources, r AS raw,
+  doc, position, in_log_file,
+  in_log_file AND length(r) <= {{max_chars:UInt64}}
+    AND NOT multiMatchAny(r, {{not_plain:Array(String)}})
+    AND match(event_time, '^\\d{{4}}-\\d{{2}}-\\d{{2}}T\\d{{2}}:\\d{{2}}:\\d{{2}}(\\.\\d{{1,6}})?Z$')
+    AND match(eid, '[^0-]')
+    AND time < {{older_than:DateTime64(3)}}
+    AND arrayAll(ref -> match(ref.1, '^[\\x21-\\x7E]*$'), refs)
+    AND arrayAll(b -> b IS NULL OR match(b, '^[A-Za-z0-9]*$'), [x.readOnly,
+      x.userIdentity.sessionContext.attributes.mfaAuthenticated, x.additionalEventData.MFAUsed]) AS plain
+FROM ({_FUNCTION})
+"""
+
+_STAGE = f"CREATE TEMPORARY TABLE cloudtrail_batch ENGINE = Memory AS {_MAPPED}"
+_TRIAGE = (
+    "SELECT countIf(NOT in_log_file), countIf(plain), groupArrayIf((doc, position), NOT plain) FROM cloudtrail_batch"
+)
+_INSERT = f"INSERT INTO audit_events ({_COLUMNS}) SELECT {_COLUMNS} FROM cloudtrail_batch WHERE plain"
+_UNSTAGE = "DROP TEMPORARY TABLE IF EXISTS cloudtrail_batch"
+
+
+class CloudTrailBulk:
+    """Stores the plain records of CloudTrail log files through the SQL mapping; gives back the rest.
+
+    Each body is staged in a temporary table of one store handle (a chDB session); a few handles let requests
+    arriving together use every core, as ClickHouse runs each of these statements on one thread.
+    """
+
+    def __init__(self, clients: list[Client], max_field_chars: int, alert_horizon_s: float) -> None:
+        self._clients: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for client in clients:
+            self._clients.put(client)
+        self.max_field_chars = max_field_chars
+        self.alert_horizon_s = alert_horizon_s
+        self._metrics = pipeline_metrics()
+
+    def store(self, body: bytes, ctx: IngestContext) -> tuple[int, bytes]:
+        """(events stored, what the parser must still read: the body, a log file of records, or nothing).
+
+        Durable once it returns. A body that is not only log files (records alone, a digest, broken JSON,
+        compressed data that does not inflate) comes back whole, so the parser answers it as it always did.
+        """
+        try:
+            text = inflate_body(body)
+        except UnusableBody:
+            return 0, body
+        client = self._clients.get()
+        try:
+            return self._store(client, text, ctx)
+        finally:
+            self._clients.put(client)
+
+    def _store(self, client: Client, text: bytes, ctx: IngestContext) -> tuple[int, bytes]:
+        started = time.perf_counter()
+        with tempfile.NamedTemporaryFile(suffix=".json") as file:
+            file.write(text)
+            file.flush()
+            params = {
+                "path": file.name,
+                "tenant": ctx.tenant,
+                "account": ctx.param("account"),
+                "region": ctx.param("region"),
+                "max_chars": self.max_field_chars,
+                "not_plain": _NOT_PLAIN,
+                "older_than": datetime.now(UTC) - timedelta(seconds=self.alert_horizon_s),
+            }
+            try:
+                try:
+                    client.command(_STAGE, parameters=params)
+                except DatabaseError:  # not JSON ClickHouse can split (or the store failed: the parser will say so)
+                    return 0, text
+                not_log_files, stored, positions = client.query(_TRIAGE).result_rows[0]
+                # not only log files (records alone, a digest, broken JSON), nothing plain (an empty body, only
+                # recent records), or records not where ClickHouse saw them: the parser reads it all
+                if not_log_files or not stored:
+                    return 0, text
+                rest = _records_at(text, positions) if positions else b""
+                if rest is None:
+                    return 0, text
+                client.command(_INSERT)
+            finally:
+                client.command(_UNSTAGE)
+        self._metrics.record_insert("embedded", stored, time.perf_counter() - started)
+        self._metrics.record_stored({Signal.AUDIT: stored})
+        return stored, rest
+
+
+def _records_at(text: bytes, positions: list[tuple[int, int]]) -> bytes | None:
+    """The records at (document, 1-based position) as one log file, decoded from the body itself: ClickHouse's
+    copy of a record is re-serialised (1.0 would come back as 1), and the parser must read what was sent."""
+    documents = list(iter_documents_lenient(text))
+    try:
+        records = [documents[doc]["Records"][position - 1] for doc, position in positions]
+    except (IndexError, KeyError, TypeError):
+        return None
+    return compact_json({"Records": records}).encode()
