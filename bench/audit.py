@@ -13,8 +13,9 @@
    lookups): its p50/p95 and whether both give the same rows.
 3. The same two through a running `fnscope up` on that store (HTTP + JSON): p50/p95 and the ratio to bare.
 4. Import: ``--files`` gzip CloudTrail log files in an S3-style tree (real detonation records with new ids);
-   bare `gzip + orjson.loads` of every file, then `fnscope import cloudtrail` of the same files into that
-   `fnscope up`; events/s of each and the ratio.
+   bare `gzip + orjson.loads` of every file (before and after the import, averaged), and `fnscope import
+   cloudtrail` of the same files into that `fnscope up`: events/s of each, the ratio, and the server's CPU per
+   event. The embedded store maps plain records itself (processors/cloudtrail_bulk.py).
 Targets: API p95 <= 100 ms; import >= 50% of the bare decode rate.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -166,6 +168,12 @@ def bare_decode(root: Path) -> float:
     return records / (time.perf_counter() - start)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, every thread (ClickHouse's included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5_000_000)
@@ -203,7 +211,8 @@ def main() -> None:
                     )
             tree = work / "bucket"
             records = make_tree(tree, args.files, args.records_per_file)
-            decode = bare_decode(tree)
+            before = bare_decode(tree)
+            cpu_before = process_cpu_s(up.pid)
             start = time.perf_counter()
             result = subprocess.run(
                 [*FNSCOPE, "import", "cloudtrail", str(tree), "--json", "--api", url],
@@ -212,12 +221,15 @@ def main() -> None:
                 cwd=ROOT,
             )
             took = time.perf_counter() - start
+            server_cpu = process_cpu_s(up.pid) - cpu_before
+            decode = (before + bare_decode(tree)) / 2  # before and after, as the machine's load drifts
             summary = json.loads(result.stdout)
             assert summary["events"] == records, result.stderr
             rate = records / took
             print(f"\nimport of {args.files} files x {args.records_per_file} records ({records:,} events)")
-            print(f"  bare gzip + orjson.loads      {decode:>12,.0f} events/s")
+            print(f"  bare gzip + orjson.loads      {decode:>12,.0f} events/s   (one core)")
             print(f"  fnscope import cloudtrail     {rate:>12,.0f} events/s   ({took:.1f}s, CLI start-up included)")
+            print(f"    fnscope up's CPU            {server_cpu / records * 1e6:>12.1f} us per event")
             print(f"  import / decode               {rate / decode:>12.1%}   (target >= 50%)")
         finally:
             up.terminate()

@@ -2,17 +2,17 @@
 
 `fnscope import cloudtrail` sends years of log files; parsing each record in Python (orjson, the mapping, the
 event model, JSON again for the insert) cost about ten times decoding it. Here the store reads the body itself
-(gzip and JSON in C++) and maps each record with the SQL below, which is
-``collector.formats.cloudtrail.record_to_event`` written for ClickHouse. The Python mapping stays the reference:
-the SQL takes only *plain* records, those both read the same way, and hands every other one back, with every
-document that is not a log file, for the parser to map (or dead-letter) as it always does.
-tests/test_cloudtrail_bulk.py checks that both store identical rows for every CloudTrail sample.
+(JSON in C++) and maps each record with the SQL below, which is ``collector.formats.cloudtrail.record_to_event``
+written for ClickHouse. The Python mapping stays the reference: the SQL takes only *plain* records, those both
+read the same way, and hands every other one back for the parser to map (or dead-letter) as it always does; a
+body that is not only log files goes to the parser whole. tests/test_cloudtrail_bulk.py checks that both ways
+store identical rows for every CloudTrail sample and for each kind of record that is not plain.
 
 A record is plain when its eventID and eventTime are ordinary (an id that is not all zeros, an ISO time in UTC),
 every field the mapping reads holds a string or null where a string is expected (an object where an object is
-expected), it has no ``\\u`` escape and fits the field limit, and its time is older than the alert horizon:
-recent records go through the Python path so that alert rules see them, as they see every live event.
-The stored ``raw`` is the record's own text, which for CloudTrail's compact files is what the parser would write.
+expected, a boolean or a plain word where a boolean is), it fits the field limit, and it is older than the alert
+horizon: recent records go through the Python path so that alert rules see them, as they see every live event.
+The stored ``raw`` is the record as ClickHouse writes it back, compact: the same JSON value the parser stores.
 """
 
 from __future__ import annotations

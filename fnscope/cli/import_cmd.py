@@ -32,7 +32,9 @@ from fnscope.cli.common import API_OPTION, TOKEN_OPTION
 
 LOG_SUFFIXES = (".json", ".json.gz", ".ndjson", ".jsonl", ".gz")
 CHUNK_RECORDS = 5_000  # records per request when a file is too big for one
-BATCH_BYTES = 1 << 20  # files sent in one request up to this size as stored (a file larger goes alone)
+# Files sent in one request up to this size as stored (a file larger goes alone). Large: the embedded store pays
+# ~0.2 s of query planning per request; 4 MB of gzip (~25,000 records) stays under the server's 64 MB inflated.
+BATCH_BYTES = 4 << 20
 
 
 class Retryable(Exception):
