@@ -24,7 +24,7 @@ from clickhouse_connect.driver.client import Client
 from collector.field_limits import truncate_fields
 from collector.formats import cloudtrail
 from collector.formats.base import IngestContext, UnusableBody
-from processors.cloudtrail_bulk import CloudTrailBulk
+from processors.cloudtrail_bulk import MIN_BYTES, CloudTrailBulk
 from processors.writer import EventWriter
 from tests.test_audit_support import CLOUDTRAIL, DOC_EXAMPLES, STRATUS, chdb_store, derive, stratus_records
 
@@ -73,7 +73,7 @@ def both_ways(client: Client, body: bytes, tag: str) -> tuple[int, bytes]:
         write(client, parsed.events, parsed.dead)
     except UnusableBody:
         pass
-    bulk = CloudTrailBulk([client], MAX_CHARS, HORIZON_S)
+    bulk = CloudTrailBulk([client], MAX_CHARS, HORIZON_S, min_bytes=0)
     ctx = IngestContext(tenant=f"{tag}-sql")
     stored, rest = bulk.store(body, ctx)
     if rest:
@@ -206,7 +206,7 @@ def test_escaped_characters_read_alike_and_a_lone_surrogate_goes_to_the_parser(s
 
 def test_bodies_that_are_not_only_log_files_go_whole_to_the_parser(store: Client) -> None:
     record = lambda_record()
-    bulk = CloudTrailBulk([store], MAX_CHARS, HORIZON_S)
+    bulk = CloudTrailBulk([store], MAX_CHARS, HORIZON_S, min_bytes=0)
     ctx = IngestContext(tenant="whole")
     digest = orjson.loads(
         (CLOUDTRAIL / "single_event_fixtures/otel_collector_contrib/cloudtrail_digest.json").read_bytes()
@@ -229,7 +229,7 @@ def test_bodies_that_are_not_only_log_files_go_whole_to_the_parser(store: Client
 def test_one_event_whichever_way_it_came_and_however_often(store: Client) -> None:
     records = [lambda_record() for _ in range(3)]
     body = log_file(records)
-    bulk = CloudTrailBulk([store], MAX_CHARS, HORIZON_S)
+    bulk = CloudTrailBulk([store], MAX_CHARS, HORIZON_S, min_bytes=0)
     ctx = IngestContext(tenant="twice")
     parsed = cloudtrail.parse(body, ctx)
     write(store, parsed.events, parsed.dead)
@@ -238,14 +238,23 @@ def test_one_event_whichever_way_it_came_and_however_often(store: Client) -> Non
     assert sorted(stored_rows(store, "twice")) == sorted(r["eventID"] for r in records)
 
 
-def test_a_partly_bad_log_file_through_fnscope_up(embedded: tuple[str, Any], tmp_path: Path) -> None:
+def test_small_bodies_go_straight_to_the_parser(store: Client) -> None:
+    body = log_file([lambda_record()])
+    assert CloudTrailBulk([store], MAX_CHARS, HORIZON_S).store(body, IngestContext()) == (0, gzip.decompress(body))
+
+
+def test_a_partly_bad_backfill_file_through_fnscope_up(embedded: tuple[str, Any], tmp_path: Path) -> None:
     url, _ = embedded
-    good = [lambda_record() for _ in range(5)]
+    good = [lambda_record() for _ in range(1000)]  # over a megabyte: the store maps it
     bad = {"eventVersion": "1.08", "eventName": "NoTime", "eventID": "bad-1"}
-    answer = httpx.post(f"{url}/ingest/cloudtrail", content=log_file([*good, bad]), timeout=60)
+    body = log_file([*good, bad])
+    assert len(gzip.decompress(body)) > MIN_BYTES
+    answer = httpx.post(f"{url}/ingest/cloudtrail", content=body, timeout=60)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"accepted": 5, "rejected": 1, "errors": ["not a CloudTrail record: no eventTime"]}
-    found = httpx.get(f"{url}/api/audit", params={"principal": good[0]["userIdentity"]["arn"], "since": "3650d"})
+    assert answer.json() == {"accepted": 1000, "rejected": 1, "errors": ["not a CloudTrail record: no eventTime"]}
+    found = httpx.get(
+        f"{url}/api/audit", params={"principal": good[0]["userIdentity"]["arn"], "since": "3650d", "limit": 5000}
+    )
     assert {row["event_id"] for row in found.json()["results"]} >= {r["eventID"] for r in good}
     letters = httpx.get(f"{url}/api/dead-letters", params={"source": "cloudtrail"}).json()
     assert any("no eventTime" in letter["reason"] for letter in letters["results"])
