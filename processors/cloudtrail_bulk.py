@@ -155,7 +155,8 @@ SELECT {{tenant:String}} AS tenant, eid AS event_id, parseDateTime64BestEffortOr
   ifNull(x.eventVersion, '') AS event_version, fn AS function,
   arrayDistinct(arrayFilter(a -> a != '', arrayPushBack(resource_arns, fn_ref))) AS resources, r AS raw,
   doc, position, in_log_file,
-  in_log_file AND length(r) <= {{max_chars:UInt64}}
+  -- (half the limit: the parser's JSON of a record may be a little longer than ClickHouse's)
+  in_log_file AND length(r) <= {{max_chars:UInt64}} / 2
     AND NOT multiMatchAny(r, {{not_plain:Array(String)}})
     AND match(event_time, '^\\d{{4}}-\\d{{2}}-\\d{{2}}T\\d{{2}}:\\d{{2}}:\\d{{2}}(\\.\\d{{1,6}})?Z$')
     AND match(eid, '[^0-]')

@@ -28,7 +28,7 @@ from processors.cloudtrail_bulk import MIN_BYTES, CloudTrailBulk
 from processors.writer import EventWriter
 from tests.test_audit_support import CLOUDTRAIL, DOC_EXAMPLES, STRATUS, chdb_store, derive, stratus_records
 
-MAX_CHARS = 4_000  # small, so that a long field is easy to make
+MAX_CHARS = 8_000  # small, so that a long field is easy to make
 HORIZON_S = 86_400.0
 
 
