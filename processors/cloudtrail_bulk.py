@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from collector.formats.base import IngestContext, UnusableBody
-from collector.formats.compression import inflate_body
+from collector.formats.base import BadPayload, IngestContext
+from collector.formats.compression import MAX_INFLATED_BYTES, inflate, is_compressed, is_gzip
 from collector.formats.jsontext import compact_json, iter_documents_lenient
 from fnscope.events import Signal
 from fnscope.telemetry import pipeline_metrics
@@ -178,6 +178,7 @@ _UNSTAGE = "DROP TEMPORARY TABLE IF EXISTS cloudtrail_batch"
 # Smaller bodies go straight to the parser: planning the statements below costs ~0.15 s of CPU per body, what the
 # parser spends on about a thousand records (a live delivery of a few records would pay it for nothing).
 MIN_BYTES = 1 << 20
+GZIP_RATIO = 6  # a CloudTrail log file inflates 6-8 times: enough to tell a backfill's body from a live one
 
 
 class CloudTrailBulk:
@@ -188,9 +189,16 @@ class CloudTrailBulk:
     """
 
     def __init__(
-        self, clients: list[Client], max_field_chars: int, alert_horizon_s: float, min_bytes: int = MIN_BYTES
+        self,
+        clients: list[Client],
+        max_field_chars: int,
+        alert_horizon_s: float,
+        max_inflated_bytes: int = MAX_INFLATED_BYTES,
+        min_bytes: int = MIN_BYTES,
     ) -> None:
         self.min_bytes = min_bytes
+        # what staging a body of the largest size the parser takes needs, with room to spare (measured: ~5x)
+        self.max_memory = 8 * max_inflated_bytes
         self._clients: queue.SimpleQueue[Client] = queue.SimpleQueue()
         for client in clients:
             self._clients.put(client)
@@ -204,22 +212,21 @@ class CloudTrailBulk:
         Durable once it returns. A body that is not only log files (records alone, a digest, broken JSON,
         compressed data that does not inflate) comes back whole, so the parser answers it as it always did.
         """
-        try:
-            text = inflate_body(body)
-        except UnusableBody:
+        gzipped = is_gzip(body)
+        if len(body) * (GZIP_RATIO if gzipped else 1) < self.min_bytes or (is_compressed(body) and not gzipped):
             return 0, body
-        if len(text) < self.min_bytes:
-            return 0, text
         client = self._clients.get()
         try:
-            return self._store(client, text, ctx)
+            return self._store(client, body, gzipped, ctx)
         finally:
             self._clients.put(client)
 
-    def _store(self, client: Client, text: bytes, ctx: IngestContext) -> tuple[int, bytes]:
+    def _store(self, client: Client, body: bytes, gzipped: bool, ctx: IngestContext) -> tuple[int, bytes]:
         started = time.perf_counter()
-        with tempfile.NamedTemporaryFile(suffix=".json") as file:
-            file.write(text)
+        # gzip is left to ClickHouse (zlib-ng, several times faster than Python's zlib, and outside the GIL); a
+        # decompression bomb meets the statement's memory limit instead of the parser's inflate limit
+        with tempfile.NamedTemporaryFile(suffix=".json.gz" if gzipped else ".json") as file:
+            file.write(body)
             file.flush()
             params = {
                 "path": file.name,
@@ -232,17 +239,17 @@ class CloudTrailBulk:
             }
             try:
                 try:
-                    client.command(_STAGE, parameters=params)
-                except DatabaseError:  # not JSON ClickHouse can split (or the store failed: the parser will say so)
-                    return 0, text
+                    client.command(_STAGE, parameters=params, settings={"max_memory_usage": self.max_memory})
+                except DatabaseError:  # not JSON ClickHouse can read (or the store failed: the parser will say so)
+                    return 0, body
                 not_log_files, stored, positions = client.query(_TRIAGE).result_rows[0]
                 # not only log files (records alone, a digest, broken JSON), nothing plain (an empty body, only
                 # recent records), or records not where ClickHouse saw them: the parser reads it all
                 if not_log_files or not stored:
-                    return 0, text
-                rest = _records_at(text, positions) if positions else b""
+                    return 0, body
+                rest = _records_at(body, gzipped, positions) if positions else b""
                 if rest is None:
-                    return 0, text
+                    return 0, body
                 client.command(_INSERT)
             finally:
                 client.command(_UNSTAGE)
@@ -251,12 +258,12 @@ class CloudTrailBulk:
         return stored, rest
 
 
-def _records_at(text: bytes, positions: list[tuple[int, int]]) -> bytes | None:
+def _records_at(body: bytes, gzipped: bool, positions: list[tuple[int, int]]) -> bytes | None:
     """The records at (document, 1-based position) as one log file, decoded from the body itself: ClickHouse's
     copy of a record is re-serialised (1.0 would come back as 1), and the parser must read what was sent."""
-    documents = list(iter_documents_lenient(text))
     try:
+        documents = list(iter_documents_lenient(inflate(body) if gzipped else body))
         records = [documents[doc]["Records"][position - 1] for doc, position in positions]
-    except (IndexError, KeyError, TypeError):
+    except (BadPayload, IndexError, KeyError, TypeError):  # larger than the parser takes, or not where expected
         return None
     return compact_json({"Records": records}).encode()

@@ -223,7 +223,20 @@ def test_bodies_that_are_not_only_log_files_go_whole_to_the_parser(store: Client
         assert bulk.store(body, ctx) == (0, body), name
     assert bulk.store(b"\x1f\x8b\x08 not gzip", ctx) == (0, b"\x1f\x8b\x08 not gzip")
     gzipped = gzip.compress(orjson.dumps([record]))
-    assert bulk.store(gzipped, ctx) == (0, orjson.dumps([record]))  # inflated once, for the parser
+    assert bulk.store(gzipped, ctx) == (0, gzipped)
+    truncated = log_file([record, derive(record)])[:-10]
+    assert bulk.store(truncated, ctx) == (0, truncated)
+    assert stored_rows(store, "whole") == {}
+
+
+def test_a_decompression_bomb_meets_the_memory_limit(store: Client) -> None:
+    records = [derive(lambda_record()) for _ in range(3000)]
+    body = b"".join(log_file(records) for _ in range(10))  # ~40 MB of JSON; this store stages 8 MB at most
+    bulk = CloudTrailBulk([store], MAX_CHARS, HORIZON_S, max_inflated_bytes=1 << 20, min_bytes=0)
+    assert bulk.store(body, IngestContext(tenant="bomb")) == (0, body)
+    assert stored_rows(store, "bomb") == {}  # the body is the parser's, with its own inflate limit
+    roomy = CloudTrailBulk([store], MAX_CHARS, HORIZON_S, min_bytes=0)
+    assert roomy.store(body, IngestContext(tenant="bomb-control"))[0] == 30_000  # the limit, not the body, refused
 
 
 def test_one_event_whichever_way_it_came_and_however_often(store: Client) -> None:
@@ -240,7 +253,7 @@ def test_one_event_whichever_way_it_came_and_however_often(store: Client) -> Non
 
 def test_small_bodies_go_straight_to_the_parser(store: Client) -> None:
     body = log_file([lambda_record()])
-    assert CloudTrailBulk([store], MAX_CHARS, HORIZON_S).store(body, IngestContext()) == (0, gzip.decompress(body))
+    assert CloudTrailBulk([store], MAX_CHARS, HORIZON_S).store(body, IngestContext()) == (0, body)
 
 
 def test_a_partly_bad_backfill_file_through_fnscope_up(embedded: tuple[str, Any], tmp_path: Path) -> None:
