@@ -1,7 +1,8 @@
 """`fnscope import cloudtrail PATH...`: backfill CloudTrail log files into a running instance.
 
 The files go to the instance's `POST /ingest/cloudtrail` as they are (gzip included), several at a time; the
-instance parses and stores them (in embedded mode only `fnscope up` may open the store). Small files (CloudTrail
+instance parses and stores them (in embedded mode only `fnscope up` may open the store, and it maps large bodies
+of log files in ClickHouse itself: processors/cloudtrail_bulk.py). Small files (CloudTrail
 delivers one per region every few minutes, often a handful of records) travel several to a request: gzip files
 back to back are one valid gzip stream of several members, and plain files one after another are concatenated
 JSON documents, both of which the endpoint takes. A request refused (a file in it unusable, or the lot too big)
