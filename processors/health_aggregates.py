@@ -37,6 +37,11 @@ log = logging.getLogger("fnscope.health")
 
 RECOVERY_MINUTES = 15
 COALESCE_S = 0.2  # marks arriving within this long are rebuilt together
+# Under load a rebuild costs about the same whatever it covers (it reads whole minutes), so the wait before the
+# next one grows with the last one's duration: rebuilding takes at most 1/(1 + REST_RATIO) of a core, never the
+# processor's whole share, and the aggregates lag the 2xx by at most MAX_COALESCE_S plus one rebuild.
+REST_RATIO = 3.0
+MAX_COALESCE_S = 2.0
 
 # Per tenant and minute of everything stored recently: the seconds its invocations span, and its functions.
 _RECENT_INVOCATIONS = """
@@ -64,6 +69,7 @@ class HealthAggregator:
         self._pending: dict[str, TenantDirt] = {}
         self._busy = False
         self._stopped = False
+        self._flushing = 0  # callers waiting in flush(): they end the coalescing wait early
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._recover_minutes = recover_minutes
@@ -78,13 +84,18 @@ class HealthAggregator:
         """Wait until every bucket marked so far is rebuilt."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while (self._pending or self._busy) and not self._stopped:
-                if self._thread is None:
-                    self._start()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("health aggregates did not catch up")
-                self._cond.wait(left)
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while (self._pending or self._busy) and not self._stopped:
+                    if self._thread is None:
+                        self._start()
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("health aggregates did not catch up")
+                    self._cond.wait(left)
+            finally:
+                self._flushing -= 1
 
     def stop(self) -> None:
         """Stop rebuilding; what is still marked is left to the next start's recovery."""
@@ -129,16 +140,16 @@ class HealthAggregator:
             self._add(self._recent())
         except Exception:  # a store that is not there yet: nothing to recover from
             log.exception("health recovery scan failed")
-        backoff = 1.0
+        backoff, coalesce_s = 1.0, COALESCE_S
         while True:
             with self._cond:
                 while not self._pending and not self._stopped:
                     self._cond.wait()
+                self._coalesce(coalesce_s)
                 if self._stopped:
                     return
-            time.sleep(COALESCE_S)
-            with self._cond:
                 work, self._pending, self._busy = self._pending, {}, True
+            started = time.monotonic()
             try:
                 self._rebuild(work)
             except Exception as exc:  # the store is down or refusing: keep the marks and try again
@@ -148,10 +159,20 @@ class HealthAggregator:
                 backoff = min(backoff * 2, 30.0)
             else:
                 backoff = 1.0
+                coalesce_s = min(MAX_COALESCE_S, max(COALESCE_S, REST_RATIO * (time.monotonic() - started)))
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _coalesce(self, seconds: float) -> None:
+        """With the lock held: let marks gather for this long, unless a flush is waiting or the aggregator stops."""
+        deadline = time.monotonic() + seconds
+        while not self._stopped and not self._flushing:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _rebuild(self, dirt: dict[str, TenantDirt]) -> None:
         for tenant, d in dirt.items():
