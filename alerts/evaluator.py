@@ -17,6 +17,11 @@ from fnscope.events import AuditEvent, Event, stable_id
 
 GroupKey = tuple[str, str]  # (rule name, fingerprint)
 
+# An alert that still holds, with no transition, is reported as changed (so stored) at most this often: under load
+# every stored batch re-measures every firing alert, and storing each new value was one insert per batch. Its
+# stored value and last_true lag by at most this long plus one tick; transitions are always reported at once.
+REPORT_EVERY_S = 1.0
+
 
 class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
@@ -70,6 +75,7 @@ class Evaluator:
         self.clock = clock
         self.instances: dict[GroupKey, Instance] = {}
         self.audit_hits: dict[GroupKey, AuditHit] = {}
+        self._reported: dict[GroupKey, float] = {}  # when each instance was last returned as changed
 
     def restore(self, instances: Iterable[Instance]) -> None:
         """Pending and firing alerts from before a restart: they fire no second time and still resolve."""
@@ -133,7 +139,7 @@ class Evaluator:
             return count >= rule.threshold, {"value": count, **(hit.last if hit else {})}
         best: dict[str, Any] = {"value": 0.0}
         firing_functions = []
-        for series in list(self.signals.functions):
+        for series in self._candidates(labels):
             series_labels = self._series_labels(series)
             if any(series_labels.get(k, "") != v for k, v in labels.items()):
                 continue
@@ -147,6 +153,14 @@ class Evaluator:
                     best = {**measured, "function": series[1], "account": series_labels["account"]}
         best["functions"] = sorted(firing_functions)
         return bool(firing_functions), best
+
+    def _candidates(self, labels: dict[str, str]) -> list[SeriesKey]:
+        """The series a group can match: the one series when it names tenant and function (the default
+        grouping), so a batch touching every function costs one lookup per group rather than a scan of all."""
+        if "tenant" in labels and "function" in labels:
+            series = (labels["tenant"], labels["function"])
+            return [series] if series in self.signals.functions else []
+        return list(self.signals.functions)
 
     # --- the state machine -------------------------------------------------------------------------------
 
@@ -162,7 +176,8 @@ class Evaluator:
                 summary = rule.summary.format_map(
                     _Blank({**values, **labels, "window": _window(rule.window_s), "rule": rule.name})
                 )
-                if inst is None or inst.state not in ("pending", "firing"):
+                transition = inst is None or inst.state not in ("pending", "firing")
+                if transition:
                     inst = Instance(
                         rule.name, key[1], labels.get("tenant", "default"), labels, "pending",
                         values["value"], values, summary, active_since=now, last_true=now,
@@ -170,18 +185,23 @@ class Evaluator:
                     self.instances[key] = inst
                 inst.value, inst.values, inst.summary, inst.last_true = values["value"], values, summary, now
                 if inst.state == "pending" and now - inst.active_since >= rule.for_s:
-                    inst.state, inst.fired_at = "firing", now
+                    inst.state, inst.fired_at, transition = "firing", now, True
                     notices.append(self._notice("firing", rule, inst, now))
                 elif inst.state == "firing" and now - (inst.last_notified or now) >= rule.repeat_interval_s:
                     notices.append(self._notice("repeat", rule, inst, now))
-                changed.append(inst)
+                    transition = True  # last_notified moved: a restart must not notify again
+                if transition or now - self._reported.get(key, float("-inf")) >= REPORT_EVERY_S:
+                    self._reported[key] = now
+                    changed.append(inst)
             elif inst is not None and inst.state == "pending":
                 inst.state = "inactive"
                 del self.instances[key]
+                self._reported.pop(key, None)
                 changed.append(inst)
             elif inst is not None and inst.state == "firing" and now - inst.last_true >= rule.resolve_after_s:
                 inst.state, inst.resolved_at, inst.value = "resolved", now, values["value"]
                 del self.instances[key]
+                self._reported.pop(key, None)
                 notices.append(self._notice("resolved", rule, inst, now))
                 changed.append(inst)
         return [i.copy() for i in changed], notices

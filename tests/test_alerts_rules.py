@@ -83,6 +83,19 @@ def test_grouping_by_tenant_gives_one_alert_for_many_functions() -> None:
     assert first[0].instance.values["function"] == "b" and first[0].instance.value == 3
 
 
+def test_a_firing_alert_is_stored_on_each_transition_and_its_value_at_most_once_a_second() -> None:
+    clock = Clock()
+    ev = evaluator(clock, [{"name": "function-throttled", "window_s": 600}])
+    changed, notices = ev.ingest(throttle("a", 1, clock.now))
+    assert [(c.state, c.value) for c in changed] == [("firing", 1)] and [n.kind for n in notices] == ["firing"]
+    clock.now += 0.2
+    changed, _ = ev.ingest(throttle("a", 2, clock.now) + throttle("b", 1, clock.now))
+    assert [(c.labels["function"], c.state) for c in changed] == [("b", "firing")]  # a: no news within the second
+    clock.now += 1
+    changed, _ = ev.tick()
+    assert sorted((c.labels["function"], c.value) for c in changed) == [("a", 3), ("b", 1)]  # the latest values
+
+
 def test_repeat_interval_renotifies_a_still_firing_alert() -> None:
     clock = Clock()
     ev = evaluator(clock, [{"name": "function-throttled", "repeat_interval_s": 60, "window_s": 600}])
