@@ -95,8 +95,12 @@ def test_embedded_counts_at_metrics_and_over_otlp_and_is_ready(tmp_path: Path) -
         assert value(m, "fnscope_insert_batch_events_sum", role="embedded") == 126  # 123 events + 3 dead letters
         assert value(m, "fnscope_ingest_seconds_count", format="cloudtrail") == 2  # the stored ones
 
+        # a push may be cut between two counters of one request: wait until a push shows both final values
+        expected = {"fnscope_accepted_events": 123, "fnscope_dead_lettered_records": 3}
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and otlp_sums(OtlpReceiver.received).get("fnscope_accepted_events") != 123:
+        while time.monotonic() < deadline and any(
+            otlp_sums(OtlpReceiver.received).get(name) != count for name, count in expected.items()
+        ):
             time.sleep(0.2)
         pushed = otlp_sums(OtlpReceiver.received)
         assert pushed.get("fnscope_accepted_events") == 123
