@@ -94,15 +94,21 @@ class AlertStore:
             rows = self.client.query(sql).result_rows
         return {(t, f): (_epoch(changed) or 0.0, int(reserved)) for t, f, reserved, changed in rows}
 
-    def record(self, notice: Notice, delivery: Delivery) -> None:
-        i = notice.instance
-        row = [
-            _at(notice.at), i.tenant, i.rule, i.fingerprint, notice.kind, notice.severity, i.labels, float(i.value),
-            json.dumps(i.values, default=str), i.summary, delivery.target, delivery.format, delivery.delivery,
-            delivery.attempts, delivery.http_status, delivery.error[:2000], delivery.delivery_ms,
-        ]  # fmt: skip
-        with self._lock:
-            self.client.insert("alert_history", [row], column_names=_HISTORY_COLUMNS)
+    def record_all(self, deliveries: list[tuple[Notice, Delivery]]) -> None:
+        """One history row per (notice, delivery), in one insert."""
+        rows = [_history_row(notice, delivery) for notice, delivery in deliveries]
+        if rows:
+            with self._lock:
+                self.client.insert("alert_history", rows, column_names=_HISTORY_COLUMNS)
+
+
+def _history_row(notice: Notice, delivery: Delivery) -> list[Any]:
+    i = notice.instance
+    return [
+        _at(notice.at), i.tenant, i.rule, i.fingerprint, notice.kind, notice.severity, i.labels, float(i.value),
+        json.dumps(i.values, default=str), i.summary, delivery.target, delivery.format, delivery.delivery,
+        delivery.attempts, delivery.http_status, delivery.error[:2000], delivery.delivery_ms,
+    ]  # fmt: skip
 
 
 # --- reads for the API (every user value bound as a parameter) ---------------------------------------------
