@@ -244,6 +244,9 @@ def test_sql_metacharacters_in_parameters_only_ever_filter(server: tuple[str, Pr
 
 def test_rate_limit_per_token_is_429_with_retry_after(server: tuple[str, Process]) -> None:
     url, _ = server
+    to_the_hour = 3600 - time.time() % 3600
+    if to_the_hour < 30:  # the loop would cross the window's edge, where the previous hour still counts
+        time.sleep(to_the_hour + 1)
     codes = []
     with httpx.Client(timeout=10) as c:
         for _ in range(RATE + 5):
