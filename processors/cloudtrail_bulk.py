@@ -146,8 +146,8 @@ SELECT {{tenant:String}} AS tenant, eid AS event_id, parseDateTime64BestEffortOr
   ifNull(x.userIdentity.accountId, '') AS principal_account,
   ifNull(x.userIdentity.sessionContext.sessionIssuer.arn, '') AS session_issuer,
   ifNull(x.userIdentity.accessKeyId, '') AS access_key,
-  {_bool("coalesce(x.userIdentity.sessionContext.attributes.mfaAuthenticated, x.additionalEventData.MFAUsed)")}
-    AS mfa,
+  coalesce({_bool("x.userIdentity.sessionContext.attributes.mfaAuthenticated")},
+           {_bool("x.additionalEventData.MFAUsed")}) AS mfa,
   ifNull(x.sourceIPAddress, '') AS source_ip, ifNull(x.userAgent, '') AS user_agent,
   ifNull(x.errorCode, '') AS error_code, ifNull(x.errorMessage, '') AS error_message,
   {_bool("x.readOnly")} AS read_only,

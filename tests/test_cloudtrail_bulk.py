@@ -161,6 +161,10 @@ UNUSUAL = {
     "readOnly a number": _set("readOnly", 1),
     "readOnly padded": _set("readOnly", " true "),
     "MFA padded": _set("userIdentity.sessionContext.attributes.mfaAuthenticated", "yes\t"),
+    "MFA unreadable, MFAUsed given": lambda r: (
+        _set("userIdentity.sessionContext.attributes.mfaAuthenticated", "maybe")(r),
+        _set("additionalEventData.MFAUsed", "Yes")(r),
+    ),
     "placeholder eventID": _set("eventID", "00000000-0000-0000-0000-000000000000"),
     "eventTime with an offset": _set("eventTime", "2024-08-01T15:52:02+02:00"),
     "eventTime recent enough to alert": _set("eventTime", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
@@ -174,7 +178,11 @@ UNUSUAL = {
 }
 
 
-STILL_PLAIN = {"function ARN with a qualifier", "non-ASCII text"}  # unusual to the eye, plain to the SQL
+STILL_PLAIN = {
+    "function ARN with a qualifier",
+    "non-ASCII text",
+    "MFA unreadable, MFAUsed given",
+}  # unusual to the eye, plain to the SQL
 
 
 @pytest.mark.parametrize("case", list(UNUSUAL))
