@@ -133,7 +133,7 @@ FROM ({_FIELDS})
 """
 
 _MAPPED = f"""
-SELECT {{tenant:String}} AS tenant, eid AS event_id, parseDateTime64BestEffortOrZero(event_time, 3) AS time,
+SELECT {{tenant:String}} AS tenant, eid AS event_id, parseDateTime64BestEffortOrZero(event_time, 3, 'UTC') AS time,
   multiIf(ifNull(x.recipientAccountId, '') != '', x.recipientAccountId,
           ifNull(x.userIdentity.accountId, '') != '', x.userIdentity.accountId, {{account:String}}) AS account,
   if(ifNull(x.awsRegion, '') != '', x.awsRegion, {{region:String}}) AS region,
@@ -160,6 +160,7 @@ SELECT {{tenant:String}} AS tenant, eid AS event_id, parseDateTime64BestEffortOr
     AND NOT multiMatchAny(r, {{not_plain:Array(String)}})
     AND match(event_time, '^\\d{{4}}-\\d{{2}}-\\d{{2}}T\\d{{2}}:\\d{{2}}:\\d{{2}}(\\.\\d{{1,6}})?Z$')
     AND match(eid, '[^0-]')
+    AND formatDateTime(time, '%Y-%m-%dT%H:%i:%S') = substring(event_time, 1, 19)  -- a real day and hour
     AND time < {{older_than:DateTime64(3)}}
     AND arrayAll(ref -> match(ref.1, '^[\\x21-\\x7E]*$'), refs)
     AND arrayAll(b -> b IS NULL OR match(b, '^[A-Za-z0-9]*$'), [x.readOnly,

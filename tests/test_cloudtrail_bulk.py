@@ -169,6 +169,8 @@ UNUSUAL = {
     "eventTime with an offset": _set("eventTime", "2024-08-01T15:52:02+02:00"),
     "eventTime recent enough to alert": _set("eventTime", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
     "eventTime not a time": _set("eventTime", "yesterday"),
+    "eventTime on a day that does not exist": _set("eventTime", "2024-02-30T10:00:00Z"),
+    "eventTime at hour 25": _set("eventTime", "2024-02-28T25:00:00Z"),
     "non-ASCII text": _set("userAgent", "caf\u00e9 \u2603"),
     "field longer than the limit": _set("errorMessage", "x" * (MAX_CHARS + 10)),
     "function name with a space": _set("requestParameters.functionName", "my function"),
