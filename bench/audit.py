@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import timed  # noqa: E402
+from bench.figures import cpu_seconds, timed  # noqa: E402
 from processors.integrity import Sealer  # noqa: E402
 from processors.store import open_store  # noqa: E402
 from query.audit import AuditRequest, audit_query, audit_sql, audit_where  # noqa: E402
@@ -168,12 +167,6 @@ def bare_decode(root: Path) -> float:
     return records / (time.perf_counter() - start)
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, every thread (ClickHouse's included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5_000_000)
@@ -212,7 +205,7 @@ def main() -> None:
             tree = work / "bucket"
             records = make_tree(tree, args.files, args.records_per_file)
             before = bare_decode(tree)
-            cpu_before = process_cpu_s(up.pid)
+            cpu_before = cpu_seconds(up.pid)
             start = time.perf_counter()
             result = subprocess.run(
                 [*FNSCOPE, "import", "cloudtrail", str(tree), "--json", "--api", url],
@@ -221,7 +214,7 @@ def main() -> None:
                 cwd=ROOT,
             )
             took = time.perf_counter() - start
-            server_cpu = process_cpu_s(up.pid) - cpu_before
+            server_cpu = cpu_seconds(up.pid) - cpu_before
             decode = (before + bare_decode(tree)) / 2  # before and after, as the machine's load drifts
             summary = json.loads(result.stdout)
             assert summary["events"] == records, result.stderr

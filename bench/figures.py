@@ -1,9 +1,11 @@
-"""What every benchmark computes the same way: percentiles, and a timed call's p50/p95."""
+"""What every benchmark computes the same way: percentiles, a timed call's p50/p95, a process's CPU time."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -22,3 +24,9 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
         result = fn()
         samples.append((time.perf_counter() - start) * 1000)
     return percentile(samples, 0.5), percentile(samples, 0.95), result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all its threads (chDB's included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

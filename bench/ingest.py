@@ -40,6 +40,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import cpu_seconds  # noqa: E402
 from simulator.scheduler import simulate  # noqa: E402
 from simulator.wire import WireRequest, render  # noqa: E402
 from tests.conftest import FNSCOPE, free_port, wait_http  # noqa: E402
@@ -135,12 +136,6 @@ class RssSampler(threading.Thread):
             f"RSS MB: first quarter max {max(self.samples[:quarter]):.0f}, "
             f"last quarter max {max(self.samples[-quarter:]):.0f}, peak {max(self.samples):.0f}"
         )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def line(label: str, seconds: float, events: int, raw_bytes: int, ref_seconds: float | None = None) -> None:
