@@ -78,15 +78,19 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+def start_fnscope_up(data: Path, log: Path, env: dict[str, str] | None = None) -> tuple[str, Process]:
+    """`fnscope up` as a user runs it, on the data dir ``data``: (base URL, process) once /healthz answers."""
+    port = free_port()
+    proc = Process([*FNSCOPE, "up", "--data-dir", str(data), "--port", str(port)], log, env).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc=proc.proc)
+    return url, proc
+
+
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[tuple[str, Process]]:
     """`fnscope up` as a user runs it, on a fresh data dir; yields its base URL and the process."""
-    port = free_port()
-    proc = Process(
-        [*FNSCOPE, "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)], tmp_path / "up.log"
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc.proc)
+    url, proc = start_fnscope_up(tmp_path / "data", tmp_path / "up.log")
     yield url, proc
     proc.stop()
 

@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from simulator.scheduler import FunctionSpec, Simulation, simulate
 from simulator.sender import Sender
 from simulator.wire import render
-from tests.conftest import FNSCOPE, ROOT, Process, free_port, wait_http
+from tests.conftest import ROOT, Process, start_fnscope_up
 
 A, B, C = "console-token-acme", "console-token-globex", "console-token-initech"
 ARTIFACTS = ROOT / "test-artifacts" / "console"
@@ -69,14 +69,7 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     tmp = tmp_path_factory.mktemp("console")
-    port = free_port()
-    proc = Process(
-        [*FNSCOPE, "up", "--data-dir", str(tmp / "data"), "--port", str(port)],
-        tmp / "up.log",
-        env={"FNSCOPE_TOKENS": f"{A}:acme,{B}:globex,{C}:initech"},
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc.proc)
+    url, proc = start_fnscope_up(tmp / "data", tmp / "up.log", {"FNSCOPE_TOKENS": f"{A}:acme,{B}:globex,{C}:initech"})
     # half a minute of traffic that just ended: inside every range the console offers. Sent by a few threads at
     # once: each 2xx waits for its insert, and concurrent requests share group commits.
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=35)

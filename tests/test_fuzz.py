@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from tests.conftest import FNSCOPE, SAMPLES, Process, free_port, wait_http
+from tests.conftest import SAMPLES, Process, start_fnscope_up
 
 BACKPRESSURE = {429, 503}
 FUZZ = settings(
@@ -147,10 +147,7 @@ def bodies(path: str) -> st.SearchStrategy[tuple[bytes, dict[str, str]]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Process]]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    port = free_port()
-    proc = Process([*FNSCOPE, "up", "--data-dir", str(tmp / "data"), "--port", str(port)], tmp / "up.log").start()
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc.proc)
+    url, proc = start_fnscope_up(tmp / "data", tmp / "up.log")
     yield url, proc
     proc.stop()
 

@@ -23,7 +23,7 @@ from query.stats import cover
 from simulator.scheduler import Simulation, simulate
 from simulator.sender import Sender
 from simulator.wire import render
-from tests.conftest import FNSCOPE, ROOT, Process, free_port, wait_http
+from tests.conftest import FNSCOPE, ROOT, start_fnscope_up
 
 
 def _iso(value: datetime) -> str:
@@ -34,10 +34,7 @@ def _iso(value: datetime) -> str:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Simulation, dict[str, str]]]:
     """One `fnscope up` for the module (as the `embedded` fixture starts it), fed one simulated fleet."""
     tmp = tmp_path_factory.mktemp("health-api")
-    port = free_port()
-    proc = Process([*FNSCOPE, "up", "--data-dir", str(tmp / "data"), "--port", str(port)], tmp / "up.log").start()
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc.proc)
+    url, proc = start_fnscope_up(tmp / "data", tmp / "up.log")
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
     sim = simulate(functions=5, rate=20.0, duration_s=8.0, seed=2, start=start)  # has throttles and a canary
     with Sender(url) as sender:

@@ -21,20 +21,15 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import FNSCOPE, ROOT, Process, free_port, wait_http
+from tests.conftest import FNSCOPE, ROOT, Process, start_fnscope_up
 from tests.test_audit_support import STRATUS, chdb_store, derive, stratus_records
 
 SEAL_ENV = {"FNSCOPE_AUDIT_SEAL_WINDOW_S": "0.5", "FNSCOPE_AUDIT_SEAL_SETTLE_S": "0.2"}
 
 
 def start_up(data: Path, log: Path, env: dict[str, str] | None = None) -> tuple[str, Process]:
-    port = free_port()
-    proc = Process(
-        [*FNSCOPE, "up", "--data-dir", str(data), "--port", str(port)], log, env={**SEAL_ENV, **(env or {})}
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc.proc)
-    return url, proc
+    """`fnscope up` sealing audit windows within a second, so verify has digests to check."""
+    return start_fnscope_up(data, log, {**SEAL_ENV, **(env or {})})
 
 
 def cli(url: str, *args: str, token: str = "") -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from processors.store import connect
 from query.runner import QueryRunner
 from query.search import page_query, search
 from simulator.sender import run as simulate_and_send
-from tests.conftest import FNSCOPE, ROOT, Process, free_port, wait_http
+from tests.conftest import FNSCOPE, ROOT, Process, start_fnscope_up
 
 A, B = "tok-acme", "tok-globex"
 NOW = datetime.now(UTC)
@@ -55,14 +55,7 @@ def _telemetry(lines: list[tuple[float, object]]) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("search")
-    port = free_port()
-    proc = Process(
-        [*FNSCOPE, "up", "--data-dir", str(tmp / "data"), "--port", str(port)],
-        tmp / "up.log",
-        env={"FNSCOPE_TOKENS": f"{A}:acme,{B}:globex"},
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc.proc)
+    url, proc = start_fnscope_up(tmp / "data", tmp / "up.log", {"FNSCOPE_TOKENS": f"{A}:acme,{B}:globex"})
 
     def post(token: str, function: str, body: bytes) -> None:
         r = httpx.post(f"{url}/ingest/telemetry?function={function}", content=body, headers=_auth(token), timeout=30)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from collector.field_limits import MARKER
-from tests.conftest import FNSCOPE, Process, free_port, wait_http
+from tests.conftest import FNSCOPE, Process, free_port, start_fnscope_up
 
 TOKENS = {"tok-acme-5f1d0c": "acme", "tok-globex-9a7e22": "globex", "tok-limited-33b1": "limited"}
 ACME, GLOBEX, LIMITED = (f"Bearer {t}" for t in TOKENS)
@@ -31,17 +31,13 @@ NOW = datetime.now(UTC)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Process]]:
     tmp = tmp_path_factory.mktemp("secure")
-    port = free_port()
     env = {
         "FNSCOPE_TOKENS": ",".join(f"{t}:{tenant}" for t, tenant in TOKENS.items()),
         "FNSCOPE_LIMITS__RATE_LIMIT": f"{RATE}/hour",
         "FNSCOPE_LIMITS__MAX_RECORDS_PER_REQUEST": str(MAX_RECORDS),
         "FNSCOPE_LIMITS__MAX_FIELD_CHARS": str(MAX_FIELD),
     }
-    proc = Process([*FNSCOPE, "up", "--data-dir", str(tmp / "data"), "--port", str(port)], tmp / "up.log", env)
-    proc.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc.proc)
+    url, proc = start_fnscope_up(tmp / "data", tmp / "up.log", env)
     yield url, proc
     proc.stop()
 
