@@ -206,12 +206,35 @@ def test_escaped_characters_read_alike_and_a_lone_surrogate_goes_to_the_parser(s
     body = gzip.compress(json.dumps({"Records": [plain, escaped]}, ensure_ascii=True).encode())
     assert both_ways(store, body, "escaped")[0] == 2
     assert_same(store, "escaped")
-    # a lone surrogate (json writes it as \ud800; orjson refuses it) makes the file unreadable to ClickHouse
+    # a lone surrogate (json writes it as \ud800; orjson refuses it): the file is left whole to the parser
     surrogate = lambda_record()
     surrogate["userAgent"] = "lone \ud800 half"
     body = gzip.compress(json.dumps({"Records": [lambda_record(), surrogate]}, ensure_ascii=True).encode())
     assert both_ways(store, body, "surrogate")[0] == 0
     assert_same(store, "surrogate")
+
+
+def test_a_key_spelled_with_an_escape_is_left_to_the_parser(store: Client) -> None:
+    plain, escaped = lambda_record(), lambda_record()
+    # "eventNam\u0065" is eventName to both readers, but the patterns that find a number where a string is read
+    # look for the key as written
+    text = orjson.dumps({"Records": [plain, escaped]}).decode()
+    name = f'"eventName":"{escaped["eventName"]}"'
+    assert text.count(name) == 2
+    text = text[: text.rindex(name)] + '"eventNam\\u0065":20150331' + text[text.rindex(name) + len(name) :]
+    assert both_ways(store, gzip.compress(text.encode()), "escaped-key")[0] == 1
+    rows = assert_same(store, "escaped-key")
+    assert rows[escaped["eventID"]]["action"] == "20150331"
+
+
+def test_records_are_stored_compact_whatever_their_spacing(store: Client) -> None:
+    records = [lambda_record() for _ in range(3)]
+    spaced = json.dumps({"Records": records[:2]}) + json.dumps({"Records": records[2:]}, indent=2)
+    assert both_ways(store, gzip.compress(spaced.encode()), "spacing")[0] == 3
+    assert_same(store, "spacing")
+    raw = store.query("SELECT raw FROM audit_events WHERE tenant = 'spacing-sql'").result_columns[0]
+    assert len(raw) == 3
+    assert all(text == orjson.dumps(orjson.loads(text)).decode() for text in raw)
 
 
 def test_bodies_that_are_not_only_log_files_go_whole_to_the_parser(store: Client) -> None:
@@ -226,6 +249,7 @@ def test_bodies_that_are_not_only_log_files_go_whole_to_the_parser(store: Client
         "NDJSON records": orjson.dumps(record) + b"\n" + orjson.dumps(derive(record)),
         "a log file and a digest": orjson.dumps({"Records": [record]}) + b"\n" + orjson.dumps(digest),
         "a log file and broken JSON": orjson.dumps({"Records": [record]}) + b'\n{"Records": [{"eventTime": ',
+        "a log file and an empty one": orjson.dumps({"Records": [record]}) + b'\n{"Records": []}',
         "not JSON": b"hello, world",
         "empty": b"",
     }
