@@ -265,7 +265,9 @@ class CloudTrailBulk:
             }
             try:
                 try:
-                    client.command(_STAGE, parameters=params, settings={**_READ_SETTINGS, "max_memory_usage": self.max_memory})
+                    client.command(
+                        _STAGE, parameters=params, settings={**_READ_SETTINGS, "max_memory_usage": self.max_memory}
+                    )
                 except DatabaseError:  # not JSON ClickHouse can read (or the store failed: the parser will say so)
                     return 0, body
                 not_log_files, stored, positions = client.query(_TRIAGE).result_rows[0]
