@@ -290,6 +290,23 @@ def test_small_bodies_go_straight_to_the_parser(store: Client) -> None:
     assert CloudTrailBulk([store], MAX_CHARS, HORIZON_S).store(body, IngestContext()) == (0, body)
 
 
+def test_a_live_delivery_is_left_whole_to_the_parser_by_its_first_record(store: Client) -> None:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = [lambda_record() for _ in range(4)]
+    live = copy.deepcopy(lambda_record())
+    live["eventTime"] = now
+    bulk = CloudTrailBulk([store], MAX_CHARS, HORIZON_S, min_bytes=0)
+    # first record recent: a live file, the parser's whole (the old records after it too)
+    body = log_file([live, *old])
+    assert bulk.store(body, IngestContext(tenant="live")) == (0, body)
+    assert bulk.store(gzip.decompress(body), IngestContext(tenant="live"))[0] == 0
+    # first record old: a backfill's, mapped by the store, which hands back only the recent record
+    stored, rest = both_ways(store, log_file([*old[:2], live, *old[2:]]), "backfill-then-live")
+    assert stored == 4
+    assert [r["eventID"] for r in orjson.loads(rest)["Records"]] == [live["eventID"]]
+    assert_same(store, "backfill-then-live")
+
+
 def test_a_partly_bad_backfill_file_through_fnscope_up(embedded: tuple[str, Any], tmp_path: Path) -> None:
     url, _ = embedded
     good = [lambda_record() for _ in range(1000)]  # over a megabyte: the store maps it
