@@ -1,0 +1,77 @@
+"""The alert service writes alert state to the real store: transitions at once, a moving value at most once a
+second (an insert per batch of events was a visible share of `fnscope up`'s CPU under load)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from alerts.config import AlertSettings
+from alerts.evaluator import Evaluator
+from alerts.instances import Instance
+from alerts.notify import Notifier
+from alerts.runtime import SAVE_EVERY_S, AlertService
+from alerts.signals import Signals
+from alerts.store import AlertStore
+from tests.test_alerts_rules import throttle
+from tests.test_audit_support import chdb_store
+
+
+class CountingStore(AlertStore):
+    """The real store, counting its state inserts."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.saves: list[float] = []
+
+    def save_states(self, instances: list[Instance]) -> None:
+        super().save_states(instances)
+        self.saves.append(time.monotonic())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[CountingStore]:
+    with chdb_store(tmp_path / "store") as client:
+        yield CountingStore(client)
+
+
+def stored(store: AlertStore, rule: str) -> list[tuple[str, float]]:
+    rows = store.client.query(
+        "SELECT state, value FROM alert_state FINAL WHERE rule = {rule:String}", parameters={"rule": rule}
+    ).result_rows
+    return [(state, value) for state, value in rows]
+
+
+def test_transitions_are_written_at_once_and_moving_values_together_once_a_second(store: CountingStore) -> None:
+    config = AlertSettings(builtins=True, rules=[{"name": "function-throttled", "for_s": 0, "window_s": 600}])
+    evaluator = Evaluator(config.effective_rules(), Signals(3600, 1000), config.silences)
+    service = AlertService(config, evaluator, store, Notifier([], store, "http://fnscope.invalid")).start()
+    functions = [f"fn-{i}" for i in range(10)]
+    try:
+        service.listener(throttle(functions[0], 1, time.time()))
+        deadline = time.monotonic() + 5
+        while not stored(store, "function-throttled") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stored(store, "function-throttled") == [("firing", 1.0)]  # firing at once (for_s is 0)
+        for function in functions[1:]:
+            service.listener(throttle(function, 1, time.time()))
+        time.sleep(0.5)
+        assert len(stored(store, "function-throttled")) == 10
+        # 3 s of batches, each moving one of the ten alerts' values (each is reported about once a second, at its
+        # own moment): written together about once a second, not once per alert
+        started = time.monotonic()
+        for i in range(60):
+            service.listener(throttle(functions[i % 10], 1, time.time()))
+            time.sleep(0.05)
+        during = [t for t in store.saves if t > started]
+        assert 2 <= len(during) <= 3 / SAVE_EVERY_S + 2, during
+        values = dict.fromkeys(functions, 0.0)
+        rows = store.client.query("SELECT labels['function'], value FROM alert_state FINAL").result_rows
+        values.update(dict(rows))
+        assert all(value > 1 for value in values.values()), values  # every alert's moving value was written
+    finally:
+        service.close()
