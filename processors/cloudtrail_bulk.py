@@ -13,7 +13,8 @@ every field the mapping reads holds a string or null where a string is expected 
 expected, a boolean or a plain word where a boolean is), it fits the field limit, and it is older than the alert
 horizon: recent records go through the Python path so that alert rules see them, as they see every live event. A body
 whose first record is that recent (a live delivery) goes to the parser whole without being mapped here.
-The stored ``raw`` is the record as ClickHouse writes it back, compact: the same JSON value the parser stores.
+The stored ``raw`` is the record's text as sent when that is compact (as AWS writes it), else as ClickHouse writes
+it back compact: either way the same JSON value the parser stores.
 One difference is left: a record that names one key twice (JSON leaves its meaning open, and AWS never writes one)
 keeps the first value here and the last in the parser.
 """
