@@ -13,10 +13,11 @@ The machine has 2 cores shared by the load generator, the server(s) and the brok
 machine. Each fnscope process's own CPU time (user + system, all its threads, chDB's included) is also measured,
 so "MB per CPU-second" is the figure per core, and it holds up when other work shares the machine.
 
-Distributed: the processor is started and has joined its group (a warm-up request went through) before the
-load starts, so the figures are the pipeline's and not a process start; "stored" is the time from the first
-request until every message is committed by the processor. Then the same load goes to the collector
-``--memory-rounds`` more times, and its resident memory after each pass shows whether it stays flat.
+Both modes get one warm-up request before the clock starts, so the figures are the pipeline's and not a process
+start (first-request imports, the first insert). Distributed: the processor has joined its group by then;
+"stored" is the time from the first request until every message is committed by the processor. Then the same
+load goes to the collector ``--memory-rounds`` more times, and its resident memory after each pass shows whether
+it stays flat.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def cpu_line(label: str, cpu: float, raw_bytes: int) -> None:
     print(f"  {'':<44} {label}: {cpu:.1f} CPU-s = {raw_bytes / cpu / 1e6:.1f} MB of raw JSON per CPU-second")
 
 
-def bench_embedded(items: list[Payload], senders: int, work: Path, ref: float) -> None:
+def bench_embedded(items: list[Payload], warmup: list[Payload], senders: int, work: Path, ref: float) -> None:
     port = free_port()
     log = open(work / "up.log", "wb")
     proc = subprocess.Popen(
@@ -163,6 +164,7 @@ def bench_embedded(items: list[Payload], senders: int, work: Path, ref: float) -
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+        send_all(f"http://127.0.0.1:{port}", warmup, 1)  # first-request imports and set-up, as in distributed
         rss = RssSampler(proc.pid)
         rss.start()
         cpu = cpu_seconds(proc.pid)
@@ -316,7 +318,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="fnscope-bench-"))
     try:
-        bench_embedded(items, args.senders, work, ref)
+        bench_embedded(items, warmup, args.senders, work, ref)
         if not args.skip_distributed:
             bench_distributed(items, warmup, args.senders, work, ref, args.memory_rounds)
     finally:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,6 +22,10 @@ USER_AGENT = "fnscope-simulator/1.0"
 FIREHOSE_USER_AGENT = "Amazon Kinesis Data Firehose Agent/1.0"
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT_S = 10.0
+# A fleet's execution environments, log subscriptions and trails post on their own, not one after another: a
+# simulated second's requests go out this many at a time. It also lets the embedded store take them in a few
+# inserts instead of one per request (`fnscope up --simulate`: 86 % of a core sending one by one, 33 % like this).
+CONCURRENT_REQUESTS = 8
 
 
 class SendError(RuntimeError):
@@ -128,6 +134,7 @@ class Sender:
         self._own_client = client is None
         self._sleep = sleep
         self.retries = 0
+        self._retries_lock = threading.Lock()  # send() is called from several threads at once
 
     def __enter__(self) -> Sender:
         return self
@@ -168,7 +175,8 @@ class Sender:
                 if not _retryable(resp.status_code) or attempt == MAX_ATTEMPTS:
                     return resp
                 wait = _retry_after(resp)
-            self.retries += 1
+            with self._retries_lock:
+                self.retries += 1
             self._sleep(min(MAX_RETRY_WAIT_S, 0.2 * 2 ** (attempt - 1) if wait is None else wait))
         raise AssertionError("unreachable")
 
@@ -186,20 +194,21 @@ def run(
     quiet: bool = False,
     client: httpx.Client | None = None,
 ) -> Summary:
-    """Simulate, render and send a run; each simulated second's payloads go out once that second has passed
-    on the wall clock (all at once with ``fast``). Prints the summary unless ``quiet``."""
+    """Simulate, render and send a run; each simulated second's payloads go out, ``CONCURRENT_REQUESTS`` at a
+    time, once that second has passed on the wall clock (all at once with ``fast``). Prints the summary unless
+    ``quiet``."""
     began = time.monotonic()
     sim = simulate(functions, rate, duration_s, seed, start)
     summary = Summary.of(sim)
-    with Sender(target, token, client=client) as sender:
+    with Sender(target, token, client=client) as sender, ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         for batch in iter_render(sim):
             if not fast and batch:
                 # a second's traffic is complete when it ends; later batches (long invocations) flush at the end
                 due = began + min(batch[0].due_s + 1, duration_s)
                 if (pause := due - time.monotonic()) > 0:
                     time.sleep(pause)
-            for req in batch:
-                summary.record(req, sender.send(req))
+            for req, resp in zip(batch, pool.map(sender.send, batch), strict=True):
+                summary.record(req, resp)
         summary.retries = sender.retries
     summary.elapsed_s = time.monotonic() - began
     if not quiet:

@@ -894,5 +894,5 @@ def iter_render(sim: Simulation, api_id: str | None = None, stage: str = DEFAULT
 
 
 def render(sim: Simulation, api_id: str | None = None, stage: str = DEFAULT_STAGE) -> list[WireRequest]:
-    """Every request of the run, in the order it is sent."""
+    """Every request of the run, second by second (the order ``iter_render`` gives)."""
     return [req for batch in iter_render(sim, api_id, stage) for req in batch]
