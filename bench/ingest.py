@@ -1,6 +1,7 @@
 """Ingest throughput, embedded and distributed, each beside a reference measured in the same run.
 
     python bench/ingest.py [--invocations 60000] [--senders 32] [--skip-distributed] [--memory-rounds 4]
+                           [--extensions 20] [--extension-seconds 30]
 
 Payloads are the simulator's real wire formats (Telemetry batches, Firehose deliveries of CloudWatch Logs
 payloads, API Gateway access logs, CloudTrail files). "Raw JSON" counts the JSON as the sources produced it
@@ -18,6 +19,10 @@ start (first-request imports, the first insert). Distributed: the processor has 
 "stored" is the time from the first request until every message is committed by the processor. Then the same
 load goes to the collector ``--memory-rounds`` more times, and its resident memory after each pass shows whether
 it stays flat.
+
+Extensions: the load above arrives as fast as fnscope takes it. A fleet's Lambda extensions instead post one
+Telemetry batch a second each, at moments of their own, so requests seldom arrive together: ``--extensions``
+such senders for ``--extension-seconds`` against a fresh `fnscope up`, with its CPU share and the 2xx latency.
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ import argparse
 import base64
 import gzip
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +50,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.figures import cpu_seconds  # noqa: E402
+from bench.figures import cpu_seconds, percentile  # noqa: E402
 from simulator.scheduler import simulate  # noqa: E402
 from simulator.wire import WireRequest, render  # noqa: E402
 from tests.conftest import FNSCOPE, free_port, wait_http  # noqa: E402
@@ -153,22 +161,32 @@ def cpu_line(label: str, cpu: float, raw_bytes: int) -> None:
     print(f"  {'':<44} {label}: {cpu:.1f} CPU-s = {raw_bytes / cpu / 1e6:.1f} MB of raw JSON per CPU-second")
 
 
-def bench_embedded(items: list[Payload], warmup: list[Payload], senders: int, work: Path, ref: float) -> None:
+@contextmanager
+def running_up(work: Path, warmup: list[Payload]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A fresh `fnscope up` on its own data directory, warmed up: (process, base URL)."""
     port = free_port()
-    log = open(work / "up.log", "wb")
     proc = subprocess.Popen(
-        [*FNSCOPE, "up", "--data-dir", str(work / "embedded"), "--port", str(port)],
-        stdout=log,
+        [*FNSCOPE, "up", "--data-dir", str(work), "--port", str(port)],
+        stdout=open(work.with_suffix(".log"), "wb"),
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
-        send_all(f"http://127.0.0.1:{port}", warmup, 1)  # first-request imports and set-up, as in distributed
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", proc=proc)
+        send_all(url, warmup, 1)  # first-request imports and set-up, as in distributed
+        yield proc, url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def bench_embedded(items: list[Payload], warmup: list[Payload], senders: int, work: Path, ref: float) -> None:
+    with running_up(work / "embedded", warmup) as (proc, url):
         rss = RssSampler(proc.pid)
         rss.start()
         cpu = cpu_seconds(proc.pid)
-        seconds, _ = send_all(f"http://127.0.0.1:{port}", items, senders)
+        seconds, _ = send_all(url, items, senders)
         cpu = cpu_seconds(proc.pid) - cpu
         rss.running = False
         events = sum(p.events for p in items)
@@ -176,9 +194,48 @@ def bench_embedded(items: list[Payload], warmup: list[Payload], senders: int, wo
         line("embedded: HTTP → chDB, 2xx after insert", seconds, events, raw, ref)
         print(f"  {'':<44} {rss.summary()}")
         cpu_line("fnscope up", cpu, raw)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+
+
+def bench_extensions(items: list[Payload], warmup: list[Payload], extensions: int, seconds: int, work: Path) -> None:
+    """Senders spread out in time, as a fleet's Lambda extensions are: each posts one Telemetry batch a second, at
+    a moment of its own. Few requests ever arrive together, so this is what the store's fixed cost per write costs."""
+    batches = [p for p in items if p.path.endswith("/telemetry")]
+    sent: list[Payload] = []
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def extension(i: int, url: str, start: float) -> None:
+        phase = random.Random(i).random()
+        with httpx.Client(timeout=60) as client:
+            for k in range(seconds):
+                p = batches[(i + k * extensions) % len(batches)]
+                time.sleep(max(0.0, start + phase + k - time.monotonic()))
+                began = time.perf_counter()
+                client.post(url + p.path, params=p.params, content=p.body, headers=p.headers).raise_for_status()
+                with lock:
+                    latencies.append((time.perf_counter() - began) * 1000)
+                    sent.append(p)
+
+    with running_up(work / "extensions", warmup) as (proc, url):
+        cpu = cpu_seconds(proc.pid)
+        start = time.monotonic() + 0.5
+        threads = [threading.Thread(target=extension, args=(i, url, start)) for i in range(extensions)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        cpu = cpu_seconds(proc.pid) - cpu
+    ref = orjson_reference(sent)
+    raw = sum(p.raw_json_bytes for p in sent)
+    print(
+        f"  extensions: {extensions} senders x 1 Telemetry batch/s, {seconds} s, spread out: "
+        f"{sum(p.events for p in sent):,} events, {raw / 1e6:.1f} MB raw JSON"
+    )
+    print(
+        f"  {'':<44} fnscope up: {cpu / seconds:.0%} of a core = {raw / cpu / 1e6:.2f} MB of raw JSON per CPU-second "
+        f"(bare orjson.loads: {raw / ref / 1e6:.0f}); 2xx p50 {percentile(latencies, 0.5):.0f} ms, "
+        f"p99 {percentile(latencies, 0.99):.0f} ms"
+    )
 
 
 def bench_distributed(
@@ -303,6 +360,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=32, help="concurrent HTTP senders (like many extensions)")
     parser.add_argument("--skip-distributed", action="store_true")
     parser.add_argument("--memory-rounds", type=int, default=4, help="further passes of the load to the collector")
+    parser.add_argument("--extensions", type=int, default=20, help="spread-out senders, one batch a second each")
+    parser.add_argument("--extension-seconds", type=int, default=30)
     args = parser.parse_args()
 
     items = payloads(args.invocations)
@@ -319,6 +378,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fnscope-bench-"))
     try:
         bench_embedded(items, warmup, args.senders, work, ref)
+        if args.extensions:
+            bench_extensions(items, warmup, args.extensions, args.extension_seconds, work)
         if not args.skip_distributed:
             bench_distributed(items, warmup, args.senders, work, ref, args.memory_rounds)
     finally:
