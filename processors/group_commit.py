@@ -110,8 +110,9 @@ class GroupCommitWriter:
                 continue
             self._last_requests, self._last_write_s = len(batch), time.perf_counter() - started
             with self._cond:
-                if len(batch) == 1 and self._pending:
-                    self._rest_until = time.monotonic() + min(self._max_rest_s, self._rest_ratio * self._last_write_s)
+                overlapped = len(batch) == 1 and bool(self._pending)
+                rest = min(self._max_rest_s, self._rest_ratio * self._last_write_s) if overlapped else 0.0
+                self._rest_until = time.monotonic() + rest
             self._metrics.record_insert("embedded", len(events), self._last_write_s)
             if self._on_write is not None:
                 self._on_write(written)
@@ -123,7 +124,7 @@ class GroupCommitWriter:
         if self._last_requests >= 2:
             deadline = time.monotonic() + min(self._max_linger_s, self._last_write_s / 2)
         else:
-            deadline = self._rest_until  # in the past unless others sent during the last write
+            deadline = self._rest_until  # now, unless others sent during the last write
         while not self._closed and self._pending_events < self._target_events:
             left = deadline - time.monotonic()
             if left <= 0:
