@@ -145,9 +145,10 @@ def build_store(data: Path, events: int, runs: int) -> dict[str, tuple[float, fl
     return bare
 
 
-def make_tree(root: Path, files: int, per_file: int) -> int:
+def make_tree(root: Path, files: int, per_file: int) -> tuple[int, int]:
+    """Writes the files; (records, bytes of raw JSON in them)."""
     templates = [r for path in sorted(STRATUS.glob("*.json")) for r in orjson.loads(path.read_bytes())]
-    total = 0
+    total = raw = 0
     for n in range(files):
         records = []
         for i in range(per_file):
@@ -156,9 +157,11 @@ def make_tree(root: Path, files: int, per_file: int) -> int:
             records.append(record)
         path = root / f"AWSLogs/111122223333/CloudTrail/us-east-1/2024/08/01/{n:05d}.json.gz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(gzip.compress(orjson.dumps({"Records": records})))
+        document = orjson.dumps({"Records": records})
+        path.write_bytes(gzip.compress(document))
         total += per_file
-    return total
+        raw += len(document)
+    return total, raw
 
 
 def bare_decode(root: Path) -> float:
@@ -203,7 +206,7 @@ def main() -> None:
                         f"   ({api[2]} rows; target p95 <= 100 ms: {'met' if api[1] <= 100 else 'NOT met'})"
                     )
             tree = work / "bucket"
-            records = make_tree(tree, args.files, args.records_per_file)
+            records, raw = make_tree(tree, args.files, args.records_per_file)
             before = bare_decode(tree)
             cpu_before = cpu_seconds(up.pid)
             start = time.perf_counter()
@@ -222,7 +225,10 @@ def main() -> None:
             print(f"\nimport of {args.files} files x {args.records_per_file} records ({records:,} events)")
             print(f"  bare gzip + orjson.loads      {decode:>12,.0f} events/s   (one core)")
             print(f"  fnscope import cloudtrail     {rate:>12,.0f} events/s   ({took:.1f}s, CLI start-up included)")
-            print(f"    fnscope up's CPU            {server_cpu / records * 1e6:>12.1f} us per event")
+            print(
+                f"    fnscope up's CPU            {server_cpu / records * 1e6:>12.1f} us per event "
+                f"= {raw / server_cpu / 1e6:.1f} MB of raw JSON per CPU-second"
+            )
             print(f"  import / decode               {rate / decode:>12.1%}   (target >= 50%)")
         finally:
             up.terminate()

@@ -1,7 +1,7 @@
 """Ingest throughput, embedded and distributed, each beside a reference measured in the same run.
 
     python bench/ingest.py [--invocations 60000] [--senders 32] [--skip-distributed] [--memory-rounds 4]
-                           [--extensions 20] [--extension-seconds 30]
+                           [--extensions 20] [--extension-seconds 30] [--skip-floors]
 
 Payloads are the simulator's real wire formats (Telemetry batches, Firehose deliveries of CloudWatch Logs
 payloads, API Gateway access logs, CloudTrail files). "Raw JSON" counts the JSON as the sources produced it
@@ -23,6 +23,10 @@ it stays flat.
 Extensions: the load above arrives as fast as fnscope takes it. A fleet's Lambda extensions instead post one
 Telemetry batch a second each, at moments of their own, so requests seldom arrive together: ``--extensions``
 such senders for ``--extension-seconds`` against a fresh `fnscope up`, with its CPU share and the 2xx latency.
+
+Floors (bench/floors.py): the least this workload can cost in fnscope's stack, from the cheapest form of each
+step measured in the same run (an empty request, parsing alone, one small write), and so the highest MB per
+CPU-second any run of it can reach.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import cpu_seconds, percentile  # noqa: E402
+from bench.floors import Floors, parse_seconds, write_seconds  # noqa: E402
 from simulator.scheduler import simulate  # noqa: E402
 from simulator.wire import WireRequest, render  # noqa: E402
 from tests.conftest import FNSCOPE, free_port, wait_http  # noqa: E402
@@ -194,6 +199,16 @@ def bench_embedded(items: list[Payload], warmup: list[Payload], senders: int, wo
         line("embedded: HTTP → chDB, 2xx after insert", seconds, events, raw, ref)
         print(f"  {'':<44} {rss.summary()}")
         cpu_line("fnscope up", cpu, raw)
+
+
+def bench_floors(items: list[Payload], warmup: list[Payload], senders: int, work: Path, requests: int = 2000) -> None:
+    tele = next(p for p in items if p.path.endswith("/telemetry"))
+    empty = Payload(tele.path, tele.params, b"[]", tele.headers, 0, 2)
+    with running_up(work / "floors", warmup) as (proc, url):
+        cpu = cpu_seconds(proc.pid)
+        send_all(url, [empty] * requests, senders)
+        http_s = (cpu_seconds(proc.pid) - cpu) / requests
+    Floors(http_s, parse_seconds(items), write_seconds(items, work / "write-floor")).report(items, senders)
 
 
 def bench_extensions(items: list[Payload], warmup: list[Payload], extensions: int, seconds: int, work: Path) -> None:
@@ -362,6 +377,7 @@ def main() -> None:
     parser.add_argument("--memory-rounds", type=int, default=4, help="further passes of the load to the collector")
     parser.add_argument("--extensions", type=int, default=20, help="spread-out senders, one batch a second each")
     parser.add_argument("--extension-seconds", type=int, default=30)
+    parser.add_argument("--skip-floors", action="store_true")
     args = parser.parse_args()
 
     items = payloads(args.invocations)
@@ -378,6 +394,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fnscope-bench-"))
     try:
         bench_embedded(items, warmup, args.senders, work, ref)
+        if not args.skip_floors:
+            bench_floors(items, warmup, args.senders, work)
         if args.extensions:
             bench_extensions(items, warmup, args.extensions, args.extension_seconds, work)
         if not args.skip_distributed:
