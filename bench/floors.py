@@ -46,12 +46,15 @@ def parse_all(items: list[Payload]) -> list[Parsed]:
     return [PARSERS[p.path](p.body, IngestContext(tenant="default", params=p.params)) for p in items]
 
 
-def parse_seconds(items: list[Payload]) -> float:
-    """CPU seconds to parse every payload once (after one untimed pass, so imports and caches are warm)."""
+def parse_seconds(items: list[Payload]) -> dict[str, float]:
+    """CPU seconds to parse every payload once, per ingest path (after one untimed pass: imports, caches)."""
     parse_all(items)
-    started = process_cpu()
-    parse_all(items)
-    return process_cpu() - started
+    seconds: dict[str, float] = {}
+    for path in PARSERS:
+        started = process_cpu()
+        parse_all([p for p in items if p.path == path])
+        seconds[path] = process_cpu() - started
+    return seconds
 
 
 def write_seconds(items: list[Payload], directory: Path, writes: int = 40) -> float:
@@ -75,15 +78,19 @@ def write_seconds(items: list[Payload], directory: Path, writes: int = 40) -> fl
 @dataclass
 class Floors:
     http_s: float  # CPU per request
-    parse_s: float  # CPU to parse the whole workload
+    parse_by_path: dict[str, float]  # CPU to parse the workload's payloads of each ingest path
     write_s: float  # CPU per write
+
+    @property
+    def parse_s(self) -> float:
+        return sum(self.parse_by_path.values())
 
     def report(self, items: list[Payload], senders: int) -> None:
         raw = sum(p.raw_json_bytes for p in items)
         requests, writes = len(items), ceil(len(items) / senders)
         http, writing = requests * self.http_s, writes * self.write_s
         total = http + self.parse_s + writing
-        budget_ms = raw / (GOAL_MB_PER_CPU_S * 1e6) / requests * 1000
+        budget = raw / (GOAL_MB_PER_CPU_S * 1e6)
         print("  floors, measured in this run (the least each step costs in this stack):")
         print(
             f"    HTTP: an empty Telemetry batch through fnscope up      {self.http_s * 1000:>6.2f} ms CPU per request"
@@ -91,6 +98,12 @@ class Floors:
         print(
             f"    parsing alone (Python parsers into pydantic events)   {raw / self.parse_s / 1e6:>6.1f} MB of raw JSON/CPU-s"
         )
+        by_format = ", ".join(
+            f"{path.removeprefix('/ingest/')} {sum(p.raw_json_bytes for p in items if p.path == path) / cpu / 1e6:.0f}"
+            for path, cpu in self.parse_by_path.items()
+            if cpu > 0
+        )
+        print(f"      by format: {by_format}")
         print(f"    one write of a report and a log line into chDB        {self.write_s * 1000:>6.1f} ms CPU per write")
         print(
             f"  this workload: {requests:,} requests, {raw / 1e6:.1f} MB raw JSON, {senders} senders waiting for their "
@@ -101,6 +114,7 @@ class Floors:
             f"ceiling {raw / total / 1e6:.1f} MB of raw JSON per CPU-second (merges, health, alerts not counted)"
         )
         print(
-            f"    {GOAL_MB_PER_CPU_S:.0f} MB/CPU-s leaves {budget_ms:.2f} ms of CPU per request, all included; "
-            f"HTTP and parsing alone take {(http + self.parse_s) / requests * 1000:.2f}"
+            f"    {GOAL_MB_PER_CPU_S:.0f} MB/CPU-s allows {budget:.2f} CPU-s for everything "
+            f"({budget / requests * 1000:.2f} ms per request): parsing alone takes {self.parse_s:.2f}, "
+            f"HTTP {http:.2f}, writes {writing:.2f}"
         )
