@@ -14,13 +14,14 @@ ceiling is above what any run of this stack can reach.
 
 from __future__ import annotations
 
-import resource
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.figures import cpu_seconds
 from collector.formats import apigateway, cloudtrail, firehose, telemetry
 from collector.formats.base import IngestContext, Parsed
 from fnscope.events import Signal
@@ -37,11 +38,6 @@ PARSERS: dict[str, Callable[[bytes, IngestContext], Parsed]] = {
 GOAL_MB_PER_CPU_S = 20.0
 
 
-def process_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def parse_all(items: list[Payload]) -> list[Parsed]:
     return [PARSERS[p.path](p.body, IngestContext(tenant="default", params=p.params)) for p in items]
 
@@ -51,9 +47,9 @@ def parse_seconds(items: list[Payload]) -> dict[str, float]:
     parse_all(items)
     seconds: dict[str, float] = {}
     for path in PARSERS:
-        started = process_cpu()
+        started = cpu_seconds(os.getpid())
         parse_all([p for p in items if p.path == path])
-        seconds[path] = process_cpu() - started
+        seconds[path] = cpu_seconds(os.getpid()) - started
     return seconds
 
 
@@ -69,10 +65,10 @@ def write_seconds(items: list[Payload], directory: Path, writes: int = 40) -> fl
     writer = EventWriter(open_store(f"chdb://{directory}"))
     writer.health.stop()  # a rebuild is work of its own, not part of the write's floor
     writer.write(pair)
-    started = process_cpu()
+    started = cpu_seconds(os.getpid())
     for _ in range(writes):
         writer.write(pair)
-    return (process_cpu() - started) / writes
+    return (cpu_seconds(os.getpid()) - started) / writes
 
 
 @dataclass
