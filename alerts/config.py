@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from alerts.rules import BUILTIN_RULES, Rule
+from fnscope.alerts.rules import BUILTIN_RULES, Rule
 
 
 class Target(BaseModel):
@@ -35,20 +35,30 @@ class Silence(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    builtins: bool = True  # the built-in rules, each overridable by name under ``rules``
-    rules: list[dict[str, Any]] = Field(default_factory=list)
-    targets: list[Target] = Field(default_factory=list)  # besides FNSCOPE_ALERT_WEBHOOK_URL
-    silences: list[Silence] = Field(default_factory=list)
-    public_url: str = ""  # base of the search links in notifications; default http://HOST:PORT
-    audit_max_age_s: float = 86_400.0  # older CloudTrail records (a backfill) never alert
-    tick_s: float = 1.0  # how often pending and firing alerts are re-checked (for `for` and resolving)
-    delivery_attempts: int = 4
-    delivery_timeout_s: float = 5.0
+    """The alerts' own settings, under ``alerts:`` in fnscope.yaml."""
+
+    builtins: bool = Field(True, description="the built-in rules, each overridable by name under `rules`")
+    rules: list[dict[str, Any]] = Field(default_factory=list, description="overrides by name, and rules of your own")
+    targets: list[Target] = Field(default_factory=list, description="webhooks, besides FNSCOPE_ALERT_WEBHOOK_URL")
+    silences: list[Silence] = Field(default_factory=list, description="notifications held back by label matchers")
+    public_url: str = Field("", description="base of the search links in notifications; default http://HOST:PORT")
+    audit_max_age_s: float = Field(86_400.0, description="older CloudTrail records (a backfill) never alert")
+    tick_s: float = Field(1.0, description="how often pending and firing alerts are re-checked (`for`, resolving)")
+    delivery_attempts: int = Field(4, description="tries per notification")
+    delivery_timeout_s: float = Field(5.0, description="seconds per try")
 
     @model_validator(mode="after")
     def _rules_are_valid(self) -> AlertSettings:
         self.effective_rules()
         return self
+
+    def delivery_targets(self, default_webhook_url: str) -> list[Target]:
+        """FNSCOPE_ALERT_WEBHOOK_URL first (Slack's own hooks get Slack's format), then the configured targets."""
+        out = list(self.targets)
+        if default_webhook_url and all(t.url != default_webhook_url for t in out):
+            kind = "slack" if "hooks.slack.com" in default_webhook_url else "json"
+            out.insert(0, Target(url=default_webhook_url, format=kind))
+        return out
 
     def effective_rules(self) -> list[Rule]:
         """Built-ins (if on) with the overrides given by name, then the user's own rules."""

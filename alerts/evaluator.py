@@ -8,11 +8,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from alerts.config import Silence
-from alerts.instances import Instance, Notice
-from alerts.rules import Rule
-from alerts.signals import AuditHit, SeriesKey, Signals
-from alerts.silences import matching_silence
+from fnscope.alerts.config import Silence
+from fnscope.alerts.instances import Instance, Notice
+from fnscope.alerts.rules import Rule
+from fnscope.alerts.signals import AuditHit, SeriesKey, Signals
+from fnscope.alerts.silences import matching_silence
 from fnscope.events import AuditEvent, Event, stable_id
 
 GroupKey = tuple[str, str]  # (rule name, fingerprint)

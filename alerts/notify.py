@@ -13,9 +13,9 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from alerts.config import Target
-from alerts.instances import Notice
-from alerts.store import AlertStore, Delivery
+from fnscope.alerts.config import Target
+from fnscope.alerts.instances import Notice
+from fnscope.alerts.store import AlertStore, Delivery
 
 log = logging.getLogger("fnscope.alerts")
 

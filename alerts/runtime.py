@@ -7,34 +7,19 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from alerts.config import AlertSettings, Target
-from alerts.evaluator import Evaluator
-from alerts.instances import Instance, Notice
-from alerts.notify import Notifier
-from alerts.signals import Signals
-from alerts.store import AlertStore
+from clickhouse_connect.driver.client import Client
+
+from fnscope.alerts.config import AlertSettings, Target
+from fnscope.alerts.evaluator import Evaluator
+from fnscope.alerts.instances import Instance, Notice
+from fnscope.alerts.notify import Notifier
+from fnscope.alerts.signals import Signals
+from fnscope.alerts.store import AlertStore
 from fnscope.events import Event
 
-if TYPE_CHECKING:
-    from fnscope.config import Settings
-    from processors.writer import EventWriter
-
 log = logging.getLogger("fnscope.alerts")
-
-
-def targets_of(settings: Settings) -> list[Target]:
-    """FNSCOPE_ALERT_WEBHOOK_URL first (Slack's own hooks get Slack's format), then the configured targets."""
-    out = list(settings.alerts.targets)
-    url = settings.alert_webhook_url
-    if url and all(t.url != url for t in out):
-        out.insert(0, Target(url=url, format="slack" if "hooks.slack.com" in url else "json"))
-    return out
-
-
-def base_url_of(settings: Settings) -> str:
-    return settings.alerts.public_url or f"http://{settings.host}:{settings.port}"
 
 
 # A pending or firing alert's new value is written at most this often, the latest of every alert in one insert:
@@ -130,21 +115,21 @@ def _notified(instance: Instance) -> tuple[str, float | None]:
     return instance.state, instance.last_notified
 
 
-def start_alerts(settings: Settings, writer: EventWriter) -> AlertService:
-    """Build the service over its own store connection and hook it onto the writer."""
-    from processors.store import connect
-
-    config = settings.alerts
+def start_alerts(
+    config: AlertSettings,
+    targets: list[Target],
+    base_url: str,
+    account_concurrency_limit: int,
+    client: Client,
+    listeners: list[Callable[[list[Event]], None]],
+) -> AlertService:
+    """Build the service over a store connection of its own and hook it onto the writer's ``listeners``."""
     rules = config.effective_rules()
     keep_s = max((r.window_s for r in rules if r.enabled), default=60.0) + 60
-    evaluator = Evaluator(
-        rules, Signals(keep_s, settings.account_concurrency_limit, config.audit_max_age_s), config.silences
-    )
-    store = AlertStore(connect(settings.clickhouse_dsn()))
-    notifier = Notifier(
-        targets_of(settings), store, base_url_of(settings), config.delivery_attempts, config.delivery_timeout_s
-    )
+    evaluator = Evaluator(rules, Signals(keep_s, account_concurrency_limit, config.audit_max_age_s), config.silences)
+    store = AlertStore(client)
+    notifier = Notifier(targets, store, base_url, config.delivery_attempts, config.delivery_timeout_s)
     service = AlertService(config, evaluator, store, notifier).start()
-    writer.listeners.append(service.listener)
+    listeners.append(service.listener)
     atexit.register(service.close)  # stop using the store before the interpreter (and chDB) shuts down
     return service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from alerts.config import Silence
+from fnscope.alerts.config import Silence
 
 
 def matching_silence(silences: list[Silence], labels: dict[str, str], at: float) -> Silence | None:

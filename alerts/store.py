@@ -10,7 +10,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from alerts.instances import Instance, Notice
+from fnscope.alerts.instances import Instance, Notice
 
 _STATE_COLUMNS = [
     "tenant", "rule", "fingerprint", "labels", "state", "value", "values", "summary",

@@ -1,6 +1,6 @@
 """Throttle-to-page latency: from a throttle event's HTTP ingest to the webhook's arrival, p50/p99 over many runs.
 
-    python bench/alerts.py [--runs 200]
+    python -m bench.alerts [--runs 200]
 
 Starts a real `fnscope up` (fresh data dir) with FNSCOPE_ALERT_WEBHOOK_URL pointing at a local receiver
 (http.server in a thread). Each run throttles a new function: a CloudTrail log file with its ``Invoke``
@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.figures import percentile
+from fnscope.simulator.scheduler import FunctionSpec, simulate
+from fnscope.simulator.sender import Sender
+from fnscope.simulator.wire import WireRequest, render
+from tests.conftest import FNSCOPE, Process, free_port, wait_http
+from tests.test_alerts_support import Receiver
 
-from bench.figures import percentile  # noqa: E402
-from simulator.scheduler import FunctionSpec, simulate  # noqa: E402
-from simulator.sender import Sender  # noqa: E402
-from simulator.wire import WireRequest, render  # noqa: E402
-from tests.conftest import FNSCOPE, Process, free_port, wait_http  # noqa: E402
-from tests.test_alerts_support import Receiver  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def throttle_request(function: str, seed: int) -> WireRequest:

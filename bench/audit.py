@@ -1,6 +1,6 @@
 """Audit: query latency over millions of events and CloudTrail import rate, each beside a same-run reference.
 
-    python bench/audit.py [--events 5000000] [--files 400] [--records-per-file 1000] [--runs 30]
+    python -m bench.audit [--events 5000000] [--files 400] [--records-per-file 1000] [--runs 30]
 
 1. Generates ``--events`` audit events straight into a fresh embedded store (an INSERT ... SELECT over
    ``numbers()``: a year of activity, 10 accounts, 8 regions, 2,000 principals, 500 functions, Lambda names with
@@ -26,7 +26,6 @@ import gzip
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -36,14 +35,13 @@ from pathlib import Path
 import httpx
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.figures import cpu_seconds, timed
+from fnscope.processors.audit_sealer import Sealer
+from fnscope.processors.store import open_store
+from fnscope.query.audit import AuditRequest, audit_query, audit_sql, audit_where
+from tests.conftest import FNSCOPE, free_port, wait_http
 
-from bench.figures import cpu_seconds, timed  # noqa: E402
-from processors.integrity import Sealer  # noqa: E402
-from processors.store import open_store  # noqa: E402
-from query.audit import AuditRequest, audit_query, audit_sql, audit_where  # noqa: E402
-from tests.conftest import FNSCOPE, free_port, wait_http  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 STRATUS = ROOT.parent / "shared" / "samples" / "cloudtrail" / "stratus_red_team_detonation_logs"
 

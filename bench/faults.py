@@ -4,7 +4,7 @@ Two runs of the same length and load: a reference with no faults, then one where
 the broker are killed with SIGKILL at random moments. The ratio of acknowledged events per second between them
 is what the faults cost the senders (measured in the same run, as this machine is shared and noisy).
 
-    python bench/faults.py --duration 120 --senders 4 --faults 8
+    python -m bench.faults --duration 120 --senders 4 --faults 8
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from faults.harness import FIGURES as HARNESS_FIGURES  # noqa: E402
-from faults.harness import TARGETS, Result, RunConfig, run  # noqa: E402
+from faults.harness import FIGURES as HARNESS_FIGURES
+from faults.harness import TARGETS, Result, RunConfig, run
 
 FIGURES = (*HARNESS_FIGURES, "requests")
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.figures import cpu_seconds
-from collector.formats import apigateway, cloudtrail, firehose, telemetry
-from collector.formats.base import IngestContext, Parsed
+from fnscope.collector.formats import apigateway, cloudtrail, firehose, telemetry
+from fnscope.collector.formats.base import Parsed
 from fnscope.events import Signal
+from fnscope.sink import IngestContext
 
 if TYPE_CHECKING:
     from bench.ingest import Payload
@@ -55,8 +56,8 @@ def parse_seconds(items: list[Payload]) -> dict[str, float]:
 
 def write_seconds(items: list[Payload], directory: Path, writes: int = 40) -> float:
     """CPU seconds of one write of a report and a log line into a fresh chDB store (health rebuilds off)."""
-    from processors.store import open_store
-    from processors.writer import EventWriter
+    from fnscope.processors.store import open_store
+    from fnscope.processors.writer import EventWriter
 
     events = [
         e for parsed in parse_all([p for p in items if p.path == "/ingest/telemetry"][:50]) for e in parsed.events

@@ -1,6 +1,6 @@
 """Ingest throughput, embedded and distributed, each beside a reference measured in the same run.
 
-    python bench/ingest.py [--invocations 60000] [--senders 32] [--skip-distributed] [--memory-rounds 4]
+    python -m bench.ingest [--invocations 60000] [--senders 32] [--skip-distributed] [--memory-rounds 4]
                            [--extensions 20] [--extension-seconds 30] [--skip-floors]
 
 Payloads are the simulator's real wire formats (Telemetry batches, Firehose deliveries of CloudWatch Logs
@@ -38,7 +38,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -51,14 +50,13 @@ from pathlib import Path
 import httpx
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.figures import cpu_seconds, percentile
+from bench.floors import Floors, parse_seconds, write_seconds
+from fnscope.simulator.scheduler import simulate
+from fnscope.simulator.wire import WireRequest, render
+from tests.conftest import FNSCOPE, free_port, wait_http
 
-from bench.figures import cpu_seconds, percentile  # noqa: E402
-from bench.floors import Floors, parse_seconds, write_seconds  # noqa: E402
-from simulator.scheduler import simulate  # noqa: E402
-from simulator.wire import WireRequest, render  # noqa: E402
-from tests.conftest import FNSCOPE, free_port, wait_http  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

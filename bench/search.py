@@ -1,6 +1,6 @@
 """Log search latency over N lines, through the API, beside the bare ClickHouse query and `grep -F`, same run.
 
-    python bench/search.py [--lines 10000000] [--runs 30] [--data-dir DIR] [--keep]
+    python -m bench.search [--lines 10000000] [--runs 30] [--data-dir DIR] [--keep]
 
 Lines are generated as Arrow batches in the real `function_logs` schema (bench/search_data.py) and inserted
 straight into chDB with the real migrations applied. The same lines are exported as NDJSON for grep.
@@ -27,7 +27,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,19 +44,18 @@ import uvicorn
 from clickhouse_connect.driver.client import Client
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-# the repo first: bench/alerts.py would otherwise shadow the `alerts` package
-sys.path.insert(0, str(ROOT))
+from bench import search_data
+from bench.figures import percentile
+from fnscope.app.server import build_app
+from fnscope.app.settings import Settings
+from fnscope.processors.store import open_store
+from fnscope.query.runner import QueryRunner
+from fnscope.query.search import SearchRequest, page_query
+from fnscope.store import connect
+from fnscope.telemetry import pipeline_metrics
+from fnscope.timeparse import parse_time
 
-from bench import search_data  # noqa: E402
-from bench.figures import percentile  # noqa: E402
-from fnscope.config import Settings  # noqa: E402
-from fnscope.server import build_app  # noqa: E402
-from fnscope.telemetry import pipeline_metrics  # noqa: E402
-from fnscope.timeparse import parse_time  # noqa: E402
-from processors.store import connect, open_store  # noqa: E402
-from query.runner import QueryRunner  # noqa: E402
-from query.search import SearchRequest, page_query  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SPAN = timedelta(hours=24)
 

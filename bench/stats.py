@@ -1,6 +1,6 @@
 """`stats` latency over 24 h of invocations, beside a plain GROUP BY over the raw table in the same run.
 
-    python bench/stats.py [--invocations 10000000] [--functions 50] [--repeat 20]
+    python -m bench.stats [--invocations 10000000] [--functions 50] [--repeat 20]
 
 Loads ``--invocations`` REPORT facts spread over 24 h (Poisson-ish arrivals, lognormal durations, a skewed
 share per function) straight into the raw ``invocations`` table with Arrow, builds the health tables with
@@ -18,7 +18,6 @@ Everything runs in this process on chDB, on a machine shared with other work: co
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,15 +26,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.figures import timed
+from fnscope.processors.health_concurrency import recompute_concurrency
+from fnscope.processors.health_minutes import recompute_minutes
+from fnscope.processors.store import open_store
+from fnscope.query.runner import QueryRunner
+from fnscope.query.stats import StatsRequest, stats
 
-from bench.figures import timed  # noqa: E402
-from processors.health_concurrency import recompute_concurrency  # noqa: E402
-from processors.health_minutes import recompute_minutes  # noqa: E402
-from processors.store import open_store  # noqa: E402
-from query.runner import QueryRunner  # noqa: E402
-from query.stats import StatsRequest, stats  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DAY = 24 * 3600
 START = datetime(2026, 11, 1, tzinfo=UTC)

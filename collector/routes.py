@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,29 +19,19 @@ from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToJson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from collector.body import read_body
-from collector.field_limits import truncate_fields
-from collector.formats import apigateway, cloudtrail, cloudwatch, firehose, otlp, telemetry
-from collector.formats.base import IngestContext, Parsed, UnusableBody
 from fnscope.auth import TokenAuth
+from fnscope.collector.body import read_body
+from fnscope.collector.field_limits import truncate_fields
+from fnscope.collector.formats import apigateway, cloudtrail, cloudwatch, firehose, otlp, telemetry
+from fnscope.collector.formats.base import Parsed
 from fnscope.config import Limits
+from fnscope.decoding.errors import UnusableBody
 from fnscope.events import DeadLetter, Event, dead_letter
+from fnscope.sink import IngestContext, Sink
 from fnscope.telemetry import PipelineMetrics
 
 DURABLE_TIMEOUT_S = 30.0
 RETRY_AFTER_S = "2"
-
-
-class Sink(Protocol):
-    """Where accepted events go: the embedded store's group commit, or Kafka.
-
-    Both methods are called from worker threads and may block briefly; ``ready`` must answer fast (a cached
-    state), since it is asked on the event loop before a body is read.
-    """
-
-    def submit(self, events: list[Event]) -> Future[None]: ...
-
-    def ready(self) -> bool: ...
 
 
 Parser = Callable[[bytes, IngestContext], Parsed]

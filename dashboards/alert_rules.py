@@ -18,11 +18,11 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from alerts.rules import BUILTIN_RULES, Rule
-from dashboards.grafana import DATASOURCE_UID, FOLDER_UID, ClickHouseQuery, ClickHouseQueryBuilder
-from dashboards.model import Format
-from dashboards.panels import ACCOUNT_LIMIT
-from processors.migrations.v002_health import LEVELS
+from fnscope.alerts.rules import BUILTIN_RULES, Rule
+from fnscope.dashboards.grafana import DATASOURCE_UID, FOLDER_UID, ClickHouseQuery, ClickHouseQueryBuilder
+from fnscope.dashboards.model import Format
+from fnscope.dashboards.panels import ACCOUNT_LIMIT
+from fnscope.store import LEVELS
 
 RULE_GROUP = "fnscope"
 CONTACT_POINT = "fnscope-webhook"

@@ -12,9 +12,9 @@ from typing import Any
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
-from alerts.rules import BUILTIN_RULES, Rule
-from dashboards import alert_rules, grafana, provisioning
-from dashboards.panels import DASHBOARDS
+from fnscope.alerts.rules import BUILTIN_RULES, Rule
+from fnscope.dashboards import alert_rules, grafana, provisioning
+from fnscope.dashboards.panels import DASHBOARDS
 
 
 @dataclass

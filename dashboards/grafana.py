@@ -23,7 +23,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from dashboards.model import Dashboard, Format, Kind, Panel, Row, Variable
+from fnscope.dashboards.model import Dashboard, Format, Kind, Panel, Row, Variable
 
 PLUGIN = "grafana-clickhouse-datasource"
 DATASOURCE_UID = "fnscope-clickhouse"

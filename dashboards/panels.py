@@ -3,23 +3,19 @@
 Health panels read the processor's health tables (``function_minutes``, ``concurrency_peaks``,
 ``throttle_minutes``, ``concurrency_limits``: v002) like ``fnscope stats`` does; API, audit and pipeline panels
 read the raw tables (v001). The audit dashboard's compliance panels are the saved queries of
-``query/audit_saved.py``, their bound parameters mapped onto Grafana's time range and variables.
+``dashboards/saved_queries.py``, their bound parameters mapped onto Grafana's time range and variables.
 """
 
 from __future__ import annotations
 
 import re
 
-from dashboards.model import Dashboard, Kind, Panel, Row, Variable
-from fnscope.config import Settings
-from processors.migrations.v002_health import LEVELS
-from query.audit import FINAL_SETTINGS, NOT_CORRECTED
-from query.audit_saved import SAVED_QUERIES, SavedQuery
-
-_DEFAULTS = Settings.model_fields
-ACCOUNT_LIMIT = _DEFAULTS["account_concurrency_limit"].default
-PRICE_GB_S = _DEFAULTS["price_per_gb_second"].default
-PRICE_REQUEST = _DEFAULTS["price_per_request"].default
+from fnscope.config import DEFAULT_ACCOUNT_CONCURRENCY_LIMIT as ACCOUNT_LIMIT
+from fnscope.config import DEFAULT_PRICE_PER_GB_SECOND as PRICE_GB_S
+from fnscope.config import DEFAULT_PRICE_PER_REQUEST as PRICE_REQUEST
+from fnscope.dashboards.model import Dashboard, Kind, Panel, Row, Variable
+from fnscope.dashboards.saved_queries import FINAL_SETTINGS, NOT_CORRECTED, SAVED_QUERIES, SavedQuery
+from fnscope.store import LEVELS
 
 TENANT = "tenant = ${tenant:singlequote}"
 FUNCTION = "function = ${function:singlequote}"

@@ -11,9 +11,9 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from alerts.rules import BUILTIN_RULES, Rule
-from dashboards import alert_rules, grafana
-from dashboards.panels import DASHBOARDS
+from fnscope.alerts.rules import BUILTIN_RULES, Rule
+from fnscope.dashboards import alert_rules, grafana
+from fnscope.dashboards.panels import DASHBOARDS
 
 # The ClickHouse of compose.yaml; Grafana expands $CLICKHOUSE_PASSWORD from its environment.
 COMPOSE_CLICKHOUSE = "http://fnscope:$CLICKHOUSE_PASSWORD@clickhouse:8123/fnscope"

@@ -18,7 +18,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from prometheus_client import REGISTRY, generate_latest
 
-from fnscope.config import Settings
 from fnscope.events import Signal
 
 _lock = threading.Lock()
@@ -68,22 +67,22 @@ class PipelineMetrics:
         self.batch_events.record(events, {"role": role})
 
 
-def configure_telemetry(settings: Settings) -> None:
-    """Create the process's meter provider: Prometheus always, OTLP/HTTP push when configured."""
+def configure_telemetry(otlp_endpoint: str = "", otlp_interval_s: float = 15.0) -> None:
+    """Create the process's meter provider: Prometheus always, OTLP/HTTP push when an endpoint is given."""
     global _provider
     with _lock:
         if _provider is not None:
             return
         readers: list[MetricReader] = [PrometheusMetricReader()]
-        if settings.otlp_metrics_endpoint:
+        if otlp_endpoint:
             # Imported here: the OTLP exporter is only needed by those who push.
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
             readers.append(
                 PeriodicExportingMetricReader(
-                    OTLPMetricExporter(endpoint=settings.otlp_metrics_endpoint),
-                    export_interval_millis=settings.otlp_metrics_interval_s * 1000,
+                    OTLPMetricExporter(endpoint=otlp_endpoint),
+                    export_interval_millis=otlp_interval_s * 1000,
                 )
             )
         _provider = MeterProvider(metric_readers=readers)
@@ -98,7 +97,7 @@ def shutdown_telemetry() -> None:
 def pipeline_metrics() -> PipelineMetrics:
     global _metrics
     if _provider is None:
-        configure_telemetry(Settings.model_construct())
+        configure_telemetry()
     assert _provider is not None
     with _lock:
         if _metrics is not None:

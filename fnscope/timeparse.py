@@ -16,6 +16,12 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
+def parse_iso_utc(text: str) -> datetime:
+    """An ISO-8601 timestamp as an aware datetime; one without an offset is UTC. Raises ValueError."""
+    value = datetime.fromisoformat(text.strip())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def parse_time(text: str, now: datetime | None = None) -> datetime:
     """'15m' means 15 minutes before now; anything else must be ISO-8601 (UTC if no offset)."""
     now = now or datetime.now(UTC)

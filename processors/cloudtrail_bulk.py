@@ -31,12 +31,13 @@ from datetime import UTC, datetime, timedelta
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from collector.formats import cloudtrail
-from collector.formats.base import BadPayload, IngestContext
-from collector.formats.compression import MAX_INFLATED_BYTES, inflate, is_compressed, is_gzip
-from collector.formats.jsontext import compact_json, iter_documents_lenient
+from fnscope.decoding.compression import MAX_INFLATED_BYTES, inflate, is_compressed, is_gzip
+from fnscope.decoding.errors import BadPayload
+from fnscope.decoding.jsontext import compact_json, iter_documents_lenient
 from fnscope.events import Signal
+from fnscope.sink import IngestContext
 from fnscope.telemetry import pipeline_metrics
+from fnscope.timeparse import parse_iso_utc
 
 # Fields whose value must be a string (or null) for the SQL to read them as the Python mapping does (which
 # writes a number as str(), an object as JSON); a key of these names anywhere else with such a value only makes
@@ -310,7 +311,7 @@ def _first_event_time(body: bytes, gzipped: bool) -> datetime | None:
         return None
     found = _EVENT_TIME.search(head, 0, _PEEK_BYTES)
     try:
-        return cloudtrail.parse_time(found.group(1).decode()) if found else None
+        return parse_iso_utc(found.group(1).decode()) if found else None
     except ValueError:  # not a time the parser reads (nor UTF-8): the store path decides as before
         return None
 

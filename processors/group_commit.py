@@ -23,12 +23,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from fnscope.events import Event, Signal
+from fnscope.processors.writer import EventWriter
+from fnscope.sink import Saturated
 from fnscope.telemetry import pipeline_metrics
-from processors.writer import EventWriter
-
-
-class Saturated(RuntimeError):
-    """The backlog is full: the receiver answers 429 with Retry-After."""
 
 
 class GroupCommitWriter:

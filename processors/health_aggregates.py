@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from clickhouse_connect.driver.client import Client
 
 from fnscope.events import Event
-from processors.health_concurrency import recompute_concurrency
-from processors.health_minutes import recompute_minutes, recompute_throttles
-from processors.health_ranges import JITTER_S, TenantDirt, dirty_ranges
+from fnscope.processors.health_concurrency import recompute_concurrency
+from fnscope.processors.health_minutes import recompute_minutes, recompute_throttles
+from fnscope.processors.health_ranges import JITTER_S, TenantDirt, dirty_ranges
 
 log = logging.getLogger("fnscope.health")
 

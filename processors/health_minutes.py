@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
-from processors.migrations.v002_health import LEVELS
+from fnscope.store import LEVELS
 
 _FRESH = f"""
 SELECT function, ver AS version, toStartOfMinute(toDateTime(t, 'UTC')) AS bucket, max(acct) AS account,

@@ -24,9 +24,9 @@ from kafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 
 from fnscope.events import Event, Signal, dead_letter
+from fnscope.processors.writer import EventWriter
 from fnscope.telemetry import pipeline_metrics
 from fnscope.transport import all_topics, decode
-from processors.writer import EventWriter
 
 log = logging.getLogger("fnscope.processor")
 

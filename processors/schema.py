@@ -6,40 +6,21 @@ CloudTrail files or replayed logs is kept for the full period instead of expirin
 Each migration is a module ``processors/migrations/vNNN_what.py``; add a new one, never edit an applied one.
 Tables are ReplacingMergeTree keyed so that a re-delivered event (same deterministic ``event_id``) collapses
 into one row; queries read them with ``FINAL`` (or de-duplicate by ``event_id``) so duplicates are never seen.
-The column names are the field names of the pydantic models in ``fnscope.events``.
+The table names are ``fnscope.store.TABLES``; the column names are the field names of the pydantic models in
+``fnscope.events``.
 """
 
 from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
-from pydantic import BaseModel
 
-from fnscope.events import Signal
-
-TABLES: dict[Signal, str] = {
-    Signal.INVOCATION: "invocations",
-    Signal.LOG: "function_logs",
-    Signal.API: "api_access",
-    Signal.AUDIT: "audit_events",
-    Signal.DEAD_LETTER: "dead_letters",
-}
-
-
-class Retention(BaseModel):
-    """Default retention per data kind, in days."""
-
-    logs: int = 30
-    invocations: int = 90
-    api: int = 90
-    audit: int = 7 * 365
-    dead_letters: int = 30
+from fnscope.processors.migrations import all_migrations
+from fnscope.processors.retention import Retention
 
 
 def migrate(client: Client, retention: Retention | None = None, until: int | None = None) -> int:
     """Apply every migration not yet recorded (below version ``until`` if given: the store as an older release
     left it, for upgrade tests); returns the schema version now in force."""
-    from processors.migrations import all_migrations
-
     client.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
         "applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"

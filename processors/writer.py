@@ -11,8 +11,8 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from fnscope.events import DeadLetter, Event, Signal
-from processors.health_aggregates import HealthAggregator
-from processors.schema import TABLES
+from fnscope.processors.health_aggregates import HealthAggregator
+from fnscope.store import TABLES
 
 _COLUMNS: dict[type[Event], list[str]] = {}
 

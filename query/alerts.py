@@ -9,12 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from alerts.instances import Instance, Notice
-from alerts.notify import Notifier
-from alerts.runtime import base_url_of, targets_of
-from alerts.store import ACTIVE_SQL, HISTORY_SQL, AlertStore, decode_row
-from processors.store import connect
-from query.context import QueryContext, api_time
+from fnscope.alerts.instances import Instance, Notice
+from fnscope.alerts.notify import Notifier
+from fnscope.alerts.store import ACTIVE_SQL, HISTORY_SQL, AlertStore, decode_row
+from fnscope.query.context import QueryContext, api_time
 
 STATES = ("pending", "firing", "resolved")
 
@@ -35,7 +33,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     def alert_store() -> AlertStore:
         if not store:
-            store.append(AlertStore(connect(ctx.settings.clickhouse_dsn())))
+            store.append(AlertStore(ctx.open_client()))
         return store[0]
 
     @router.get("/alerts", summary="Alert rules, and the alerts pending or firing now (resolved too with `state`)")
@@ -70,7 +68,11 @@ def routes(ctx: QueryContext) -> APIRouter:
     async def api_alert_test(tenant: str = Depends(ctx.auth.tenant)) -> dict[str, Any]:
         s = ctx.settings
         notifier = Notifier(
-            targets_of(s), alert_store(), base_url_of(s), s.alerts.delivery_attempts, s.alerts.delivery_timeout_s
+            list(s.alert_targets),
+            alert_store(),
+            s.alert_base_url,
+            s.alerts.delivery_attempts,
+            s.alerts.delivery_timeout_s,
         )
         results = await run_in_threadpool(notifier.send, _test_notice(tenant))
         return {"deliveries": [r.__dict__ for r in results]}

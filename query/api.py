@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from query import alerts, audit, audit_saved, dead_letters, panels, search, stats
-from query.context import QueryContext
+from fnscope.query import alerts, audit, audit_saved, dead_letters, panels, search, search_correlate, search_tail, stats
+from fnscope.query.context import QueryContext
 
 ROUTES = [
     search.routes,
+    search_tail.tail_routes,
+    search_correlate.context_routes,
     audit.routes,
     audit_saved.routes,
     stats.routes,

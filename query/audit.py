@@ -20,20 +20,12 @@ from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from processors.integrity import epoch_ms, load_signer, verify
-from query.context import QueryContext, api_time, json_response
-from query.runner import QueryRunner, Where
+from fnscope.audit_chain import epoch_ms, load_signer
+from fnscope.dashboards.saved_queries import AUDIT_COLUMNS, FINAL_SETTINGS, NOT_CORRECTED
+from fnscope.query.audit_verify import verify
+from fnscope.query.context import QueryContext, api_time, json_response
+from fnscope.query.runner import QueryRunner, Where
 
-AUDIT_COLUMNS = (
-    "time, account, region, service, action, principal_type, principal_arn, principal_name, principal_account, "
-    "session_issuer, access_key, mfa, source_ip, user_agent, error_code, error_message, read_only, event_type, "
-    "event_category, function, resources, event_id"
-)
-
-# FINAL: one row per eventID, its latest delivery, filtered after de-duplication (a replaced version never
-# matches). Partitions are by event time and one eventID has one time, so partitions need no merging together.
-FINAL_SETTINGS = "SETTINGS do_not_merge_across_partitions_select_final = 1"
-NOT_CORRECTED = "event_id NOT IN (SELECT corrects FROM audit_events WHERE tenant = {tenant:String} AND corrects != '')"
 # The same set, from v006's lookup (a few rows) rather than a column of audit_events.
 NOT_CORRECTED_LOOKUP = "event_id NOT IN (SELECT key FROM audit_lookup WHERE tenant = {tenant:String} AND kind = 'c')"
 _PRINCIPAL = (
@@ -178,17 +170,15 @@ class Verifier:
         self._lock = threading.Lock()
 
     def __call__(self, tenant: str, since: datetime | None, limit: int) -> dict[str, Any]:
-        from processors.store import connect
-
         settings = self.ctx.settings
         with self._lock:
             if self._client is None:
-                self._client = connect(settings.clickhouse_dsn())
+                self._client = self.ctx.open_client()
             report = verify(
                 self._client,
                 tenant,
                 load_signer(settings.audit_signing_key),
-                settings.retention.audit,
+                settings.audit_retention_days,
                 epoch_ms(since) if since else None,
                 limit,
             )

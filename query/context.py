@@ -1,25 +1,46 @@
-"""What every query route needs: the store, the caller's tenant (auth) and the settings."""
+"""What every query route needs: the store, the caller's tenant (auth) and the settings the read side uses.
+
+The process that serves the API builds this (``fnscope.app.server``): the read side opens no store of its own.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
+from clickhouse_connect.driver.client import Client
 from fastapi import HTTPException, Response
 
+from fnscope.alerts.config import AlertSettings, Target
 from fnscope.auth import TokenAuth
-from fnscope.config import Settings
+from fnscope.query.runner import QueryRunner
 from fnscope.timeparse import parse_time
-from query.runner import QueryRunner
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    """The settings the query routes read, handed over by the process from its own."""
+
+    account_concurrency_limit: int
+    price_per_gb_second: float
+    price_per_request: float
+    audit_signing_key: str
+    audit_retention_days: int
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    alert_targets: tuple[Target, ...] = ()
+    alert_base_url: str = ""
 
 
 @dataclass
 class QueryContext:
     runner: QueryRunner
     auth: TokenAuth
-    settings: Settings
+    settings: QuerySettings
+    # A store connection of a route's own, for work that must not hold up the runner's (verify, alert tests).
+    open_client: Callable[[], Client]
 
 
 def api_time(value: str | None, name: str) -> datetime | None:

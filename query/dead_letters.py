@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
-from query.context import QueryContext, api_time
-from query.runner import QueryRunner, Where
+from fnscope.query.context import QueryContext, api_time
+from fnscope.query.runner import QueryRunner, Where
 
 
 def dead_letters(

@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
-from dashboards.model import Dashboard, Kind, Panel, Row, Variable
-from dashboards.panels import DASHBOARDS
-from dashboards.sql import to_clickhouse, variables_in
-from query.context import QueryContext, api_time
+from fnscope.dashboards.model import Dashboard, Kind, Panel, Row, Variable
+from fnscope.dashboards.panels import DASHBOARDS
+from fnscope.dashboards.sql import to_clickhouse, variables_in
+from fnscope.query.context import QueryContext, api_time
 
 BY_UID = {dashboard.uid: dashboard for dashboard in DASHBOARDS}
 VAR_PREFIX = "var-"

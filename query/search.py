@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from query.context import QueryContext, api_time, json_response
-from query.runner import QueryRunner, Where
-from query.search_language import Compiled, QuerySyntaxError, compile_query, level_name
-from query.search_results import BadCursor, decode_ref, highlighter, row_out
+from fnscope.query.context import QueryContext, api_time, json_response
+from fnscope.query.runner import QueryRunner, Where
+from fnscope.query.search_language import Compiled, QuerySyntaxError, compile_query, level_name
+from fnscope.query.search_results import BadCursor, decode_ref, highlighter, row_out
 
 # Word, phrase and field searches are index-backed and may span any range (backfills are old), bounded by
 # run time; a regular expression reads every line of its range, so its range is capped as well.
@@ -254,9 +254,6 @@ async def _guarded(fn: Any, *args: Any) -> Any:
 
 
 def routes(ctx: QueryContext) -> APIRouter:
-    from query.search_correlate import context_routes
-    from query.search_tail import tail_routes
-
     router = APIRouter(tags=["search"])
 
     @router.get("/search", summary="Find function log lines, newest first", response_model=SearchPage)
@@ -286,6 +283,4 @@ def routes(ctx: QueryContext) -> APIRouter:
         req = match.request(tenant, since, until, 1)
         return json_response(await _guarded(histogram, ctx.runner, req, buckets))
 
-    router.include_router(tail_routes(ctx))
-    router.include_router(context_routes(ctx))
     return router

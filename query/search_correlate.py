@@ -17,10 +17,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from query.context import QueryContext
-from query.runner import QueryRunner
-from query.search import COLUMNS, MAX_SECONDS, run
-from query.search_results import BadCursor, decode_ref, row_out
+from fnscope.query.context import QueryContext
+from fnscope.query.runner import QueryRunner
+from fnscope.query.search import COLUMNS, MAX_SECONDS, run
+from fnscope.query.search_results import BadCursor, decode_ref, row_out
 
 CHANGES_BEFORE = timedelta(hours=24)
 CHANGE_ACTIONS = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from query.search_language import Regex, Text, tokens
+from fnscope.query.search_language import Regex, Text, tokens
 
 # a token character as ClickHouse's splitByNonAlpha sees it: ASCII letters/digits or anything non-ASCII
 _TOKEN_CHAR = r"[A-Za-z0-9\u0080-\U0010ffff]"

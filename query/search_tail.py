@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from query.context import QueryContext
-from query.runner import QueryRunner
-from query.search import COLUMNS, SearchError, SearchFilter, SearchRequest, run
-from query.search_results import highlighter, row_out
+from fnscope.query.context import QueryContext
+from fnscope.query.runner import QueryRunner
+from fnscope.query.search import COLUMNS, SearchError, SearchFilter, SearchRequest, run
+from fnscope.query.search_results import highlighter, row_out
 
 POLL_SECONDS = 0.25
 OVERLAP_MS = 5000

@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
+from fnscope.query.context import QueryContext, api_time
+from fnscope.query.runner import QueryRunner
+from fnscope.store import LEVELS
 from fnscope.timeparse import parse_duration
-from processors.migrations.v002_health import LEVELS
-from query.context import QueryContext, api_time
-from query.runner import QueryRunner
 
 MAX_POINTS = 20_000  # a series longer than this is a mistake (1s over a day is 86,400): ask for a larger step
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 
-from simulator.scheduler import Simulation, simulate
-from simulator.wire import WireRequest, gzip_bytes, iter_render
+from fnscope.simulator.scheduler import Simulation, simulate
+from fnscope.simulator.wire import WireRequest, gzip_bytes, iter_render
 
 DEFAULT_TARGET = "http://127.0.0.1:4318"
 USER_AGENT = "fnscope-simulator/1.0"

@@ -1,6 +1,6 @@
 """Render simulated invocations into the wire formats AWS really sends.
 
-Shapes follow the real samples in ``/work/shared/samples``: Lambda Telemetry API batches, CloudWatch Logs
+Shapes follow what AWS documents and sends: Lambda Telemetry API batches, CloudWatch Logs
 subscription DATA_MESSAGEs (gzip + base64 inside a Firehose HTTP-endpoint delivery), API Gateway HTTP API
 JSON access logs, and CloudTrail log files. Every random choice comes from a ``random.Random`` seeded by a
 string derived from the run's seed or the invocation's request id, so the same seed gives byte-identical
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import orjson
 
-from simulator.scheduler import FunctionSpec, SimInvocation, Simulation
+from fnscope.simulator.scheduler import FunctionSpec, SimInvocation, Simulation
 
 Kind = Literal["telemetry", "firehose", "apigateway", "cloudtrail"]
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from alerts.config import AlertSettings
-from alerts.evaluator import Evaluator
-from alerts.instances import Instance
-from alerts.notify import Notifier
-from alerts.runtime import SAVE_EVERY_S, AlertService
-from alerts.signals import Signals
-from alerts.store import AlertStore
+from fnscope.alerts.config import AlertSettings
+from fnscope.alerts.evaluator import Evaluator
+from fnscope.alerts.instances import Instance
+from fnscope.alerts.notify import Notifier
+from fnscope.alerts.runtime import SAVE_EVERY_S, AlertService
+from fnscope.alerts.signals import Signals
+from fnscope.alerts.store import AlertStore
 from tests.test_alerts_rules import throttle
 from tests.test_audit_support import chdb_store
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.scheduler import FunctionSpec, simulate
-from simulator.sender import Sender
-from simulator.wire import management_events, render
+from fnscope.simulator.scheduler import FunctionSpec, simulate
+from fnscope.simulator.sender import Sender
+from fnscope.simulator.wire import management_events, render
 from tests.conftest import FNSCOPE, Process, free_port, wait_http
 from tests.test_alerts_support import Receiver
 

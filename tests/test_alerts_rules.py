@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.config import AlertSettings, Silence
-from alerts.evaluator import Evaluator
-from alerts.signals import Signals
+from fnscope.alerts.config import AlertSettings, Silence
+from fnscope.alerts.evaluator import Evaluator
+from fnscope.alerts.signals import Signals
 from fnscope.events import ApiAccess, Invocation
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -17,7 +17,9 @@ from clickhouse_connect.driver.client import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from processors.integrity import Report, Sealer, Signer, content_hash, epoch_ms, events_hash, load_signer, verify
+from fnscope.audit_chain import Signer, content_hash, epoch_ms, events_hash, load_signer
+from fnscope.processors.audit_sealer import Sealer
+from fnscope.query.audit_verify import Report, verify
 from tests.test_audit_support import STRATUS, chdb_store, stratus_records, write
 
 SYNC = {"mutations_sync": 2}

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from query.audit import AuditRequest, audit, audit_sql, audit_where
-from query.runner import QueryRunner
+from fnscope.query.audit import AuditRequest, audit, audit_sql, audit_where
+from fnscope.query.runner import QueryRunner
 from tests.test_audit_support import STRATUS, chdb_store, derive, stratus_records, write
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from processors.migrations.v006_audit_lookup import statements as v006
-from processors.schema import Retention, migrate
-from processors.store import connect
-from query.audit import AuditRequest, audit, audit_sql, audit_where
-from query.runner import QueryRunner
+from fnscope.processors.migrations.v006_audit_lookup import statements as v006
+from fnscope.processors.retention import Retention
+from fnscope.processors.schema import migrate
+from fnscope.query.audit import AuditRequest, audit, audit_sql, audit_where
+from fnscope.query.runner import QueryRunner
+from fnscope.store import connect
 from tests.test_audit_support import stratus_records, write
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)

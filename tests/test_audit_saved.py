@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from query.audit_saved import BY_NAME, SAVED_QUERIES, run_saved
-from query.runner import QueryRunner
+from fnscope.dashboards.saved_queries import BY_NAME, SAVED_QUERIES
+from fnscope.query.audit_saved import run_saved
+from fnscope.query.runner import QueryRunner
 from tests.test_audit_support import STRATUS, chdb_store, derive, doc_records, stratus_records, write
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from collector.formats import cloudtrail
-from collector.formats.base import IngestContext
+from fnscope.collector.formats import cloudtrail
 from fnscope.events import AuditEvent
-from processors.store import open_store
-from processors.writer import EventWriter
+from fnscope.processors.store import open_store
+from fnscope.processors.writer import EventWriter
+from fnscope.sink import IngestContext
 
 CLOUDTRAIL = Path(__file__).resolve().parents[2] / "shared" / "samples" / "cloudtrail"
 STRATUS = CLOUDTRAIL / "stratus_red_team_detonation_logs"

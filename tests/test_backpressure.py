@@ -130,9 +130,10 @@ def test_embedded_store_saturated_is_429_and_every_retried_event_lands_once(tmp_
 def _processor_child(bootstrap: str, dsn: str, conn: Connection) -> None:
     """A real KafkaProcessor on a real chDB store, in its own process; the parent asks it to make the table
     disappear (DETACH: ClickHouse itself then refuses every insert) and come back (ATTACH)."""
-    from processors.kafka_processor import KafkaProcessor
-    from processors.store import connect, open_store
-    from processors.writer import EventWriter
+    from fnscope.processors.kafka_processor import KafkaProcessor
+    from fnscope.processors.store import open_store
+    from fnscope.processors.writer import EventWriter
+    from fnscope.store import connect
 
     failures = 0
 

@@ -21,11 +21,12 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from collector.field_limits import truncate_fields
-from collector.formats import cloudtrail
-from collector.formats.base import IngestContext, UnusableBody
-from processors.cloudtrail_bulk import MIN_BYTES, CloudTrailBulk
-from processors.writer import EventWriter
+from fnscope.collector.field_limits import truncate_fields
+from fnscope.collector.formats import cloudtrail
+from fnscope.decoding.errors import UnusableBody
+from fnscope.processors.cloudtrail_bulk import MIN_BYTES, CloudTrailBulk
+from fnscope.processors.writer import EventWriter
+from fnscope.sink import IngestContext
 from tests.test_audit_support import CLOUDTRAIL, DOC_EXAMPLES, STRATUS, chdb_store, derive, stratus_records
 
 MAX_CHARS = 8_000  # small, so that a long field is easy to make

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from simulator.scheduler import FunctionSpec, Simulation, simulate
-from simulator.sender import Sender
-from simulator.wire import render
+from fnscope.simulator.scheduler import FunctionSpec, Simulation, simulate
+from fnscope.simulator.sender import Sender
+from fnscope.simulator.wire import render
 from tests.conftest import ROOT, Process, start_fnscope_up
 
 A, B, C = "console-token-acme", "console-token-globex", "console-token-initech"
@@ -421,7 +421,7 @@ def test_a_token_form_when_the_api_wants_one(browser: Browser, fleet: Fleet) -> 
 
 
 def test_every_panel_runs_for_the_callers_tenant(fleet: Fleet) -> None:
-    from dashboards.panels import DASHBOARDS, PIPELINE
+    from fnscope.dashboards.panels import DASHBOARDS, PIPELINE
 
     listed = {d["uid"]: d for d in fleet.api("/api/dashboards")["dashboards"]}
     # pipeline health reads every tenant's rows: with tokens it is neither listed nor served
@@ -481,7 +481,7 @@ def test_panel_api_errors_say_what_is_wrong(
 
 def test_without_tokens_every_dashboard_is_served(embedded: tuple[str, Process]) -> None:
     """Pipeline health (every tenant's rows) too: an open instance is one operator's; its panels run."""
-    from dashboards.panels import DASHBOARDS, PIPELINE
+    from fnscope.dashboards.panels import DASHBOARDS, PIPELINE
 
     url, _ = embedded
     sim = simulate(functions=2, rate=5.0, duration_s=5.0, seed=5, start=datetime.now(UTC) - timedelta(minutes=2))

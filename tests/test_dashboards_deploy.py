@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from dashboards import alert_rules, grafana
-from dashboards.panels import DASHBOARDS
 from fnscope.cli import main
+from fnscope.dashboards import alert_rules, grafana
+from fnscope.dashboards.panels import DASHBOARDS
 
 TOKEN = "glsa_test_token"
 

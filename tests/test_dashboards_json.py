@@ -13,12 +13,12 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard as SdkDashboard
 
-from dashboards import alert_rules, grafana, provisioning
-from dashboards.model import Dashboard
-from dashboards.panels import AUDIT, DASHBOARDS
-from dashboards.sql import expand_macros, variables_in
 from fnscope.cli import main
-from query.audit_saved import SAVED_QUERIES
+from fnscope.dashboards import alert_rules, grafana, provisioning
+from fnscope.dashboards.model import Dashboard
+from fnscope.dashboards.panels import AUDIT, DASHBOARDS
+from fnscope.dashboards.saved_queries import SAVED_QUERIES
+from fnscope.dashboards.sql import expand_macros, variables_in
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKED_IN = ROOT / "dashboards" / "provisioning"

@@ -19,18 +19,18 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from collector.formats import apigateway, cloudtrail, firehose, telemetry
-from collector.formats.base import IngestContext
-from dashboards.alert_rules import alert_queries
-from dashboards.model import Dashboard, Kind, Panel
-from dashboards.panels import DASHBOARDS, FLEET, FUNCTION_DETAIL
-from dashboards.sql import to_clickhouse
-from processors.store import open_store
-from processors.writer import EventWriter
-from query.runner import QueryRunner
-from query.stats import StatsRequest, stats
-from simulator.scheduler import Simulation, simulate
-from simulator.wire import render
+from fnscope.collector.formats import apigateway, cloudtrail, firehose, telemetry
+from fnscope.dashboards.alert_rules import alert_queries
+from fnscope.dashboards.model import Dashboard, Kind, Panel
+from fnscope.dashboards.panels import DASHBOARDS, FLEET, FUNCTION_DETAIL
+from fnscope.dashboards.sql import to_clickhouse
+from fnscope.processors.store import open_store
+from fnscope.processors.writer import EventWriter
+from fnscope.query.runner import QueryRunner
+from fnscope.query.stats import StatsRequest, stats
+from fnscope.simulator.scheduler import Simulation, simulate
+from fnscope.simulator.wire import render
+from fnscope.sink import IngestContext
 
 TENANT = "acme"
 PARSERS = {"telemetry": telemetry.parse, "firehose": firehose.parse, "apigateway": apigateway.parse}
@@ -165,7 +165,7 @@ def test_function_detail_shows_the_throttled_function(store: Store) -> None:
 
 
 def test_audit_dashboard_shows_the_simulated_changes(store: Store) -> None:
-    from dashboards.panels import AUDIT
+    from fnscope.dashboards.panels import AUDIT
 
     _, changes = store.run(_panel(AUDIT, "Changes (not read-only)").sql)
     actions = {row[2] for row in changes}
@@ -180,7 +180,7 @@ def test_audit_dashboard_shows_the_simulated_changes(store: Store) -> None:
 
 
 def test_pipeline_dashboard_counts_what_was_stored(store: Store) -> None:
-    from dashboards.panels import PIPELINE
+    from fnscope.dashboards.panels import PIPELINE
 
     columns, rows = store.run(_panel(PIPELINE, "Stored events per second").sql)
     stored = sum(row[columns.index("invocations")] for row in rows) * INTERVAL_S

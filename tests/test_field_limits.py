@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.field_limits import MARKER, truncate_fields
+from fnscope.collector.field_limits import MARKER, truncate_fields
 from fnscope.events import AuditEvent, FunctionLog
 
 LIMIT = 600  # larger than the rest of an event's JSON, so a long string decides alone

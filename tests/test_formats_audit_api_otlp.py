@@ -21,9 +21,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
-from collector.formats import apigateway, arn, cloudtrail, otlp
-from collector.formats.base import IngestContext, UnusableBody
+from fnscope.collector.formats import apigateway, cloudtrail, otlp
+from fnscope.decoding import arn
+from fnscope.decoding.errors import UnusableBody
 from fnscope.events import ApiAccess, AuditEvent, FunctionLog
+from fnscope.sink import IngestContext
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 CLOUDTRAIL = SAMPLES / "cloudtrail"

@@ -12,11 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-from collector.formats import cloudwatch, firehose, telemetry
-from collector.formats.base import BadPayload, IngestContext, Parsed, UnusableBody
-from collector.formats.compression import inflate
-from collector.formats.lambda_text import parse_line, parse_text_block
+from fnscope.collector.formats import cloudwatch, firehose, telemetry
+from fnscope.collector.formats.base import Parsed
+from fnscope.collector.formats.lambda_text import parse_line, parse_text_block
+from fnscope.decoding.compression import inflate
+from fnscope.decoding.errors import BadPayload, UnusableBody
 from fnscope.events import Event, FunctionLog, Invocation, log_line_id, stable_id
+from fnscope.sink import IngestContext
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 LAMBDA = SAMPLES / "lambda_logs"
@@ -810,8 +812,8 @@ def test_a_function_line_sent_by_telemetry_and_by_subscription_gets_one_id() -> 
 
 
 def test_the_simulated_fleet_s_lines_get_the_same_ids_by_telemetry_and_by_firehose() -> None:
-    from simulator.scheduler import simulate
-    from simulator.wire import firehose_requests, telemetry_requests
+    from fnscope.simulator.scheduler import simulate
+    from fnscope.simulator.wire import firehose_requests, telemetry_requests
 
     sim = simulate(functions=4, rate=40, duration_s=3, seed=11)
     by_telemetry: set[str] = set()

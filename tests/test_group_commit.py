@@ -11,8 +11,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from fnscope.events import Event, FunctionLog, Signal
-from processors.group_commit import GroupCommitWriter
-from processors.writer import EventWriter
+from fnscope.processors.group_commit import GroupCommitWriter
+from fnscope.processors.writer import EventWriter
 from tests.test_audit_support import chdb_store
 
 

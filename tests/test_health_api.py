@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from fnscope.config import Settings
-from query.stats import cover
-from simulator.scheduler import Simulation, simulate
-from simulator.sender import Sender
-from simulator.wire import render
+from fnscope.app.settings import Settings
+from fnscope.query.stats import cover
+from fnscope.simulator.scheduler import Simulation, simulate
+from fnscope.simulator.sender import Sender
+from fnscope.simulator.wire import render
 from tests.conftest import FNSCOPE, ROOT, start_fnscope_up
 
 

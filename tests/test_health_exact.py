@@ -26,12 +26,12 @@ from kafka import KafkaProducer
 
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation, stable_id
 from fnscope.kafka_admin import ensure_topics
+from fnscope.processors.kafka_processor import KafkaProcessor
+from fnscope.processors.store import open_store
+from fnscope.processors.writer import EventWriter
+from fnscope.query.runner import QueryRunner
+from fnscope.query.stats import StatsRequest, stats
 from fnscope.transport import encode_batches, topic
-from processors.kafka_processor import KafkaProcessor
-from processors.store import open_store
-from processors.writer import EventWriter
-from query.runner import QueryRunner
-from query.stats import StatsRequest, stats
 from tests.test_distributed import group_lag
 
 BASE = datetime(2026, 3, 2, 9, 58, 0, tzinfo=UTC)  # two minutes before an hour boundary

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench import search_data
-from processors.store import connect
-from query.runner import QueryRunner
-from query.search import page_query, search
-from simulator.sender import run as simulate_and_send
+from fnscope.query.runner import QueryRunner
+from fnscope.query.search import page_query, search
+from fnscope.simulator.sender import run as simulate_and_send
+from fnscope.store import connect
 from tests.conftest import FNSCOPE, ROOT, Process, start_fnscope_up
 
 A, B = "tok-acme", "tok-globex"

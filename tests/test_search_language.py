@@ -13,11 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import search_data
-from processors.schema import migrate
-from processors.store import connect
-from query.runner import QueryRunner
-from query.search import SearchRequest, page_query, search
-from query.search_language import (
+from fnscope.processors.schema import migrate
+from fnscope.query.runner import QueryRunner
+from fnscope.query.search import SearchRequest, page_query, search
+from fnscope.query.search_language import (
     FIELD_PAIRS,
     PAIR_SEPARATOR,
     And,
@@ -30,7 +29,8 @@ from query.search_language import (
     compile_query,
     parse,
 )
-from query.search_results import decode_ref, encode_ref, highlighter, spans
+from fnscope.query.search_results import decode_ref, encode_ref, highlighter, spans
+from fnscope.store import connect
 
 
 def test_words_phrases_and_implicit_and() -> None:

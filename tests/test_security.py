@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.field_limits import MARKER
+from fnscope.collector.field_limits import MARKER
 from tests.conftest import FNSCOPE, Process, free_port, start_fnscope_up
 
 TOKENS = {"tok-acme-5f1d0c": "acme", "tok-globex-9a7e22": "globex", "tok-limited-33b1": "limited"}

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from simulator import wire
-from simulator.scheduler import (
+from fnscope.simulator import wire
+from fnscope.simulator.scheduler import (
     ACCOUNT_LIMIT_REASON,
     RESERVED_LIMIT_REASON,
     FunctionSpec,
@@ -26,7 +26,7 @@ from simulator.scheduler import (
     function_names,
     simulate,
 )
-from simulator.sender import Summary, run
+from fnscope.simulator.sender import Summary, run
 
 START = datetime(2026, 11, 27, 5, 0, 0, tzinfo=UTC)
 

@@ -14,11 +14,13 @@ from typing import Any
 
 import orjson
 
-from collector.formats.arn import function_name
-from collector.formats.base import IngestContext, Parsed, UnusableBody, error_reason
-from collector.formats.compression import inflate_body
-from collector.formats.jsontext import compact_json
+from fnscope.collector.formats.base import Parsed, error_reason
+from fnscope.decoding.arn import function_name
+from fnscope.decoding.compression import inflate_body
+from fnscope.decoding.errors import UnusableBody
+from fnscope.decoding.jsontext import compact_json
 from fnscope.events import ApiAccess, stable_id
+from fnscope.sink import IngestContext
 
 SOURCE = "apigateway"
 NOT_JSON = "not a JSON access-log line: use the JSON access-log format"

@@ -8,25 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fnscope.events import DeadLetter, Event, dead_letter
-
-
-class UnusableBody(ValueError):
-    """Nothing in the body could be used: the receiver answers 400 with this message."""
-
-
-class BadPayload(ValueError):
-    """A payload (or a part of one) that cannot be decoded; the message is the dead-letter reason."""
-
-
-@dataclass
-class IngestContext:
-    """Who sent the request and what its URL said (function, version, region, account, api, stage)."""
-
-    tenant: str = "default"
-    params: dict[str, str] = field(default_factory=dict)
-
-    def param(self, name: str, default: str = "") -> str:
-        return self.params.get(name) or default
+from fnscope.sink import IngestContext
 
 
 @dataclass

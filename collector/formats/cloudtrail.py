@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from collector.formats.arn import function_name
-from collector.formats.base import IngestContext, Parsed, UnusableBody, error_reason
-from collector.formats.compression import inflate_body
-from collector.formats.jsontext import Undecodable, compact_json, iter_documents_lenient
+from fnscope.collector.formats.base import Parsed, error_reason
+from fnscope.decoding.arn import function_name
+from fnscope.decoding.compression import inflate_body
+from fnscope.decoding.errors import UnusableBody
+from fnscope.decoding.jsontext import Undecodable, compact_json, iter_documents_lenient
 from fnscope.events import AuditEvent, stable_id
+from fnscope.sink import IngestContext
+from fnscope.timeparse import parse_iso_utc
 
 SOURCE = "cloudtrail"
 
@@ -79,10 +82,9 @@ def parse_time(value: Any) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise RecordError(f"eventTime is not a timestamp: {value!r}")
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        return parse_iso_utc(value)
     except ValueError as exc:
         raise RecordError(f"unreadable eventTime {value!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 # --- the record mapping ---------------------------------------------------------------------------------------

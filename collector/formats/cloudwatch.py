@@ -9,10 +9,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.formats.base import BadPayload, IngestContext, Parsed, UnusableBody
-from collector.formats.compression import inflate, inflate_base64, is_compressed
-from collector.formats.jsontext import as_text, decode_documents_strict, json_bytes
-from collector.formats.lambda_text import (
+from fnscope.collector.formats.base import Parsed
+from fnscope.collector.formats.lambda_text import (
     CurrentInvocation,
     LineIds,
     LineSource,
@@ -20,7 +18,11 @@ from collector.formats.lambda_text import (
     is_platform_line,
     parse_with,
 )
+from fnscope.decoding.compression import inflate, inflate_base64, is_compressed
+from fnscope.decoding.errors import BadPayload, UnusableBody
+from fnscope.decoding.jsontext import as_text, decode_documents_strict, json_bytes
 from fnscope.events import stable_id
+from fnscope.sink import IngestContext
 
 SOURCE = "cloudwatch"
 # Lambda@Edge groups are `/aws/lambda/us-east-1.NAME`; function names cannot contain dots, so the prefix is safe.

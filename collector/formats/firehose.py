@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.formats import cloudwatch
-from collector.formats.base import BadPayload, IngestContext, Parsed, UnusableBody
-from collector.formats.compression import inflate_base64
-from collector.formats.jsontext import as_text, compact_json, decode_documents_strict, json_bytes, load_body
-from collector.formats.lambda_text import LineSource, parse_with
+from fnscope.collector.formats import cloudwatch
+from fnscope.collector.formats.base import Parsed
+from fnscope.collector.formats.lambda_text import LineSource, parse_with
+from fnscope.decoding.compression import inflate_base64
+from fnscope.decoding.errors import BadPayload, UnusableBody
+from fnscope.decoding.jsontext import as_text, compact_json, decode_documents_strict, json_bytes, load_body
 from fnscope.events import stable_id
+from fnscope.sink import IngestContext
 
 SOURCE = "firehose"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from collector.formats.base import IngestContext
-from collector.formats.jsontext import as_text, compact_json
+from fnscope.decoding.jsontext import as_text, compact_json
 from fnscope.events import Event, FunctionLog, Invocation, log_line_id, stable_id
+from fnscope.sink import IngestContext
 
 _LEVELS = {
     "TRACE": "TRACE",

@@ -23,10 +23,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from collector.formats.base import IngestContext, Parsed, UnusableBody, error_reason
-from collector.formats.compression import inflate_body, is_gzip
-from collector.formats.jsontext import compact_json, load_body
+from fnscope.collector.formats.base import Parsed, error_reason
+from fnscope.decoding.compression import inflate_body, is_gzip
+from fnscope.decoding.errors import UnusableBody
+from fnscope.decoding.jsontext import compact_json, load_body
 from fnscope.events import FunctionLog, stable_id
+from fnscope.sink import IngestContext
 
 SOURCE = "otlp"
 _PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf", "application/octet-stream"})

@@ -9,9 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from collector.formats.base import IngestContext, Parsed, UnusableBody
-from collector.formats.jsontext import compact_json, json_bytes, load_body
-from collector.formats.lambda_text import (
+from fnscope.collector.formats.base import Parsed
+from fnscope.collector.formats.lambda_text import (
     CurrentInvocation,
     LineIds,
     LineSource,
@@ -19,7 +18,10 @@ from collector.formats.lambda_text import (
     parse_with,
     platform_invocation,
 )
+from fnscope.decoding.errors import UnusableBody
+from fnscope.decoding.jsontext import compact_json, json_bytes, load_body
 from fnscope.events import Event, stable_id
+from fnscope.sink import IngestContext
 
 SOURCE = "telemetry"
 _LOG_TYPES = {"function": "function", "extension": "extension"}

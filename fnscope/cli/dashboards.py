@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fnscope.config import Settings
+from fnscope.app.settings import Settings
 
 
 @click.group()
@@ -20,7 +20,7 @@ def export(directory: Path) -> None:
     """Write Grafana provisioning files (datasource, dashboards, alert rules) into DIRECTORY.
 
     Mount DIRECTORY at /etc/grafana/provisioning (compose.yaml mounts dashboards/provisioning)."""
-    from dashboards.provisioning import export as write
+    from fnscope.dashboards.provisioning import export as write
 
     for path in write(directory, Settings().alerts.effective_rules()):
         click.echo(path)
@@ -46,8 +46,8 @@ def deploy(grafana_url: str, grafana_token: str, clickhouse: str, webhook_url: s
     """Create or update the datasource, folder, dashboards, contact point and alert rules. Safe to re-run."""
     from grafana_client.client import GrafanaException
 
-    from dashboards.deploy import connect
-    from dashboards.deploy import deploy as push
+    from fnscope.dashboards.deploy import connect
+    from fnscope.dashboards.deploy import deploy as push
 
     try:
         report = push(connect(grafana_url, grafana_token), clickhouse, webhook_url, Settings().alerts.effective_rules())

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
+from fnscope.app.settings import load_settings, settings_help
 from fnscope.cli.common import CONFIG_OPTION, TOKEN_OPTION
-from fnscope.config import load_settings
 
 
-@click.command()
+@click.command(epilog=settings_help())
 @CONFIG_OPTION
 @click.option(
     "--data-dir",
@@ -23,24 +23,24 @@ from fnscope.config import load_settings
 @click.option("--simulate", is_flag=True, help="also send simulated fleet traffic to itself (a demo)")
 def up(config: str | None, data_dir: Path | None, host: str | None, port: int | None, simulate: bool) -> None:
     """Run everything in one process on the embedded store (chDB): receivers, processors, query API."""
-    from fnscope.roles import run_up
+    from fnscope.app.roles import run_up
 
     run_up(load_settings(config, data_dir=data_dir, host=host, port=port), simulate)
 
 
-@click.command()
+@click.command(epilog=settings_help())
 @CONFIG_OPTION
 @click.option("--kafka", envvar="FNSCOPE_KAFKA", required=True, help="bootstrap servers HOST:PORT")
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
 def collector(config: str | None, kafka: str, host: str | None, port: int | None) -> None:
     """Distributed mode: HTTP receivers writing to Kafka (run as many as you like)."""
-    from fnscope.roles import run_collector
+    from fnscope.app.roles import run_collector
 
     run_collector(load_settings(config, kafka=kafka, host=host, port=port))
 
 
-@click.command()
+@click.command(epilog=settings_help())
 @CONFIG_OPTION
 @click.option("--kafka", envvar="FNSCOPE_KAFKA", required=True, help="bootstrap servers HOST:PORT")
 @click.option("--clickhouse", envvar="FNSCOPE_CLICKHOUSE", required=True, help="http://user:pass@host:8123/db")
@@ -54,19 +54,19 @@ def collector(config: str | None, kafka: str, host: str | None, port: int | None
 )
 def processor(config: str | None, kafka: str, clickhouse: str, group: str, max_records: int) -> None:
     """Distributed mode: consumer-group member writing Kafka into ClickHouse."""
-    from fnscope.roles import run_processor
+    from fnscope.app.roles import run_processor
 
     run_processor(load_settings(config, kafka=kafka, clickhouse=clickhouse), group, max_records)
 
 
-@click.command()
+@click.command(epilog=settings_help())
 @CONFIG_OPTION
 @click.option("--clickhouse", envvar="FNSCOPE_CLICKHOUSE", required=True, help="http://user:pass@host:8123/db")
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
 def api(config: str | None, clickhouse: str, host: str | None, port: int | None) -> None:
     """Distributed mode: the query API over a ClickHouse server."""
-    from fnscope.roles import run_api
+    from fnscope.app.roles import run_api
 
     run_api(load_settings(config, clickhouse=clickhouse, host=host, port=port))
 
@@ -81,7 +81,7 @@ def api(config: str | None, clickhouse: str, host: str | None, port: int | None)
 @click.option("--fast", is_flag=True, help="send as fast as possible instead of in real time")
 def simulate(functions: int, rate: float, duration: str, target: str, token: str | None, seed: int, fast: bool) -> None:
     """Send realistic Lambda-like traffic in the real AWS wire formats."""
+    from fnscope.simulator.sender import run
     from fnscope.timeparse import parse_duration
-    from simulator.sender import run
 
     run(target, functions, rate, parse_duration(duration).total_seconds(), seed, token=token, fast=fast)

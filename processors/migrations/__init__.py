@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 _NAME = re.compile(r"^v(\d{3})_\w+$")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 DESCRIPTION = "one table per signal, and dead letters"
 

@@ -9,7 +9,7 @@ materialized views over ``audit_events`` keep them right whatever order the even
 
 from __future__ import annotations
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 DESCRIPTION = "function health: concurrency peaks, minute aggregate states, throttles, limits, aliases"
 

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 DESCRIPTION = "audit seal (hash chain), addendum corrections, principal indexes"
 

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 DESCRIPTION = "search indexes: lower-case text index, field values, arrival time"
 

@@ -3,7 +3,7 @@ and the history of every transition and notification delivery."""
 
 from __future__ import annotations
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 DESCRIPTION = "alerts: instance state and delivery history"
 

@@ -23,7 +23,7 @@ written twice and collapses, so running this again is harmless.
 
 from __future__ import annotations
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 DESCRIPTION = "audit lookups by principal, function, resource and correction (companion tables fed by views)"
 

@@ -13,7 +13,7 @@ returns at once); until a part has it, the same condition is computed from the m
 
 from __future__ import annotations
 
-from processors.schema import Retention
+from fnscope.processors.retention import Retention
 
 DESCRIPTION = "search: exact index of structured-log field pairs"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from collector.formats.base import BadPayload, UnusableBody
+from fnscope.decoding.errors import BadPayload, UnusableBody
 
 # Where a document may start after an undecodable stretch: a line opening an object or array.
 _RESYNC = re.compile(r"\n(?=[\[{])")

@@ -9,7 +9,7 @@ import base64
 import binascii
 import zlib
 
-from collector.formats.base import BadPayload, UnusableBody
+from fnscope.decoding.errors import BadPayload, UnusableBody
 
 # Payloads inside a body were compressed separately, so the request-level bomb limit does not cover them.
 MAX_INFLATED_BYTES = 64 * 1024 * 1024

@@ -10,21 +10,24 @@ import time
 
 import uvicorn
 
-from alerts.runtime import start_alerts
-from collector.formats import cloudtrail
-from collector.routes import StoreFirst
 from fnscope import telemetry
+from fnscope.alerts.runtime import start_alerts
+from fnscope.app.server import build_app
+from fnscope.app.settings import Settings
+from fnscope.audit_chain import load_signer
 from fnscope.auth import check_bind
-from fnscope.config import Settings
+from fnscope.collector.formats import cloudtrail
+from fnscope.collector.routes import StoreFirst
 from fnscope.malloc_tuning import tune_for_server
-from fnscope.server import build_app
+from fnscope.processors.audit_sealer import start_audit_sealer
+from fnscope.processors.cloudtrail_bulk import CloudTrailBulk
+from fnscope.processors.group_commit import GroupCommitWriter
+from fnscope.processors.store import open_store
+from fnscope.processors.writer import EventWriter
+from fnscope.query.runner import QueryRunner
+from fnscope.sink import Saturated
+from fnscope.store import connect
 from fnscope.telemetry import pipeline_metrics
-from processors.cloudtrail_bulk import CloudTrailBulk
-from processors.group_commit import GroupCommitWriter, Saturated
-from processors.integrity import start_audit_sealer
-from processors.store import connect, open_store
-from processors.writer import EventWriter
-from query.runner import QueryRunner
 
 BULK_HANDLES = 2  # CloudTrail bodies mapped at once by the store (each statement runs on one core)
 
@@ -41,7 +44,7 @@ def _simulate_forever(base_url: str, token: str | None) -> None:
     """`up --simulate`: demo traffic against ourselves, a minute of simulated fleet at a time."""
     import httpx
 
-    from simulator.sender import run
+    from fnscope.simulator.sender import run
 
     for _ in range(600):
         try:
@@ -58,12 +61,11 @@ def _simulate_forever(base_url: str, token: str | None) -> None:
 def run_up(settings: Settings, simulate: bool = False) -> None:
     check_bind(settings.host, settings.tokens)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    telemetry.configure_telemetry(settings)
+    _configure_telemetry(settings)
     dsn = settings.clickhouse_dsn()
     metrics = pipeline_metrics()
     writer = EventWriter(open_store(dsn, settings.retention), health_client=connect(dsn))
-    start_audit_sealer(settings, dsn)  # the audit hash chain (processors/integrity.py)
-    start_alerts(settings, writer)  # evaluates alert rules as batches are stored, notifies webhooks
+    _start_listeners(settings, writer)
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(connect(dsn))
     app = build_app(
@@ -98,6 +100,30 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     )
 
 
+def _configure_telemetry(settings: Settings) -> None:
+    telemetry.configure_telemetry(settings.otlp_metrics_endpoint, settings.otlp_metrics_interval_s)
+
+
+def _start_listeners(settings: Settings, writer: EventWriter) -> None:
+    """What runs beside the writer in a process that stores events, each on a store connection of its own: the
+    audit sealer (the hash chain) and the alert service (rules evaluated as batches are stored, webhooks)."""
+    dsn = settings.clickhouse_dsn()
+    start_audit_sealer(
+        connect(dsn),
+        load_signer(settings.audit_signing_key),
+        settings.audit_seal_window_s,
+        settings.audit_seal_settle_s,
+    )
+    start_alerts(
+        settings.alerts,
+        settings.alerts.delivery_targets(settings.alert_webhook_url),
+        settings.base_url(),
+        settings.account_concurrency_limit,
+        connect(dsn),
+        writer.listeners,
+    )
+
+
 def _cloudtrail_first(settings: Settings) -> StoreFirst:
     """CloudTrail log files mapped by the store itself; records recent enough to alert go through the parser."""
     bulk = CloudTrailBulk(
@@ -109,19 +135,19 @@ def _cloudtrail_first(settings: Settings) -> StoreFirst:
 
 
 def run_collector(settings: Settings) -> None:
-    from collector.kafka_sink import KafkaSink
+    from fnscope.collector.kafka_sink import KafkaSink
     from fnscope.kafka_admin import ensure_topics
 
     tune_for_server()  # flat memory under sustained load (see the module)
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     sink = KafkaSink(settings.kafka, settings.kafka_topic_prefix)
-    telemetry.configure_telemetry(settings)
+    _configure_telemetry(settings)
     app = build_app(settings, pipeline_metrics(), sink, (), None, on_shutdown=sink.close)
     _serve(app, settings, [f"fnscope collector: writing to Kafka at {settings.kafka}", "  ingest   {base}/ingest/..."])
 
 
 def run_api(settings: Settings) -> None:
-    telemetry.configure_telemetry(settings)
+    _configure_telemetry(settings)
     runner = QueryRunner(open_store(settings.clickhouse_dsn(), settings.retention))
     app = build_app(settings, pipeline_metrics(), runner=runner)
     _serve(
@@ -133,17 +159,16 @@ def run_api(settings: Settings) -> None:
 
 def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_records: int = 2000) -> None:
     from fnscope.kafka_admin import ensure_topics
-    from processors.kafka_processor import KafkaProcessor
+    from fnscope.processors.kafka_processor import KafkaProcessor
 
     tune_for_server()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    telemetry.configure_telemetry(settings)
+    _configure_telemetry(settings)
     if settings.metrics_port:
         telemetry.serve_metrics(settings.metrics_port, settings.host)
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention), connect(settings.clickhouse_dsn()))
-    start_audit_sealer(settings, settings.clickhouse_dsn())  # the audit hash chain
-    start_alerts(settings, writer)  # alert rules over this processor's partitions
+    _start_listeners(settings, writer)  # alert rules over this processor's partitions, and the audit chain
     processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
     print(f"fnscope processor: {settings.kafka} -> {settings.clickhouse_dsn()} (group {group_id})", flush=True)

@@ -10,17 +10,19 @@ from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from collector.routes import Ingest, Sink, StoreFirst, ingest_router
-from console import mount_console
 from fnscope import __version__
+from fnscope.app.ingest_metrics import IngestRequestCounter
+from fnscope.app.settings import Settings
 from fnscope.auth import TokenAuth
-from fnscope.config import Settings
-from fnscope.ingest_metrics import IngestRequestCounter
+from fnscope.collector.routes import Ingest, StoreFirst, ingest_router
+from fnscope.console import mount_console
+from fnscope.query.api import query_router
+from fnscope.query.context import QueryContext, QuerySettings
+from fnscope.query.runner import QueryRunner
 from fnscope.ratelimit import RateLimiter
+from fnscope.sink import Sink
+from fnscope.store import connect
 from fnscope.telemetry import PipelineMetrics, prometheus_text
-from query.api import query_router
-from query.context import QueryContext
-from query.runner import QueryRunner
 
 
 def build_app(
@@ -45,7 +47,8 @@ def build_app(
     if sink is not None:
         app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth, cloudtrail_first))
     if runner is not None:
-        app.include_router(query_router(QueryContext(runner, auth, settings)))
+        dsn = settings.clickhouse_dsn()
+        app.include_router(query_router(QueryContext(runner, auth, _query_settings(settings), lambda: connect(dsn))))
         mount_console(app)
 
     app.add_middleware(IngestRequestCounter, metrics=metrics)
@@ -69,6 +72,19 @@ def build_app(
         return Response(prometheus_text(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _query_settings(settings: Settings) -> QuerySettings:
+    return QuerySettings(
+        account_concurrency_limit=settings.account_concurrency_limit,
+        price_per_gb_second=settings.price_per_gb_second,
+        price_per_request=settings.price_per_request,
+        audit_signing_key=settings.audit_signing_key,
+        audit_retention_days=settings.retention.audit,
+        alerts=settings.alerts,
+        alert_targets=tuple(settings.alerts.delivery_targets(settings.alert_webhook_url)),
+        alert_base_url=settings.base_url(),
+    )
 
 
 def _store_answers(runner: QueryRunner) -> bool:
