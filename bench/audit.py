@@ -40,10 +40,10 @@ from fnscope.processors.audit_sealer import Sealer
 from fnscope.processors.store import open_store
 from fnscope.query.audit import AuditRequest, audit_query, audit_sql, audit_where
 from tests.conftest import FNSCOPE, free_port, wait_http
+from tests.fixtures import cloudtrail_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
-STRATUS = ROOT.parent / "shared" / "samples" / "cloudtrail" / "stratus_red_team_detonation_logs"
 
 GENERATE = """
 INSERT INTO audit_events (tenant, event_id, time, account, region, source, service, action, principal_type,
@@ -143,9 +143,16 @@ def build_store(data: Path, events: int, runs: int) -> dict[str, tuple[float, fl
     return bare
 
 
-def make_tree(root: Path, files: int, per_file: int) -> tuple[int, int]:
-    """Writes the files; (records, bytes of raw JSON in them)."""
-    templates = [r for path in sorted(STRATUS.glob("*.json")) for r in orjson.loads(path.read_bytes())]
+def make_tree(root: Path, files: int, per_file: int, templates_dir: Path | None) -> tuple[int, int]:
+    """Writes the files, each record a template with a new eventID; (records, bytes of raw JSON in them).
+
+    Templates: the detonation set written for the tests, or every record of the CloudTrail files in
+    ``templates_dir`` (a JSON array or ``{"Records": [...]}`` per file)."""
+    if templates_dir is None:
+        templates = cloudtrail_set.all_records()
+    else:
+        documents = [orjson.loads(path.read_bytes()) for path in sorted(templates_dir.glob("*.json"))]
+        templates = [r for doc in documents for r in (doc["Records"] if isinstance(doc, dict) else doc)]
     total = raw = 0
     for n in range(files):
         records = []
@@ -174,6 +181,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=400)  # a backfill: large enough that start-up is noise
     parser.add_argument("--records-per-file", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--templates",
+        type=Path,
+        default=None,
+        help="a folder of CloudTrail files whose records the backfill repeats (default: tests/fixtures' set)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fnscope-bench-audit-"))
@@ -204,7 +217,7 @@ def main() -> None:
                         f"   ({api[2]} rows; target p95 <= 100 ms: {'met' if api[1] <= 100 else 'NOT met'})"
                     )
             tree = work / "bucket"
-            records, raw = make_tree(tree, args.files, args.records_per_file)
+            records, raw = make_tree(tree, args.files, args.records_per_file, args.templates)
             before = bare_decode(tree)
             cpu_before = cpu_seconds(up.pid)
             start = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real sample payloads, a real Kafka-protocol broker, and real fnscope processes."""
+"""Shared fixtures: the third-party sample corpus where present, a real Kafka-protocol broker, and real fnscope
+processes."""
 
 from __future__ import annotations
 
@@ -11,19 +12,61 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests import corpus
+
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "samples"
 FNSCOPE = [sys.executable, "-m", "fnscope.cli"]
+_CORPUS_TESTS = {"passed": 0, "skipped": 0, "failed": 0}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def samples() -> Path:
-    assert SAMPLES.is_dir(), f"real sample payloads expected at {SAMPLES}"
-    return SAMPLES
+    """The third-party sample corpus (tests/corpus.py): the test is skipped without it, failed where expected."""
+    return corpus.require()
+
+
+def _reads_corpus(item: pytest.Item) -> bool:
+    return item.get_closest_marker("corpus") is not None or "samples" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Without the corpus (and not expected), its tests are skipped before any fixture reads it."""
+    if corpus.PRESENT or corpus.CONFIGURED:
+        return
+    for item in items:
+        if _reads_corpus(item):
+            item.add_marker(pytest.mark.skip(reason=corpus.MISSING))
+
+
+@pytest.fixture(autouse=True)
+def _corpus_marked(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("corpus"):
+        corpus.require()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Counts the corpus tests' outcomes (a test marked `corpus` or asking for `samples`) for the summary line."""
+    outcome = yield
+    report = outcome.get_result()
+    if _reads_corpus(item) and (report.when == "call" or report.outcome != "passed"):
+        _CORPUS_TESTS[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    ran = _CORPUS_TESTS["passed"] + _CORPUS_TESTS["failed"]
+    if ran:
+        terminalreporter.write_line(
+            f"third-party corpus tests: {_CORPUS_TESTS['passed']} passed, {_CORPUS_TESTS['failed']} failed, "
+            f"against {corpus.SAMPLES}"
+        )
+    elif _CORPUS_TESTS["skipped"]:
+        terminalreporter.write_line(f"third-party corpus tests NOT RUN ({_CORPUS_TESTS['skipped']}): {corpus.MISSING}")
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from fnscope.simulator.scheduler import FunctionSpec, simulate
 from fnscope.simulator.sender import Sender
 from fnscope.simulator.wire import management_events, render
 from tests.conftest import FNSCOPE, Process, free_port, wait_http
+from tests.fixtures import cloudtrail_set
 from tests.test_alerts_support import Receiver
 
 CONFIG = """
@@ -183,10 +184,8 @@ def test_headroom_fires_before_the_first_throttle_and_survives_a_restart(up: Up,
     assert len(receiver.matching("/hook", _is("concurrency-headroom", function))) == 1
 
 
-def test_audit_rule_from_a_real_cloudtrail_record(up: Up, receiver: Receiver, samples: Path) -> None:
-    record = json.loads(
-        (samples / "cloudtrail/stratus_red_team_detonation_logs/aws.defense-evasion.cloudtrail-stop.json").read_text()
-    )[0]
+def test_audit_rule_from_a_cloudtrail_record(up: Up, receiver: Receiver) -> None:
+    [record] = cloudtrail_set.technique("defense-evasion.cloudtrail-stop")
     record["eventTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # as if it happened just now
     record["eventID"] = str(uuid.uuid4())
     _post(up.url, "/ingest/cloudtrail", {"Records": [record]})

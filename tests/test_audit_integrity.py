@@ -20,7 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fnscope.audit_chain import Signer, content_hash, epoch_ms, events_hash, load_signer
 from fnscope.processors.audit_sealer import Sealer
 from fnscope.query.audit_verify import Report, verify
-from tests.test_audit_support import STRATUS, chdb_store, stratus_records, write
+from tests.test_audit_support import FIXTURE_SET, chdb_store, write
+
+technique = FIXTURE_SET.technique
+EVENTS = len(FIXTURE_SET.all_records())
 
 SYNC = {"mutations_sync": 2}
 WINDOW_S = 0.3
@@ -36,11 +39,12 @@ def _seal(client: Client, signer: Signer | None = None) -> int:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    """The 35 detonation files for each tenant, written in three batches a window apart, sealed with an HMAC key."""
+    """The detonation set for each tenant, written in three batches a window apart, sealed with an HMAC key."""
     with chdb_store(tmp_path_factory.mktemp("sealed") / "store") as client:
-        files = sorted(STRATUS.glob("*.json"))
-        for batch in (files[:12], files[12:24], files[24:]):
-            records = [r for f in batch for r in stratus_records(f.name[4:-5])]
+        names = FIXTURE_SET.techniques
+        third = len(names) // 3
+        for batch in (names[:third], names[third : 2 * third], names[2 * third :]):
+            records = [r for name in batch for r in technique(name)]
             for tenant in TENANTS:
                 write(client, records, tenant)
             time.sleep(WINDOW_S + 0.05)
@@ -66,7 +70,7 @@ def _problems(report: Report) -> dict[str, set[str]]:
 def test_untouched_store_verifies_with_every_signature_checked(store: Client) -> None:
     report = verify(store, "untouched", load_signer(KEY))
     assert report.ok, report.as_dict()
-    assert report.sealed_events == 310 and report.unsealed_events == 0 and report.digests >= 3
+    assert report.sealed_events == EVENTS and report.unsealed_events == 0 and report.digests >= 3
     assert report.signatures.startswith(f"{report.digests} verified (hmac-sha256")
     wrong = verify(store, "untouched", load_signer("another-secret"))
     assert {p.kind for p in wrong.problems} == {"signature"} and len(wrong.problems) == report.digests
@@ -166,8 +170,8 @@ def test_altered_or_removed_digests_break_the_chain(store: Client) -> None:
 
 def test_redelivery_and_new_events_after_sealing_are_not_tampering(store: Client) -> None:
     t = "redelivery"
-    write(store, stratus_records("persistence.lambda-overwrite-code"), t)  # the same event again
-    write(store, [{**stratus_records("defense-evasion.cloudtrail-stop")[0], "eventID": "a-new-event"}], t)
+    write(store, technique("persistence.lambda-overwrite-code"), t)  # the same event again
+    write(store, [{**technique("defense-evasion.cloudtrail-stop")[0], "eventID": "a-new-event"}], t)
     before = verify(store, t)
     assert before.ok and before.unsealed_events == 2
     sealed = _seal(store)  # one window, or two when the writes straddle a window boundary
@@ -185,7 +189,7 @@ def test_ed25519_signatures_verify_with_the_public_key_alone(store: Client, tmp_
     public_file.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    write(store, stratus_records("persistence.lambda-overwrite-code"), "ed25519")
+    write(store, technique("persistence.lambda-overwrite-code"), "ed25519")
     assert _seal(store, load_signer(private_pem)) == 1
     public_only = load_signer(str(public_file))
     assert public_only is not None and not public_only.can_sign
@@ -197,8 +201,8 @@ def test_ed25519_signatures_verify_with_the_public_key_alone(store: Client, tmp_
 
 
 def test_tenants_have_separate_chains(store: Client) -> None:
-    write(store, stratus_records("persistence.lambda-overwrite-code"), "acme")
-    write(store, stratus_records("defense-evasion.cloudtrail-stop"), "globex")
+    write(store, technique("persistence.lambda-overwrite-code"), "acme")
+    write(store, technique("defense-evasion.cloudtrail-stop"), "globex")
     assert _seal(store) == 2
     store.command("ALTER TABLE audit_events DELETE WHERE tenant = 'globex'", settings=SYNC)
     assert verify(store, "acme").ok
@@ -213,7 +217,7 @@ def test_the_documented_hashes_can_be_recomputed_without_clickhouse(store: Clien
         "SELECT seq, toUnixTimestamp64Milli(window_start), toUnixTimestamp64Milli(window_end), events_hash, "
         "event_count FROM audit_digests WHERE tenant = 'reference' ORDER BY seq"
     ).result_rows
-    assert sum(d[4] for d in digests) == 310
+    assert sum(d[4] for d in digests) == EVENTS
     for seq, start, end, stored_hash, count in digests:
         entries = [
             (epoch_ms(r["ingested_at"]), r["event_id"], epoch_ms(r["time"]), content_hash(r))

@@ -13,12 +13,14 @@ from fnscope.processors.schema import migrate
 from fnscope.query.audit import AuditRequest, audit, audit_sql, audit_where
 from fnscope.query.runner import QueryRunner
 from fnscope.store import connect
-from tests.test_audit_support import stratus_records, write
+from tests.test_audit_support import FIXTURE_SET, write
+
+technique = FIXTURE_SET.technique
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 SEARCHES = (
-    {"principal": "christophe"},
-    {"resource": "stratus-red-team-olc-func-vayhjqkdav"},
+    {"principal": "detonation-operator"},
+    {"resource": "billing-sync"},
     {"resource": "credentials-1"},
 )
 
@@ -40,8 +42,8 @@ def test_v006_backfills_a_store_with_events_and_can_run_again(tmp_path: Path) ->
     try:
         migrate(client, until=6)
         assert not client.query("EXISTS TABLE audit_lookup").result_rows[0][0]
-        write(client, stratus_records("persistence.lambda-overwrite-code"), "acme")
-        write(client, stratus_records("credential-access.ssm-retrieve-securestring-parameters"), "acme")
+        write(client, technique("persistence.lambda-overwrite-code"), "acme")
+        write(client, technique("credential-access.ssm-retrieve-securestring-parameters"), "acme")
 
         assert migrate(client) >= 6
         runner = QueryRunner(client)
@@ -52,7 +54,7 @@ def test_v006_backfills_a_store_with_events_and_can_run_again(tmp_path: Path) ->
             client.command(statement)
         assert same_answers(runner) == before
 
-        write(client, stratus_records("persistence.lambda-layer-extension"), "acme")  # through the views
+        write(client, technique("persistence.lambda-layer-extension"), "acme")  # through the views
         after = same_answers(runner)
         assert after[0] > before[0]
     finally:

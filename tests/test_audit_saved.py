@@ -1,4 +1,5 @@
-"""The saved compliance queries against the real CloudTrail samples on a real chDB store.
+"""The saved compliance queries against the third-party corpus's CloudTrail samples on a real chDB store (a corpus
+test, tests/corpus.py; tests/test_audit_saved_fixtures.py pins every query on records written for the tests).
 
 Each query must find the Stratus Red Team detonations (or AWS doc examples) it is about, and nothing else.
 Where no sample has the event (KMS, AWS Config, concurrency, function URLs, a burst of failed logins, a new
@@ -18,8 +19,10 @@ import pytest
 from fnscope.dashboards.saved_queries import BY_NAME, SAVED_QUERIES
 from fnscope.query.audit_saved import run_saved
 from fnscope.query.runner import QueryRunner
+from tests import corpus
 from tests.test_audit_support import STRATUS, chdb_store, derive, doc_records, stratus_records, write
 
+pytestmark = corpus.needed
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 
 

@@ -1,13 +1,14 @@
-"""Support for the audit tests (no tests here): a real chDB store in the test process, the real CloudTrail
-samples, and records derived from real samples (a real record with a new eventID and the named fields changed)
-for the event names no sample has."""
+"""Support for the audit tests (no tests here): a real chDB store in the test process, detonation sets (the one
+written for the tests, and the third-party corpus's when it is there), and records derived from a set's records
+(a copy with a new eventID and the named fields changed) for the event names a set lacks."""
 
 from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,34 @@ from fnscope.events import AuditEvent
 from fnscope.processors.store import open_store
 from fnscope.processors.writer import EventWriter
 from fnscope.sink import IngestContext
+from tests import corpus
+from tests.fixtures import cloudtrail_set
 
-CLOUDTRAIL = Path(__file__).resolve().parents[2] / "shared" / "samples" / "cloudtrail"
+CLOUDTRAIL = corpus.SAMPLES / "cloudtrail"
 STRATUS = CLOUDTRAIL / "stratus_red_team_detonation_logs"
 DOC_EXAMPLES = CLOUDTRAIL / "aws_docs_examples" / "cloudtrail_doc_examples.json"
+
+
+@dataclass(frozen=True)
+class Detonations:
+    """A set of attack-technique detonations: the records of each technique, by "tactic.technique" name."""
+
+    name: str
+    techniques: tuple[str, ...]
+    technique: Callable[[str], list[dict[str, Any]]]
+
+    def all_records(self) -> list[dict[str, Any]]:
+        return [r for name in self.techniques for r in self.technique(name)]
+
+
+FIXTURE_SET = Detonations("fixtures", cloudtrail_set.TECHNIQUES, cloudtrail_set.technique)
+
+
+def corpus_set() -> Detonations:
+    """Stratus Red Team's detonation logs from the corpus (skips, or fails where expected, without it)."""
+    corpus.require()
+    names = tuple(sorted(path.name[4:-5] for path in STRATUS.glob("aws.*.json")))
+    return Detonations("corpus", names, stratus_records)
 
 
 @contextmanager

@@ -27,7 +27,8 @@ from fnscope.decoding.errors import UnusableBody
 from fnscope.processors.cloudtrail_bulk import MIN_BYTES, CloudTrailBulk
 from fnscope.processors.writer import EventWriter
 from fnscope.sink import IngestContext
-from tests.test_audit_support import CLOUDTRAIL, DOC_EXAMPLES, STRATUS, chdb_store, derive, stratus_records
+from tests import corpus
+from tests.test_audit_support import CLOUDTRAIL, DOC_EXAMPLES, FIXTURE_SET, STRATUS, chdb_store, derive
 
 MAX_CHARS = 8_000  # small, so that a long field is easy to make
 HORIZON_S = 86_400.0
@@ -40,7 +41,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 
 
 def all_sample_records() -> list[dict[str, Any]]:
-    """Every CloudTrail record in the samples, each eventID once (two doc examples share one: which of two
+    """Every CloudTrail record in the third-party corpus, each eventID once (two doc examples share one: which of two
     different records with one id survives is up to the store's merge, on either path)."""
     records: list[Any] = [r for path in sorted(STRATUS.glob("*.json")) for r in orjson.loads(path.read_bytes())]
     records += orjson.loads(DOC_EXAMPLES.read_bytes())
@@ -123,6 +124,16 @@ def assert_same(client: Client, tag: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("indent", [False, True], ids=["compact", "pretty-printed"])
+def test_every_detonation_record_is_stored_as_the_parser_stores_it(store: Client, indent: bool) -> None:
+    records = FIXTURE_SET.all_records()
+    stored, rest = both_ways(store, log_file(records, indent), f"fixtures-{indent}")
+    rows = assert_same(store, f"fixtures-{indent}")
+    assert len(rows) == len(records) == stored  # ordinary records: the store maps every one itself
+    assert not rest
+
+
+@corpus.needed
+@pytest.mark.parametrize("indent", [False, True], ids=["compact", "pretty-printed"])
 def test_every_sample_record_is_stored_as_the_parser_stores_it(store: Client, indent: bool) -> None:
     records = all_sample_records()
     stored, rest = both_ways(store, log_file(records, indent), f"samples-{indent}")
@@ -134,9 +145,7 @@ def test_every_sample_record_is_stored_as_the_parser_stores_it(store: Client, in
 
 
 def lambda_record() -> dict[str, Any]:
-    record = next(
-        r for r in stratus_records("persistence.lambda-backdoor-function") if r["eventName"].startswith("Add")
-    )
+    (record,) = FIXTURE_SET.technique("persistence.lambda-backdoor-function")
     return derive(record)
 
 
@@ -310,13 +319,14 @@ def test_a_live_delivery_is_left_whole_to_the_parser_by_its_first_record(store: 
 
 def test_a_partly_bad_backfill_file_through_fnscope_up(embedded: tuple[str, Any], tmp_path: Path) -> None:
     url, _ = embedded
-    good = [lambda_record() for _ in range(1000)]  # over a megabyte: the store maps it
+    count = MIN_BYTES // len(orjson.dumps(lambda_record())) + 100  # over the size the store maps itself
+    good = [lambda_record() for _ in range(count)]
     bad = {"eventVersion": "1.08", "eventName": "NoTime", "eventID": "bad-1"}
     body = log_file([*good, bad])
     assert len(gzip.decompress(body)) > MIN_BYTES
     answer = httpx.post(f"{url}/ingest/cloudtrail", content=body, timeout=60)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"accepted": 1000, "rejected": 1, "errors": ["not a CloudTrail record: no eventTime"]}
+    assert answer.json() == {"accepted": count, "rejected": 1, "errors": ["not a CloudTrail record: no eventTime"]}
     found = httpx.get(
         f"{url}/api/audit", params={"principal": good[0]["userIdentity"]["arn"], "since": "3650d", "limit": 5000}
     )

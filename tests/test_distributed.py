@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from fnscope.transport import all_topics
 from tests.conftest import FNSCOPE, Process, free_port, wait_http
+from tests.fixtures import cloudtrail_set
 
 GROUP = "fnscope-processors"
 
@@ -104,11 +105,11 @@ def telemetry_batch(function: str, first: int, count: int) -> bytes:
     return json.dumps(events).encode()
 
 
-def test_http_to_kafka_to_clickhouse_to_query(broker: str, tmp_path: Path, samples: Path) -> None:
+def test_http_to_kafka_to_clickhouse_to_query(broker: str, tmp_path: Path) -> None:
     collector_url, collector = start_collector(broker, tmp_path)
     acked: set[str] = set()
-    for path in sorted((samples / "cloudtrail/stratus_red_team_detonation_logs").glob("*.json")):
-        body = path.read_bytes()
+    for name in cloudtrail_set.TECHNIQUES:
+        body = cloudtrail_set.technique_file(name)
         r = httpx.post(f"{collector_url}/ingest/cloudtrail", content=body, timeout=30)
         assert r.status_code == 200, r.text
         acked.update(rec["eventID"] for rec in json.loads(body))

@@ -1,8 +1,8 @@
-"""`fnscope up` end to end, as a user runs it: a real process, real HTTP, chDB on disk, real sample payloads."""
+"""`fnscope up` end to end, as a user runs it: a real process, real HTTP, chDB on disk, a payload in every format
+(tests/fixtures)."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 from datetime import datetime
@@ -12,84 +12,57 @@ import httpx
 import pytest
 
 from tests.conftest import FNSCOPE, Process, free_port, wait_http
-
-STRATUS = "cloudtrail/stratus_red_team_detonation_logs"
+from tests.fixtures import cloudtrail_set, wire
 
 
 def _post(url: str, path: str, body: bytes, **headers: str) -> httpx.Response:
     return httpx.post(f"{url}{path}", content=body, headers=headers, timeout=60)
 
 
-def _telemetry_batch(samples: Path) -> bytes:
-    events = json.loads(
-        (samples / "lambda_logs/telemetry_api/aws_lambda_rust_runtime/telemetry_events.json").read_text()
-    )
-    return json.dumps([{k: v for k, v in e.items() if not k.startswith("_")} for e in events]).encode()
-
-
-def test_every_format_is_stored_and_queryable(embedded: tuple[str, Process], samples: Path) -> None:
+def test_every_format_is_stored_and_queryable(embedded: tuple[str, Process]) -> None:
     url, _ = embedded
     r = _post(
         url,
         "/ingest/telemetry?function=checkout&version=7&region=eu-west-1&account=111122223333",
-        gzip.compress(_telemetry_batch(samples)),
+        gzip.compress(wire.telemetry_batch()),
         **{"Content-Encoding": "gzip"},
     )
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] > 0
 
-    cloudtrail = (samples / STRATUS / "aws.persistence.lambda-overwrite-code.json").read_bytes()
+    cloudtrail = cloudtrail_set.technique_file("persistence.lambda-overwrite-code")
     r = _post(url, "/ingest/cloudtrail", cloudtrail)
     assert r.status_code == 200, r.text
     assert r.json() == {"accepted": len(json.loads(cloudtrail)), "rejected": 0}
 
-    cw = (samples / "cloudwatch_logs_subscription/powertools_python/cloudWatchLogEvent.json").read_text()
-    payload = base64.b64decode(json.loads(cw)["awslogs"]["data"])
-    r = _post(url, "/ingest/cloudwatch", payload)
+    r = _post(url, "/ingest/cloudwatch", wire.cloudwatch_gzip())
     assert r.status_code == 200, r.text
-    firehose_body = json.dumps(
-        {
-            "requestId": "ed4acda5-034f-9f42-bba1-f29aea6d7d8f",
-            "timestamp": 1578090901599,
-            "records": [{"data": base64.b64encode(payload).decode()}],
-        }
-    ).encode()
-    r = _post(url, "/ingest/firehose", firehose_body)
+    assert r.json() == {"accepted": 2, "rejected": 0}
+    r = _post(url, "/ingest/firehose", wire.firehose_delivery("ed4acda5-034f-9f42-bba1-f29aea6d7d8f"))
     assert r.status_code == 200, r.text
     assert r.json()["requestId"] == "ed4acda5-034f-9f42-bba1-f29aea6d7d8f"
 
-    line = {
-        "requestId": "abc-123",
-        "ip": "203.0.113.9",
-        "requestTime": "27/Nov/2026:05:00:00 +0000",
-        "httpMethod": "GET",
-        "routeKey": "GET /orders",
-        "status": "429",
-        "protocol": "HTTP/1.1",
-        "responseLength": "42",
-        "integrationErrorMessage": "Rate exceeded",
-    }
-    r = _post(url, "/ingest/apigateway?api=a1b2c3&stage=prod", json.dumps(line).encode())
+    r = _post(url, "/ingest/apigateway?api=a1b2c3&stage=prod", json.dumps(wire.apigateway_line()).encode())
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1
 
-    otlp = (samples / "otel/opentelemetry-proto_examples/logs.json").read_bytes()
-    r = _post(url, "/v1/logs", otlp, **{"Content-Type": "application/json"})
+    r = _post(url, "/v1/logs", wire.otlp_logs_json(), **{"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
 
     # The audit trail answers "who changed this function's code".
     audit = httpx.get(f"{url}/api/audit", params={"action": "UpdateFunctionCode", "since": "20000d"}).json()
-    assert audit["results"], "the overwrite-code detonation must be found"
-    assert all(row["action"].startswith("UpdateFunctionCode") for row in audit["results"])
+    assert [(row["action"], row["function"]) for row in audit["results"]] == [
+        ("UpdateFunctionCode20150331v2", "billing-sync")
+    ], "the overwrite-code detonation must be found"
 
     # Logs from the telemetry batch are searchable.
     found = httpx.get(f"{url}/api/search", params={"q": "hello", "since": "20000d"}).json()["results"]
     assert any(row["function"] == "checkout" and "hello" in row["message"] for row in found)
 
 
-def test_redelivery_never_shows_twice(embedded: tuple[str, Process], samples: Path) -> None:
+def test_redelivery_never_shows_twice(embedded: tuple[str, Process]) -> None:
     url, _ = embedded
-    body = (samples / STRATUS / "aws.initial-access.console-login-without-mfa.json").read_bytes()
+    body = cloudtrail_set.technique_file("initial-access.console-login-without-mfa")
     records = json.loads(body)
     for _ in range(3):
         assert _post(url, "/ingest/cloudtrail", body).status_code == 200
@@ -106,9 +79,9 @@ def test_unusable_body_is_400_and_dead_lettered(embedded: tuple[str, Process]) -
     assert any(d["source"] == "cloudtrail" and d["raw_preview"].startswith("this is not json") for d in dead)
 
 
-def test_partly_bad_batch_keeps_the_good_records(embedded: tuple[str, Process], samples: Path) -> None:
+def test_partly_bad_batch_keeps_the_good_records(embedded: tuple[str, Process]) -> None:
     url, _ = embedded
-    good = json.loads((samples / STRATUS / "aws.defense-evasion.cloudtrail-stop.json").read_bytes())
+    good = cloudtrail_set.technique("defense-evasion.cloudtrail-stop")
     body = json.dumps([*good, {"eventName": "NoTimeAtAll"}, 42]).encode()
     r = _post(url, "/ingest/cloudtrail", body)
     assert r.status_code == 200, r.text
@@ -126,15 +99,15 @@ def test_gzip_bomb_is_413_not_oom(embedded: tuple[str, Process]) -> None:
     assert r.status_code == 413
 
 
-def test_kill9_then_restart_keeps_every_acknowledged_event(tmp_path: Path, samples: Path) -> None:
+def test_kill9_then_restart_keeps_every_acknowledged_event(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [*FNSCOPE, "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
     acked: set[str] = set()
     proc = Process(args, tmp_path / "up.log").start()
     wait_http(f"{url}/healthz", proc=proc.proc)
-    for path in sorted((samples / STRATUS).glob("*.json")):
-        body = path.read_bytes()
+    for name in cloudtrail_set.TECHNIQUES:
+        body = cloudtrail_set.technique_file(name)
         if _post(url, "/ingest/cloudtrail", body).status_code == 200:
             acked.update(r["eventID"] for r in json.loads(body))
     proc.kill9()
@@ -144,7 +117,7 @@ def test_kill9_then_restart_keeps_every_acknowledged_event(tmp_path: Path, sampl
         wait_http(f"{url}/healthz", proc=proc.proc)
         rows = httpx.get(f"{url}/api/audit", params={"since": "20000d", "limit": 100000}).json()["results"]
         stored = [r["event_id"] for r in rows]
-        assert len(acked) == 310
+        assert len(acked) == len(cloudtrail_set.all_records())
         assert set(stored) == acked
         assert len(stored) == len(set(stored)), "no duplicates visible"
     finally:
@@ -152,7 +125,7 @@ def test_kill9_then_restart_keeps_every_acknowledged_event(tmp_path: Path, sampl
 
 
 @pytest.mark.parametrize("tokens", ["secret-a:team-a,secret-b:team-b"])
-def test_tokens_scope_every_query_to_its_tenant(tmp_path: Path, samples: Path, tokens: str) -> None:
+def test_tokens_scope_every_query_to_its_tenant(tmp_path: Path, tokens: str) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = Process(
@@ -162,7 +135,7 @@ def test_tokens_scope_every_query_to_its_tenant(tmp_path: Path, samples: Path, t
     ).start()
     try:
         wait_http(f"{url}/healthz", proc=proc.proc)
-        body = (samples / STRATUS / "aws.defense-evasion.cloudtrail-stop.json").read_bytes()
+        body = cloudtrail_set.technique_file("defense-evasion.cloudtrail-stop")
         assert _post(url, "/ingest/cloudtrail", body).status_code == 401
         assert _post(url, "/ingest/cloudtrail", body, Authorization="Bearer secret-a").status_code == 200
         a = httpx.get(f"{url}/api/audit", params={"since": "20000d"}, headers={"Authorization": "Bearer secret-a"})

@@ -1,4 +1,5 @@
-"""CloudTrail, API Gateway access-log and OTLP/HTTP logs parsers against the real shared samples."""
+"""CloudTrail, API Gateway access-log and OTLP/HTTP logs parsers on the third-party corpus (tests/corpus.py; each
+quirk is also pinned without it by tests/test_quirks_*)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from fnscope.decoding import arn
 from fnscope.decoding.errors import UnusableBody
 from fnscope.events import ApiAccess, AuditEvent, FunctionLog
 from fnscope.sink import IngestContext
+from tests import corpus
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = corpus.SAMPLES
 CLOUDTRAIL = SAMPLES / "cloudtrail"
 STRATUS = CLOUDTRAIL / "stratus_red_team_detonation_logs"
 DOC_EXAMPLES = CLOUDTRAIL / "aws_docs_examples" / "cloudtrail_doc_examples.json"
@@ -51,7 +53,8 @@ def _stratus(name: str) -> list[AuditEvent]:
 # --- CloudTrail: every sample file ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", sorted(CLOUDTRAIL.rglob("*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", corpus.each(sorted(CLOUDTRAIL.rglob("*.json"))), ids=lambda p: p and p.name)
+@corpus.needed
 def test_every_cloudtrail_sample_parses_without_dead_letters(path: Path) -> None:
     parsed = cloudtrail.parse(path.read_bytes(), CTX)
     assert parsed.dead == []
@@ -62,6 +65,7 @@ def test_every_cloudtrail_sample_parses_without_dead_letters(path: Path) -> None
         assert all(isinstance(e, AuditEvent) and e.tenant == "acme" for e in parsed.events)
 
 
+@corpus.needed
 def test_stratus_detonations_store_all_310_records_from_35_files() -> None:
     files = sorted(STRATUS.glob("*.json"))
     assert len(files) == 35
@@ -84,6 +88,7 @@ def test_stratus_detonations_store_all_310_records_from_35_files() -> None:
     assert all(e.region.endswith("r") for e in events)
 
 
+@corpus.needed
 def test_stratus_raw_is_the_whole_record_as_compact_json() -> None:
     path = STRATUS / "aws.defense-evasion.cloudtrail-stop.json"
     (record,) = _load(path)
@@ -94,6 +99,7 @@ def test_stratus_raw_is_the_whole_record_as_compact_json() -> None:
     assert event.time == datetime.fromisoformat(record["eventTime"])
 
 
+@corpus.needed
 def test_lambda_overwrite_code_gives_function_name_from_the_full_arn() -> None:
     (event,) = _stratus("persistence.lambda-overwrite-code")
     assert event.action == "UpdateFunctionCode20150331v2"  # API date kept
@@ -107,6 +113,7 @@ def test_lambda_overwrite_code_gives_function_name_from_the_full_arn() -> None:
     assert event.partition_key() == "acme/266106314375"
 
 
+@corpus.needed
 def test_lambda_backdoor_function_gives_function_name_from_a_plain_name() -> None:
     (event,) = _stratus("persistence.lambda-backdoor-function")
     assert event.action == "AddPermission20150331v2"
@@ -117,12 +124,14 @@ def test_lambda_backdoor_function_gives_function_name_from_a_plain_name() -> Non
     assert event.read_only is False
 
 
+@corpus.needed
 def test_lambda_layer_extension_names_the_function_not_the_layer() -> None:
     (event,) = _stratus("persistence.lambda-layer-extension")
     assert event.function == "stratus-red-team-lambda-layer-simpleLambda"
     assert not any(":layer:" in r for r in event.resources)
 
 
+@corpus.needed
 def test_non_lambda_events_have_no_function() -> None:
     events = _stratus("credential-access.ssm-retrieve-securestring-parameters")
     assert all(e.function == "" for e in events)
@@ -131,6 +140,7 @@ def test_non_lambda_events_have_no_function() -> None:
     assert all(r.startswith("arn:aws:ssm:") for e in with_resources for r in e.resources)
 
 
+@corpus.needed
 def test_console_login_without_mfa_gives_mfa_false() -> None:
     (event,) = _stratus("initial-access.console-login-without-mfa")
     assert event.action == "ConsoleLogin"
@@ -140,6 +150,7 @@ def test_console_login_without_mfa_gives_mfa_false() -> None:
     assert event.source_ip == "225.01.00.16"
 
 
+@corpus.needed
 def test_access_denied_errors_are_kept() -> None:
     events = [e for path in STRATUS.glob("*.json") for e in cloudtrail.parse(path.read_bytes(), CTX).events]
     codes = {e.error_code for e in events if e.error_code}  # type: ignore[attr-defined]
@@ -156,6 +167,7 @@ def _doc_events() -> tuple[list[dict[str, Any]], list[AuditEvent]]:
     return records, parsed.events  # type: ignore[return-value]
 
 
+@corpus.needed
 def test_doc_examples_all_stored_with_old_event_versions() -> None:
     records, events = _doc_events()
     assert len(events) == len(records) == 25
@@ -164,6 +176,7 @@ def test_doc_examples_all_stored_with_old_event_versions() -> None:
     assert all(orjson.loads(e.raw)["_source"] == r["_source"] for e, r in zip(events, records))
 
 
+@corpus.needed
 def test_mfa_used_upper_case_yes_is_true() -> None:
     records, events = _doc_events()
     by_answer = {
@@ -174,6 +187,7 @@ def test_mfa_used_upper_case_yes_is_true() -> None:
     assert by_answer == {"YES": True, "Yes": True, "No": False}
 
 
+@corpus.needed
 def test_session_mfa_attribute_is_read() -> None:
     records, events = _doc_events()
     (start_logging,) = [e for e in events if e.action == "StartLogging"]
@@ -182,6 +196,7 @@ def test_session_mfa_attribute_is_read() -> None:
     assert start_logging.read_only is False
 
 
+@corpus.needed
 def test_records_without_event_id_get_a_stable_content_id() -> None:
     records, events = _doc_events()
     missing = [e for r, e in zip(records, events) if "eventID" not in r]
@@ -191,6 +206,7 @@ def test_records_without_event_id_get_a_stable_content_id() -> None:
     assert [e.event_id for e in again] == [e.event_id for e in events]
 
 
+@corpus.needed
 def test_lambda_doc_example_function_name() -> None:
     _, events = _doc_events()
     (delete,) = [e for e in events if e.action == "DeleteFunction"]
@@ -199,6 +215,7 @@ def test_lambda_doc_example_function_name() -> None:
     assert get.error_code == "AccessDenied" and get.function == ""
 
 
+@corpus.needed
 def test_truncated_and_control_character_raw_text_blocks() -> None:
     records = _load(DOC_EXAMPLES)
     good_text = orjson.dumps(records[0], option=orjson.OPT_INDENT_2).decode()
@@ -218,6 +235,7 @@ def test_truncated_and_control_character_raw_text_blocks() -> None:
     assert "truncated" in dead.reason and dead.raw == truncated.encode()
 
 
+@corpus.needed
 def test_truncated_block_inside_a_body_is_dead_lettered_and_the_rest_kept() -> None:
     records = _load(DOC_EXAMPLES)
     blocks = [orjson.dumps(r, option=orjson.OPT_INDENT_2).decode() for r in records[:3]]
@@ -231,6 +249,7 @@ def test_truncated_block_inside_a_body_is_dead_lettered_and_the_rest_kept() -> N
 # --- CloudTrail: fixtures, digest and body shapes ---------------------------------------------------------------
 
 
+@corpus.needed
 def test_digest_is_recognised_not_ingested() -> None:
     digest = _load(FIXTURES / "otel_collector_contrib" / "cloudtrail_digest.json")
     assert cloudtrail.is_digest(digest)
@@ -240,6 +259,7 @@ def test_digest_is_recognised_not_ingested() -> None:
     assert (parsed.events, parsed.dead, parsed.meta["digest"]) == ([], [], True)
 
 
+@corpus.needed
 def test_digest_beside_a_log_file_in_ndjson() -> None:
     digest = _load(FIXTURES / "otel_collector_contrib" / "cloudtrail_digest.json")
     records = _load(STRATUS / "aws.persistence.iam-create-admin-user.json")
@@ -249,6 +269,7 @@ def test_digest_beside_a_log_file_in_ndjson() -> None:
     assert [e.event_id for e in parsed.events] == [r["eventID"] for r in records]
 
 
+@corpus.needed
 def test_identity_center_unknown_principal_with_empty_arn_is_stored() -> None:
     auth = cloudtrail.parse(
         (FIXTURES / "aws_lambda_rust_runtime" / "example-cloudwatch-cloudtrail-unknown-user-auth.json").read_bytes(),
@@ -265,6 +286,7 @@ def test_identity_center_unknown_principal_with_empty_arn_is_stored() -> None:
     assert "0000" not in auth.event_id
 
 
+@corpus.needed
 def test_assumed_role_session_issuer() -> None:
     (event,) = cloudtrail.parse(
         (FIXTURES / "aws_lambda_rust_runtime" / "example-cloudwatch-cloudtrail-assumed-role.json").read_bytes(), CTX
@@ -277,6 +299,7 @@ def test_assumed_role_session_issuer() -> None:
     assert event.mfa is False
 
 
+@corpus.needed
 def test_body_shapes_give_the_same_events() -> None:
     records = _load(STRATUS / "aws.credential-access.secretsmanager-batch-retrieve-secrets.json")
     ids = [r["eventID"] for r in records]
@@ -297,6 +320,7 @@ def test_body_shapes_give_the_same_events() -> None:
     assert single.event_id == ids[0]
 
 
+@corpus.needed
 def test_bad_records_are_dead_lettered_and_the_rest_kept() -> None:
     good = _load(STRATUS / "aws.defense-evasion.cloudtrail-delete.json")[0]
     no_time = {k: v for k, v in good.items() if k != "eventTime"}
@@ -389,6 +413,7 @@ def _render(template: str, values: dict[str, str]) -> str:
     return _CONTEXT_VAR.sub(substitute, template)
 
 
+@corpus.needed
 def test_json_templates_generate_parsable_lines() -> None:
     templates = _templates("json")
     assert [t["api_type"] for t in templates] == ["REST", "HTTP"]
@@ -417,6 +442,7 @@ def test_json_templates_generate_parsable_lines() -> None:
             assert first.route == "POST /orders/{id}"
 
 
+@corpus.needed
 def test_event_id_is_stable_per_api_and_request() -> None:
     template = _templates("json")[1]["template"]
     line = _render(template, _values(7)).encode()
@@ -429,6 +455,7 @@ def test_event_id_is_stable_per_api_and_request() -> None:
     assert a.request_id == "" and a.event_id == b.event_id != one.event_id
 
 
+@corpus.needed
 def test_non_json_template_lines_are_dead_lettered() -> None:
     json_line = _render(_templates("json")[0]["template"], _values(1))
     other = [_render(t["template"], _values(2)) for t in _templates("other")]
@@ -580,6 +607,7 @@ def _sample_request() -> ExportLogsServiceRequest:
     return json_format.ParseDict(doc, ExportLogsServiceRequest())
 
 
+@corpus.needed
 def test_otlp_json_sample() -> None:
     raw = (OTEL / "logs.json").read_text()
     assert '"traceId": "5B8EFFF798038103D269B633813FC60C"' in raw and '"intValue": "10"' in raw
@@ -606,6 +634,7 @@ def test_otlp_json_sample() -> None:
     }
 
 
+@corpus.needed
 def test_otlp_protobuf_of_the_same_request_gives_the_same_events() -> None:
     body = _sample_request().SerializeToString()
     from_proto = otlp.parse(body, CTX, "application/x-protobuf")
@@ -618,6 +647,7 @@ def test_otlp_protobuf_of_the_same_request_gives_the_same_events() -> None:
     )
 
 
+@corpus.needed
 def test_otlp_event_body_kvlist_becomes_json_message() -> None:
     (log,) = otlp.parse((OTEL / "events.json").read_bytes(), CTX, "application/json").events
     assert orjson.loads(log.message)["title"] == "Free Online GUID Generator"
@@ -666,12 +696,19 @@ def test_otlp_lambda_attributes_and_partial_success() -> None:
     assert len(parsed.dead) == 2
 
 
+# a traces export sent to the logs endpoint by mistake
+_SPANS_REQUEST = (
+    b'{"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [{"traceId": "5B8EFFF798038103D269B633813FC60C", '
+    b'"spanId": "EEE19B7EC3C1B174", "name": "GET /orders", "kind": 2}]}]}]}'
+)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "message"),
     [
         (b"not json", "application/json", "not OTLP/JSON"),
         (b"[1]", "application/json", "a JSON list"),
-        ((OTEL / "trace.json").read_bytes(), "application/json", "spans request"),
+        (_SPANS_REQUEST, "application/json", "spans request"),
         (b"\x0a\xff\xff\xff", "application/x-protobuf", "not an OTLP protobuf"),
         (b"\x78\x01", "application/x-protobuf", "not an OTLP protobuf"),
     ],

@@ -1,4 +1,5 @@
-"""Lambda log formats (text lines, Telemetry/Logs API, CloudWatch Logs subscriptions, Firehose) on real samples."""
+"""Lambda log formats (text lines, Telemetry/Logs API, CloudWatch Logs subscriptions, Firehose) on the third-party
+corpus (tests/corpus.py; each quirk is also pinned without it by tests/test_quirks_*)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from fnscope.decoding.compression import inflate
 from fnscope.decoding.errors import BadPayload, UnusableBody
 from fnscope.events import Event, FunctionLog, Invocation, log_line_id, stable_id
 from fnscope.sink import IngestContext
+from tests import corpus
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = corpus.SAMPLES
 LAMBDA = SAMPLES / "lambda_logs"
 CWL = SAMPLES / "cloudwatch_logs_subscription"
 FIREHOSE = SAMPLES / "firehose"
@@ -63,7 +65,7 @@ def cw_body(messages: list[str | dict[str, Any]], group: str = "/aws/lambda/my-f
 
 # --- raw text blocks from the Lambda docs --------------------------------------------------------------------
 
-RAW_BLOCKS = load(LAMBDA / "aws_docs" / "raw_text_log_blocks.json")
+RAW_BLOCKS = load(LAMBDA / "aws_docs" / "raw_text_log_blocks.json") if corpus.PRESENT else []
 
 
 def block(source_suffix: str) -> list[Event]:
@@ -71,6 +73,7 @@ def block(source_suffix: str) -> list[Event]:
     return parse_text_block(found["text"], time=T0, function="my-fn", ctx=CTX, source="cloudwatch")
 
 
+@corpus.needed
 def test_report_block_with_tabs_gives_numbers_cold_start_and_trace() -> None:
     events = block("csharp-logging.md#L44")
     [report] = invocations(events, "report")
@@ -91,6 +94,7 @@ def test_report_block_with_tabs_gives_numbers_cold_start_and_trace() -> None:
     assert platform_lines == ["START", "END", "REPORT"]
 
 
+@corpus.needed
 def test_report_with_runs_of_spaces_and_no_init_is_warm() -> None:
     [report] = invocations(block("golang-logging.md#L129"), "report")
     assert (report.duration_ms, report.billed_duration_ms, report.memory_size_mb, report.max_memory_used_mb) == (
@@ -102,6 +106,7 @@ def test_report_with_runs_of_spaces_and_no_init_is_warm() -> None:
     assert report.cold_start is False and report.init_duration_ms is None
 
 
+@corpus.needed
 def test_python_block_spaces_and_xray_on_next_line() -> None:
     events = block("python-logging.md#L34")
     [report] = invocations(events, "report")
@@ -109,6 +114,7 @@ def test_python_block_spaces_and_xray_on_next_line() -> None:
     assert report.trace_id == "1-5e34a614-10bdxmplf1fb44f07bc535a1"
 
 
+@corpus.needed
 def test_runtime_default_formats_give_level_request_id_and_own_time() -> None:
     node = logs(block("nodejs-logging.md#L32"))
     [warn] = [e for e in node if e.level == "WARN"]
@@ -125,7 +131,8 @@ def test_runtime_default_formats_give_level_request_id_and_own_time() -> None:
     assert java[0].message.startswith("Handler - ENVIRONMENT VARIABLES")
 
 
-@pytest.mark.parametrize("raw", RAW_BLOCKS, ids=[b["_source"].rsplit(":", 1)[1] for b in RAW_BLOCKS])
+@pytest.mark.parametrize("raw", corpus.each(RAW_BLOCKS), ids=lambda b: b and b["_source"].rsplit(":", 1)[1])
+@corpus.needed
 def test_every_doc_block_has_one_start_and_report_and_stable_ids(raw: dict[str, Any]) -> None:
     events = parse_text_block(raw["text"], time=T0, function="f", ctx=CTX, source="cloudwatch")
     again = parse_text_block(raw["text"], time=T0, function="f", ctx=CTX, source="cloudwatch")
@@ -235,7 +242,8 @@ POWERTOOLS = sorted((LAMBDA / "powertools_python_logger").glob("*.json")) + sort
 )
 
 
-@pytest.mark.parametrize("path", POWERTOOLS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", corpus.each(POWERTOOLS), ids=lambda p: p and f"{p.parent.name}/{p.name}")
+@corpus.needed
 def test_powertools_lines_through_cloudwatch(path: Path) -> None:
     records = powertools_records(path)
     parsed = cloudwatch.parse(cw_body(records), CTX)
@@ -254,6 +262,7 @@ def test_powertools_lines_through_cloudwatch(path: Path) -> None:
             assert log.message == message
 
 
+@corpus.needed
 def test_powertools_python_fields_request_id_and_comma_timestamp() -> None:
     [log] = logs(
         cloudwatch.parse(
@@ -266,6 +275,7 @@ def test_powertools_python_fields_request_id_and_comma_timestamp() -> None:
     assert log.time == datetime(2021, 5, 3, 11, 47, 12, 494000, tzinfo=UTC)
 
 
+@corpus.needed
 def test_powertools_nested_object_message_exception_and_timezones() -> None:
     second = logs(
         line(
@@ -295,6 +305,7 @@ def test_powertools_nested_object_message_exception_and_timezones() -> None:
     assert unparseable_date.time == T0  # "10/28/2022 02:35:03 PM" -> envelope time
 
 
+@corpus.needed
 def test_powertools_typescript_trace_ids_and_numbers_as_strings() -> None:
     records = powertools_records(LAMBDA / "powertools_typescript_logger" / "debugLogSamplingSampled.json")
     found = logs(cloudwatch.parse(cw_body(records), CTX).events)
@@ -307,6 +318,7 @@ def test_powertools_typescript_trace_ids_and_numbers_as_strings() -> None:
     assert event_log.message == "Lambda invocation event"
 
 
+@corpus.needed
 def test_powertools_typescript_legacy_format_and_invalid_doc_block() -> None:
     blocks = load(LAMBDA / "powertools_typescript_logger" / "docs_inline_output_blocks.json")
     legacy = logs(line(json.dumps(blocks[-1]["records"][0])))[0]
@@ -325,6 +337,7 @@ def tparse(elements: Any, ctx: IngestContext = CTX) -> Parsed:
     return telemetry.parse(orjson.dumps(elements), ctx)
 
 
+@corpus.needed
 def test_telemetry_doc_examples() -> None:
     examples = load(LAMBDA / "aws_docs" / "telemetry_api_doc_examples.json")
     parsed = tparse([e["event"] for e in examples if e["event"] is not None])
@@ -346,6 +359,7 @@ def test_telemetry_doc_examples() -> None:
             telemetry.parse(bad.encode(), CTX)
 
 
+@corpus.needed
 def test_logs_api_doc_examples_fault_and_statuses() -> None:
     examples = load(LAMBDA / "aws_docs" / "logs_api_doc_examples.json")
     elements: list[Any] = []
@@ -374,6 +388,7 @@ def test_logs_api_doc_examples_fault_and_statuses() -> None:
     assert any(e.message.startswith('{"requestId"') for e in logs(parsed.events))  # platform.end kept as a line
 
 
+@corpus.needed
 def test_telemetry_samples_snapstart_records_and_2025_report() -> None:
     body = (LAMBDA / "telemetry_api" / "datadog_lambda_extension" / "telemetry_events.json").read_bytes()
     parsed = telemetry.parse(body, CTX)
@@ -393,6 +408,7 @@ def test_telemetry_samples_snapstart_records_and_2025_report() -> None:
     assert invocations(parsed.events, "init_start")
 
 
+@corpus.needed
 def test_telemetry_rust_and_logs_api_samples() -> None:
     rust = telemetry.parse(
         (LAMBDA / "telemetry_api" / "aws_lambda_rust_runtime" / "telemetry_events.json").read_bytes(), CTX
@@ -406,6 +422,7 @@ def test_telemetry_rust_and_logs_api_samples() -> None:
     assert len(hello) == 2 and hello[0].event_id != hello[1].event_id  # same line twice in one batch: two lines
 
 
+@corpus.needed
 def test_telemetry_redelivery_gives_identical_ids_and_ids_follow_the_documented_recipe() -> None:
     body = (LAMBDA / "telemetry_api" / "aws_lambda_rust_runtime" / "telemetry_events.json").read_bytes()
     first, second = telemetry.parse(body, CTX), telemetry.parse(body, CTX)
@@ -454,6 +471,7 @@ def test_telemetry_body_shapes() -> None:
     assert telemetry.parse(b"[]", CTX).events == []
 
 
+@corpus.needed
 def test_extensions_api_events_are_not_telemetry() -> None:
     examples = load(LAMBDA / "aws_docs" / "extensions_api_event_examples.json")
     parsed = tparse([e["event"] for e in examples])
@@ -463,6 +481,7 @@ def test_extensions_api_events_are_not_telemetry() -> None:
 # --- CloudWatch Logs subscriptions ---------------------------------------------------------------------------
 
 
+@corpus.needed
 def test_cloudwatch_gzip_awslogs_form() -> None:
     parsed = cloudwatch.parse((CWL / "powertools_python" / "cloudWatchLogEvent.json").read_bytes(), CTX)
     found = logs(parsed.events)
@@ -474,11 +493,13 @@ def test_cloudwatch_gzip_awslogs_form() -> None:
     assert found[0].account == "123456789123" and found[0].time == datetime(2015, 8, 24, 19, 3, 7, tzinfo=UTC)
 
 
+@corpus.needed
 def test_cloudwatch_zlib_fixture_decodes() -> None:
     parsed = cloudwatch.parse((CWL / "powertools_python" / "cloudWatchLogEventWithPolicyLevel.json").read_bytes(), CTX)
     assert not parsed.dead and [e.event_id for e in parsed.events] == ["eventId1", "eventId2"]
 
 
+@corpus.needed
 def test_cloudwatch_lambda_doc_examples_truncated_base64_and_report() -> None:
     truncated, decoded = (e["doc"] for e in load(CWL / "aws_docs" / "lambda_dev_guide_cwlogs_examples.json"))
     bad = cloudwatch.parse(orjson.dumps(truncated), CTX)
@@ -498,6 +519,7 @@ def test_cloudwatch_lambda_doc_examples_truncated_base64_and_report() -> None:
     assert report.account == "123456789012" and log.log_type == "platform"
 
 
+@corpus.needed
 def test_cloudwatch_cloudtrail_payloads_are_kept_as_log_lines() -> None:
     for example in load(CWL / "aws_docs" / "cloudwatch_logs_user_guide_subscription_examples.json"):
         parsed = cloudwatch.parse(orjson.dumps(example["parsed"]), CTX)
@@ -510,6 +532,7 @@ def test_cloudwatch_cloudtrail_payloads_are_kept_as_log_lines() -> None:
     assert log.fields["eventName"] == "PutObject" and log.log_group == "/aws/cloudtrail/logs"
 
 
+@corpus.needed
 def test_cloudwatch_control_messages_give_no_events() -> None:
     for name in (
         "awsfirehosereceiver_cwlog_only_control.ndjson",
@@ -519,6 +542,7 @@ def test_cloudwatch_control_messages_give_no_events() -> None:
         assert parsed.events == [] and parsed.dead == [] and parsed.meta["control_messages"] == 1
 
 
+@corpus.needed
 def test_cloudwatch_concatenated_objects_plain_and_gzip() -> None:
     raw = (CWL / "otel_collector_contrib" / "subscription_filter_multiple_json_objects.json").read_bytes()
     for body in (raw, gzip.compress(raw)):
@@ -534,6 +558,7 @@ def test_cloudwatch_concatenated_objects_plain_and_gzip() -> None:
     ]
 
 
+@corpus.needed
 def test_cloudwatch_extracted_fields_cross_account() -> None:
     parsed = cloudwatch.parse(
         (
@@ -547,6 +572,7 @@ def test_cloudwatch_extracted_fields_cross_account() -> None:
     ]
 
 
+@corpus.needed
 def test_cloudwatch_bad_input() -> None:
     bad_gzip = cloudwatch.parse(b"\x1f\x8b\x08\x00garbage", CTX)
     assert not bad_gzip.events and "compressed data" in bad_gzip.dead[0].reason
@@ -587,6 +613,7 @@ def test_cloudwatch_lambda_edge_group_and_numbered_version() -> None:
 # --- Firehose HTTP endpoint ----------------------------------------------------------------------------------
 
 
+@corpus.needed
 def test_firehose_json_record_route53() -> None:
     parsed = firehose.parse(
         (FIREHOSE / "otel_collector_contrib" / "firehose_http_endpoint_request_route53_resolver.json").read_bytes(), CTX
@@ -599,6 +626,7 @@ def test_firehose_json_record_route53() -> None:
     assert log.time == datetime(2022, 3, 1, 0, 59, 8, tzinfo=UTC)
 
 
+@corpus.needed
 def test_firehose_doc_examples() -> None:
     examples = load(FIREHOSE / "aws_docs" / "firehose_http_endpoint_doc_examples.json")
     for example in examples:
@@ -611,6 +639,7 @@ def test_firehose_doc_examples() -> None:
         assert parsed.meta["request_id"] == "ed4acda5-034f-9f42-bba1-f29aea6d7d8f"
 
 
+@corpus.needed
 def test_firehose_cloudwatch_gzip_record_string_timestamp_and_bad_records() -> None:
     cw_data = load(CWL / "powertools_python" / "cloudWatchLogEvent.json")["awslogs"]["data"]
     body = {
@@ -647,6 +676,7 @@ def test_firehose_body_shapes() -> None:
         firehose.parse(b'{"requestId": "x", "timestamp": 1}', CTX)
 
 
+@corpus.needed
 def test_firehose_transformation_events_are_accepted_as_deliveries() -> None:
     parsed = firehose.parse((FIREHOSE / "powertools_python" / "kinesisFirehosePutEvent.json").read_bytes(), CTX)
     assert parsed.meta["request_id"] == "2b4d1ad9-2f48-94bd-a088-767c317e994a"
@@ -706,7 +736,8 @@ ALL_SAMPLES = sorted(
 )
 
 
-@pytest.mark.parametrize("path", ALL_SAMPLES, ids=lambda p: p.relative_to(SAMPLES).as_posix())
+@pytest.mark.parametrize("path", corpus.each(ALL_SAMPLES), ids=lambda p: p and p.relative_to(SAMPLES).as_posix())
+@corpus.needed
 def test_every_sample_file_yields_events_or_dead_letters(path: Path) -> None:
     results = _sample_results(path)
     assert results
@@ -784,6 +815,7 @@ def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
+@corpus.needed
 def test_a_function_line_sent_by_telemetry_and_by_subscription_gets_one_id() -> None:
     docs = [e["event"] for e in load(LAMBDA / "aws_docs" / "telemetry_api_doc_examples.json") if e.get("event")]
     text = next(e for e in docs if e.get("type") == "function" and "Hello world" in str(e.get("record")))

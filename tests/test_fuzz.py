@@ -1,6 +1,6 @@
 """Fuzzing every receiver and the query parameters with hypothesis, against a real `fnscope up`.
 
-Bodies are the real samples, byte-mutated, structure-mutated (a subtree swapped for random JSON), gzipped, or
+Bodies are realistic requests in each format (tests/fixtures), byte-mutated, structure-mutated (a subtree swapped for random JSON), gzipped, or
 random. Whatever arrives: no 5xx but backpressure, the process stays up, and every refusal says why and keeps
 the body in the dead-letter store. A body that makes a parser raise (not refuse) is kept on the documented
 dead-letter path ("parser error: ..."): the test reports those as warnings with the body, for the parser owners.
@@ -8,7 +8,6 @@ dead-letter path ("parser error: ..."): the test reports those as warnings with 
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import os
@@ -17,13 +16,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from google.protobuf.json_format import Parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from tests.conftest import SAMPLES, Process, start_fnscope_up
+from tests.conftest import Process, start_fnscope_up
+from tests.fixtures import cloudtrail_set, wire
 
 BACKPRESSURE = {429, 503}
 FUZZ = settings(
@@ -35,37 +36,14 @@ FUZZ = settings(
 
 
 def _json_samples() -> dict[str, list[bytes]]:
-    telemetry = json.loads(
-        (SAMPLES / "lambda_logs/telemetry_api/aws_lambda_rust_runtime/telemetry_events.json").read_text()
-    )
-    telemetry = [{k: v for k, v in e.items() if not k.startswith("_")} for e in telemetry]
-    cw = json.loads((SAMPLES / "cloudwatch_logs_subscription/powertools_python/cloudWatchLogEvent.json").read_text())
-    cw_payload = base64.b64decode(cw["awslogs"]["data"])
-    firehose = {
-        "requestId": "r-1",
-        "timestamp": 1578090901599,
-        "records": [{"data": base64.b64encode(cw_payload).decode()}],
-    }
-    trail = (
-        SAMPLES / "cloudtrail/stratus_red_team_detonation_logs/aws.persistence.lambda-overwrite-code.json"
-    ).read_bytes()
-    api_line = {
-        "requestId": "abc",
-        "ip": "203.0.113.9",
-        "requestTime": "27/Nov/2026:05:00:00 +0000",
-        "httpMethod": "GET",
-        "routeKey": "GET /orders",
-        "status": "429",
-        "protocol": "HTTP/1.1",
-    }
-    otlp = (SAMPLES / "otel/opentelemetry-proto_examples/logs.json").read_bytes()
+    """Seed bodies, one realistic request per endpoint (tests/fixtures)."""
     return {
-        "/ingest/telemetry?function=fuzz": [json.dumps(telemetry).encode()],
-        "/ingest/cloudwatch": [gzip.decompress(cw_payload), json.dumps(cw).encode()],
-        "/ingest/firehose": [json.dumps(firehose).encode()],
-        "/ingest/apigateway?api=fz": [json.dumps(api_line).encode()],
-        "/ingest/cloudtrail": [trail],
-        "/v1/logs": [otlp],
+        "/ingest/telemetry?function=fuzz": [wire.telemetry_batch()],
+        "/ingest/cloudwatch": [orjson.dumps(wire.cloudwatch_payload()), wire.cloudwatch_awslogs()],
+        "/ingest/firehose": [wire.firehose_delivery()],
+        "/ingest/apigateway?api=fz": [orjson.dumps(wire.apigateway_line())],
+        "/ingest/cloudtrail": [cloudtrail_set.technique_file("persistence.lambda-overwrite-code")],
+        "/v1/logs": [wire.otlp_logs_json()],
     }
 
 

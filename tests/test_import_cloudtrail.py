@@ -22,7 +22,11 @@ import orjson
 import pytest
 
 from tests.conftest import FNSCOPE, ROOT, Process, start_fnscope_up
-from tests.test_audit_support import STRATUS, chdb_store, derive, stratus_records
+from tests.fixtures.cloudtrail_set import ACCOUNT, REGION
+from tests.test_audit_support import FIXTURE_SET, chdb_store, derive
+
+technique = FIXTURE_SET.technique
+FILES, EVENTS = len(FIXTURE_SET.techniques), len(FIXTURE_SET.all_records())
 
 SEAL_ENV = {"FNSCOPE_AUDIT_SEAL_WINDOW_S": "0.5", "FNSCOPE_AUDIT_SEAL_SETTLE_S": "0.2"}
 
@@ -51,15 +55,15 @@ def build_tree(root: Path) -> tuple[list[str], list[Path]]:
     """Every detonation file as a delivered log file, and a digest covering two of them. (event ids, log files)"""
     ids: list[str] = []
     logs: list[Path] = []
-    for n, path in enumerate(sorted(STRATUS.glob("*.json"))):
-        records = orjson.loads(path.read_bytes())
+    for n, name in enumerate(FIXTURE_SET.techniques):
+        records = technique(name)
         ids += [r["eventID"] for r in records]
         target = root / s3_key(records, n)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(gzip.compress(orjson.dumps({"Records": records})))
         logs.append(target)
     digest = {
-        "awsAccountId": "266106314375",
+        "awsAccountId": ACCOUNT,
         "digestStartTime": "2024-08-01T13:00:00Z",
         "digestEndTime": "2024-08-01T14:00:00Z",
         "digestS3Bucket": "trail-bucket",
@@ -74,7 +78,7 @@ def build_tree(root: Path) -> tuple[list[str], list[Path]]:
             for log in logs[:2]
         ],
     }
-    digest_path = root / "AWSLogs/266106314375/CloudTrail-Digest/ap-westeast-2r/2024/08/01/digest.json.gz"
+    digest_path = root / f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/2024/08/01/digest.json.gz"
     digest_path.parent.mkdir(parents=True)
     digest_path.write_bytes(gzip.compress(orjson.dumps(digest)))
     return ids, logs
@@ -116,13 +120,13 @@ def test_import_tree_twice_doubles_nothing_and_checks_the_digest(instance: str, 
     tree = tmp_path / "bucket"
     ids, _ = build_tree(tree)
     outside = tmp_path / "elsewhere.json"
-    outside.write_bytes(orjson.dumps([derive(stratus_records("defense-evasion.cloudtrail-stop")[0])]))
+    outside.write_bytes(orjson.dumps([derive(technique("defense-evasion.cloudtrail-stop")[0])]))
     (tree / "AWSLogs" / "link.json").symlink_to(outside)  # points out of the tree: not followed
 
     first = cli(url, "import", "cloudtrail", str(tree), "--json", token=t)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
-    assert summary["files"] == 35 and summary["events"] == 310 and summary["rejected"] == 0
+    assert summary["files"] == FILES and summary["events"] == EVENTS and summary["rejected"] == 0
     assert summary["digests"] == 1 and summary["digest_log_files_verified"] == 2
     assert summary["digest_log_files_mismatched"] == [] and summary["failed"] == {}
     assert any("link.json" in s for s in summary["skipped"])
@@ -130,7 +134,7 @@ def test_import_tree_twice_doubles_nothing_and_checks_the_digest(instance: str, 
 
     again = cli(url, "import", "cloudtrail", str(tree), "--quiet", token=t)
     assert again.returncode == 0, again.stderr
-    assert "imported 310 events from 35 files" in again.stdout
+    assert f"imported {EVENTS} events from {FILES} files" in again.stdout
     assert sorted(r["event_id"] for r in all_audit(url, t)) == sorted(ids)  # nothing twice
 
     report = wait_sealed(url, t)
@@ -152,7 +156,7 @@ def test_a_log_file_changed_after_delivery_fails_its_digest(instance: str, tmp_p
 
 def test_a_correction_replaces_the_event_it_corrects_in_either_order(instance: str, tmp_path: Path) -> None:
     url, t = instance, "correction"
-    original = stratus_records("persistence.lambda-overwrite-code")[0]
+    original = technique("persistence.lambda-overwrite-code")[0]
     correction = derive(
         original,
         sourceIPAddress="192.0.2.10",
@@ -190,7 +194,7 @@ def _cloudtrail_requests(url: str) -> float:
 def test_small_files_travel_together_and_a_bad_one_is_still_named(instance: str, tmp_path: Path) -> None:
     """One record per file, as CloudTrail often delivers, plain and gzip mixed, one file corrupt."""
     url, t = instance, "small"
-    records = [r for path in sorted(STRATUS.glob("*.json")) for r in orjson.loads(path.read_bytes())]
+    records = [derive(r) for _ in range(7) for r in FIXTURE_SET.all_records()]  # ~300 files
     day = tmp_path / "AWSLogs/111122223333/CloudTrail/us-east-1/2024/08/01"
     day.mkdir(parents=True)
     for n, record in enumerate(records):
@@ -218,19 +222,17 @@ def test_audit_outputs_and_saved_queries_through_the_cli(instance: str, tmp_path
     build_tree(tree)
     assert cli(url, "import", "cloudtrail", str(tree), "--quiet", token=t).returncode == 0
 
-    as_csv = cli(url, "audit", "--principal", "christophe", "--failed", "--since", "20000d", "--csv", token=t)
+    as_csv = cli(url, "audit", "--principal", "ci-runner", "--failed", "--since", "20000d", "--csv", token=t)
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert rows and all(r["error_code"] and "christophe" in r["principal_arn"] for r in rows)
-    by_resource = cli(
-        url, "audit", "--resource", "stratus-red-team-backdoor-f-func", "--since", "20000d", "--json", token=t
-    )
+    assert len(rows) == 2 and all(r["error_code"] == "AccessDenied" and "ci-runner" in r["principal_arn"] for r in rows)
+    by_resource = cli(url, "audit", "--resource", "image-resize", "--since", "20000d", "--json", token=t)
     assert [json.loads(line)["action"] for line in by_resource.stdout.splitlines()] == ["AddPermission20150331v2"]
 
     listing = cli(url, "audit", "queries", "--json", token=t)
     names = {q["name"] for q in json.loads(listing.stdout)}
     assert len(names) >= 15 and "console-login-without-mfa" in names
     spike = cli(
-        url, "audit", "run", "access-denied-spike", "--since", "20000d", "--param", "threshold=20", "--json", token=t
+        url, "audit", "run", "access-denied-spike", "--since", "20000d", "--param", "threshold=10", "--json", token=t
     )
     assert len(spike.stdout.splitlines()) == 1
     missing = httpx.get(f"{url}/api/audit/queries/no-such-query", headers=_auth(t))
@@ -249,7 +251,7 @@ def test_verify_through_the_cli_names_an_event_edited_in_the_store(tmp_path: Pat
         assert clean.returncode == 0 and "intact" in clean.stdout
     finally:
         assert proc.stop() == 0
-    victim = stratus_records("persistence.lambda-overwrite-code")[0]["eventID"]
+    victim = technique("persistence.lambda-overwrite-code")[0]["eventID"]
     with chdb_store(data / "store") as client:  # `up` is stopped: the store is ours to edit
         client.command(
             "ALTER TABLE audit_events UPDATE source_ip = '198.51.100.1' WHERE event_id = {id:String}",
