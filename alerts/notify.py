@@ -68,10 +68,19 @@ def payload(notice: Notice, base_url: str) -> dict[str, Any]:
     }
 
 
+def slack_escape(text: object) -> str:
+    """Text as Slack (and Teams' Slack-compatible hooks) shows it literally: a function named
+    ``x<!channel>`` or ``<https://evil|Reset>`` must reach the channel as text, not as a mention or a link."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_text(body: dict[str, Any]) -> str:
     icon = {"resolved": ":white_check_mark:", "test": ":information_source:"}.get(body["kind"], ":rotating_light:")
-    head = f"{icon} *{body['status'].upper()}* `{body['rule']}` ({body['severity']}): {body['summary']}"
-    values = ", ".join(f"{k}={v}" for k, v in body["values"].items() if k not in ("function", "functions"))
+    rule, summary = slack_escape(body["rule"]), slack_escape(body["summary"])
+    head = f"{icon} *{body['status'].upper()}* `{rule}` ({slack_escape(body['severity'])}): {summary}"
+    values = ", ".join(
+        f"{slack_escape(k)}={slack_escape(v)}" for k, v in body["values"].items() if k not in ("function", "functions")
+    )
     link_text = " | ".join(f"<{url}|{name}>" for name, url in body["links"].items())
     return "\n".join(line for line in (head, values and f"values: {values}", link_text) if line)
 

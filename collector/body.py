@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from fastapi import HTTPException, Request
+
+BODY_TIMEOUT_S = 60.0  # a whole body: 16 MB arrives well within this on any link a sender should use
 
 
 async def read_body(request: Request, max_bytes: int, max_decompressed: int) -> bytes:
@@ -14,11 +17,15 @@ async def read_body(request: Request, max_bytes: int, max_decompressed: int) -> 
         raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HTTPException(408, f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s") from None
     body = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "").lower().strip()
     if encoding in ("gzip", "x-gzip", "deflate"):

@@ -11,10 +11,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from fnscope.events import Event
+from fnscope.sink import Refused, StoreUnavailable
 from fnscope.transport import encode_batches, topic
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(StoreUnavailable):
     """Kafka did not take the events: the receiver answers 503 with Retry-After."""
 
 
@@ -98,12 +99,12 @@ class KafkaSink:
             enable_idempotence=False,
         )
 
-    def submit(self, events: list[Event]) -> Future[None]:
+    def submit(self, events: list[Event]) -> Future[list[Refused]]:
         """Blocks at most briefly (the probe, kafka-python's metadata wait): call it off the event loop."""
-        done: Future[None] = Future()
+        done: Future[list[Refused]] = Future()
         messages = list(encode_batches(events))
         if not messages:
-            done.set_result(None)
+            done.set_result([])
             return done
         if not self._probe.reachable():
             raise KafkaUnavailable("Kafka is unreachable")
@@ -125,7 +126,7 @@ class KafkaSink:
                 remaining -= 1
                 if remaining or done.done():
                     return
-                done.set_result(None)
+                done.set_result([])  # Kafka refuses no record for its content
             release()
 
         def on_error(exc: BaseException) -> None:

@@ -7,6 +7,7 @@ durable → answer. A 2xx is only sent once the sink confirmed (insert returned,
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,11 +26,14 @@ from fnscope.collector.field_limits import truncate_fields
 from fnscope.collector.formats import apigateway, cloudtrail, cloudwatch, firehose, otlp, telemetry
 from fnscope.collector.formats.base import Parsed
 from fnscope.config import Limits
+from fnscope.decoding.budget import Budget, RequestTooLarge, limited
 from fnscope.decoding.errors import UnusableBody
-from fnscope.events import DeadLetter, Event, dead_letter
-from fnscope.sink import IngestContext, Sink
+from fnscope.decoding.jsontext import compact_json
+from fnscope.events import Event, dead_letter
+from fnscope.sink import IngestContext, Refused, Sink, plain_refusal
 from fnscope.telemetry import PipelineMetrics
 
+log = logging.getLogger("fnscope.ingest")
 DURABLE_TIMEOUT_S = 30.0
 RETRY_AFTER_S = "2"
 
@@ -55,7 +59,7 @@ class _Handed:
     """What the worker thread did with one body: the parse result, and the sink's future for it."""
 
     parsed: Parsed
-    future: Future[None] | None
+    future: Future[list[Refused]] | None
     error: HTTPException | None = None  # answer with this once the dead letter for the body is durable
 
 
@@ -79,14 +83,13 @@ class Ingest:
         started = time.perf_counter()
         if not self.sink.ready():
             # Known down (Kafka unreachable, store writer stopped): refuse before reading and parsing the body.
-            raise HTTPException(503, "cannot store events right now, retry", headers={"Retry-After": RETRY_AFTER_S})
+            raise HTTPException(503, "store unavailable, retry later", headers={"Retry-After": RETRY_AFTER_S})
         body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
         self.metrics.received_bytes.add(len(body), {"format": source})
         ctx = IngestContext(tenant=tenant, params=dict(request.query_params))
         handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
-        events = [*handed.parsed.events, *handed.parsed.dead]
         if handed.future is not None:
-            await self._durable(source, handed.future, events)
+            await self._durable(source, handed.future, handed.parsed)
         if handed.error is not None:
             raise handed.error
         parsed = handed.parsed
@@ -106,11 +109,18 @@ class Ingest:
             try:
                 stored, body = store_first.store(body, ctx)
             except Exception as exc:
-                raise HTTPException(503, f"not stored: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
+                log.warning("store-side mapping failed: %r", exc)
+                raise HTTPException(
+                    503, "store unavailable, retry later", headers={"Retry-After": RETRY_AFTER_S}
+                ) from exc
             if stored:
                 parser = store_first.rest_parser
+        budget = Budget(self.limits.max_records_per_request, self.limits.max_decompressed_bytes)
         try:
-            parsed = parser(body, ctx) if body or not stored else Parsed()
+            with limited(budget):
+                parsed = parser(body, ctx) if body or not stored else Parsed()
+        except RequestTooLarge as exc:
+            raise HTTPException(413, f"{exc} (at most {self.limits.max_records_per_request} records)") from None
         except UnusableBody as exc:
             return self._reject_body(source, body, ctx.tenant, str(exc))
         except Exception as exc:  # a parser bug must not lose the body: keep it and say so
@@ -131,26 +141,31 @@ class Ingest:
         letter = dead_letter(source, reason, body, tenant=tenant)
         return _Handed(Parsed(dead=[letter]), self._submit([letter]), HTTPException(400, reason))
 
-    def _submit(self, events: list[Event]) -> Future[None] | None:
+    def _submit(self, events: list[Event]) -> Future[list[Refused]] | None:
         if not events:
             return None
         try:
             return self.sink.submit(events)
         except self.saturated as exc:
-            raise HTTPException(429, f"busy: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
+            log.warning("ingest refused, sink busy: %s", exc)
+            raise HTTPException(429, "store busy, retry later", headers={"Retry-After": RETRY_AFTER_S}) from exc
         except Exception as exc:
-            raise HTTPException(503, f"not stored: {exc}", headers={"Retry-After": RETRY_AFTER_S}) from exc
+            log.warning("ingest refused, sink unavailable: %s", exc)
+            raise HTTPException(503, plain_refusal(exc), headers={"Retry-After": RETRY_AFTER_S}) from exc
 
-    async def _durable(self, source: str, future: Future[None], events: list[Event]) -> None:
+    async def _durable(self, source: str, future: Future[list[Refused]], parsed: Parsed) -> None:
+        """Wait until the events are durable; the ones the store refused become this request's dead letters."""
         try:
-            await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
+            refused = await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
         except Exception as exc:
-            raise HTTPException(
-                503, f"events not stored, retry: {exc}", headers={"Retry-After": RETRY_AFTER_S}
-            ) from exc
-        dead = sum(1 for event in events if isinstance(event, DeadLetter))
-        if dead:
-            self.metrics.dead_lettered.add(dead, {"format": source})
+            log.warning("ingest not durable: %r", exc)
+            raise HTTPException(503, plain_refusal(exc), headers={"Retry-After": RETRY_AFTER_S}) from exc
+        if refused:
+            gone = {id(event) for event, _ in refused}
+            parsed.events = [e for e in parsed.events if id(e) not in gone]
+            parsed.dead = [d for d in parsed.dead if id(d) not in gone] + [letter for _, letter in refused]
+        if parsed.dead:
+            self.metrics.dead_lettered.add(len(parsed.dead), {"format": source})
 
 
 def counts(parsed: Parsed) -> dict[str, Any]:
@@ -186,7 +201,7 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
             tenant = auth(request)
             parsed = await ingest(request, tenant, "firehose", firehose.parse)
         except HTTPException as exc:
-            detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+            detail = exc.detail if isinstance(exc.detail, str) else compact_json(exc.detail)
             return JSONResponse(
                 {"requestId": request_id, "timestamp": _now_ms(), "errorMessage": detail},
                 status_code=exc.status_code,

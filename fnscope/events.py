@@ -26,6 +26,16 @@ def stable_id(*parts: object) -> str:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# What a stored value may be; anything else is refused with its record (a dead letter saying which field and why),
+# never stored wrong. Times: from 2000 (older is no serverless fact) to a day ahead of this clock (skew, zones).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+MAX_DURATION_MS = 86_400_000.0  # a day; Lambda stops an invocation at 15 minutes, an init at 10 seconds
+MAX_MEMORY_MB = 1_048_576  # 1 TiB; Lambda offers up to 10,240 MB
+MAX_HTTP_STATUS = 999
+MAX_RESPONSE_BYTES = 2**53  # exact in a float, as JSON readers hold numbers
+MAX_STRING_CHARS = 64 * 1024 * 1024  # the most a request may decompress to
+
 
 def log_line_id(function: str, time: datetime, line: str) -> str:
     """The id of one function log line, computed alike by every path that can deliver it.
@@ -53,10 +63,23 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _plausible(value: datetime) -> datetime:
+    if value < EARLIEST_TIME or value > datetime.now(UTC) + FUTURE_SLACK:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST_TIME.year} to a day from now")
+    return value
+
+
+_DURATION = Field(None, ge=0, le=MAX_DURATION_MS, allow_inf_nan=False)
+_MEMORY = Field(None, ge=0, le=MAX_MEMORY_MB)
+
+
 class Event(BaseModel):
     """Fields every signal shares: who owns it and where in AWS it comes from."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=1_000_000)
+    # A long string is cut to the field limit before it is stored (collector/field_limits.py); this bound is only
+    # what one request can hold at all. With it, pydantic also refuses text that is not valid Unicode (a lone
+    # surrogate, which JSON can spell as \ud800): the store could not hold it, so it costs its record.
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_STRING_CHARS)
     signal: ClassVar[Signal]
 
     event_id: str
@@ -69,7 +92,7 @@ class Event(BaseModel):
     @field_validator("time")
     @classmethod
     def _time_is_utc(cls, value: datetime) -> datetime:
-        return _utc(value)
+        return _plausible(_utc(value))
 
     def partition_key(self) -> str:
         """Kafka key: keeps one function's (or principal's) events in order in one partition."""
@@ -97,19 +120,19 @@ class Invocation(Event):
     status: str = ""  # success | error | failure | timeout | oom | ""
     error_type: str = ""
     start_time: datetime | None = None
-    duration_ms: float | None = None
-    billed_duration_ms: float | None = None
-    memory_size_mb: int | None = None
-    max_memory_used_mb: int | None = None
-    init_duration_ms: float | None = None
-    restore_duration_ms: float | None = None
+    duration_ms: float | None = _DURATION
+    billed_duration_ms: float | None = _DURATION
+    memory_size_mb: int | None = _MEMORY
+    max_memory_used_mb: int | None = _MEMORY
+    init_duration_ms: float | None = _DURATION
+    restore_duration_ms: float | None = _DURATION
     cold_start: bool = False
     trace_id: str = ""
 
     @field_validator("start_time")
     @classmethod
     def _start_is_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _utc(value)
+        return None if value is None else _plausible(_utc(value))
 
     @model_validator(mode="after")
     def _id_from_request(self) -> Invocation:
@@ -150,11 +173,11 @@ class ApiAccess(Event):
     path: str = ""
     route: str = ""
     protocol: str = ""
-    status: int = 0
-    integration_status: int = 0
-    latency_ms: float | None = None
-    integration_latency_ms: float | None = None
-    response_length: int | None = None
+    status: int = Field(0, ge=0, le=MAX_HTTP_STATUS)
+    integration_status: int = Field(0, ge=0, le=MAX_HTTP_STATUS)
+    latency_ms: float | None = _DURATION
+    integration_latency_ms: float | None = _DURATION
+    response_length: int | None = Field(None, ge=0, le=MAX_RESPONSE_BYTES)
     source_ip: str = ""
     user_agent: str = ""
     error_message: str = ""

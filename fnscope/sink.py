@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fnscope.events import Event
+from fnscope.events import DeadLetter, Event
 
 
 @dataclass
@@ -21,17 +21,37 @@ class IngestContext:
         return self.params.get(name) or default
 
 
+# An event the store refused to hold, and the dead letter (with the store's reason) it was kept as instead.
+Refused = tuple[Event, DeadLetter]
+
+
 class Sink(Protocol):
     """Where accepted events go: the embedded store's group commit, or Kafka.
 
     Both methods are called from worker threads and may block briefly; ``ready`` must answer fast (a cached
-    state), since it is asked on the event loop before a body is read.
+    state), since it is asked on the event loop before a body is read. The future ends when the events are
+    durable; its result lists the events of this submission the store refused, each with the dead letter it was
+    kept as instead (a record the store can't hold costs only itself), or is empty.
     """
 
-    def submit(self, events: list[Event]) -> Future[None]: ...
+    def submit(self, events: list[Event]) -> Future[list[Refused]]: ...
 
     def ready(self) -> bool: ...
 
 
 class Saturated(RuntimeError):
-    """The sink's backlog is full: the receiver answers 429 with Retry-After."""
+    """The sink's backlog is full: the receiver answers 429 with Retry-After ("store busy")."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The sink could not make the events durable at all (store or Kafka down, disk full): 503 with Retry-After,
+    saying "store full" or "store unavailable". The cause stays in the log, not in the answer."""
+
+    def __init__(self, message: str, full: bool = False) -> None:
+        super().__init__(message)
+        self.full = full
+
+
+def plain_refusal(exc: BaseException) -> str:
+    """What a sender is told when its events could not be made durable: plain words, no internals."""
+    return "store full, retry later" if getattr(exc, "full", False) else "store unavailable, retry later"

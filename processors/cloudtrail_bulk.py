@@ -34,7 +34,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from fnscope.decoding.compression import MAX_INFLATED_BYTES, inflate, is_compressed, is_gzip
 from fnscope.decoding.errors import BadPayload
 from fnscope.decoding.jsontext import compact_json, iter_documents_lenient
-from fnscope.events import Signal
+from fnscope.events import EARLIEST_TIME, Signal
 from fnscope.sink import IngestContext
 from fnscope.telemetry import pipeline_metrics
 from fnscope.timeparse import parse_iso_utc
@@ -187,7 +187,7 @@ SELECT {{tenant:String}} AS tenant, eid AS event_id, parseDateTime64BestEffortOr
     AND match(event_time, '^\\d{{4}}-\\d{{2}}-\\d{{2}}T\\d{{2}}:\\d{{2}}:\\d{{2}}(\\.\\d{{1,6}})?Z$')
     AND match(eid, '[^0-]')
     AND formatDateTime(time, '%Y-%m-%dT%H:%i:%S') = substring(event_time, 1, 19)  -- a real day and hour
-    AND time < {{older_than:DateTime64(3)}}
+    AND time >= {{earliest:DateTime64(3)}} AND time < {{older_than:DateTime64(3)}}  -- fnscope.events' window
     AND arrayAll(ref -> match(ref.1, '^[\\x21-\\x7E]*$'), refs)
     AND arrayAll(b -> b IS NULL OR match(b, '^[A-Za-z0-9]*$'), [x.readOnly,
       x.userIdentity.sessionContext.attributes.mfaAuthenticated, x.additionalEventData.MFAUsed]) AS plain
@@ -271,6 +271,7 @@ class CloudTrailBulk:
                 "not_plain": _NOT_PLAIN,
                 "escaped_key": _ESCAPED_KEY,
                 "older_than": datetime.now(UTC) - timedelta(seconds=self.alert_horizon_s),
+                "earliest": EARLIEST_TIME,
             }
             try:
                 try:

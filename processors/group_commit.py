@@ -17,6 +17,7 @@ it: twenty such senders took a whole core, now about two thirds, for about 0.1 s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +25,30 @@ from concurrent.futures import Future
 
 from fnscope.events import Event, Signal
 from fnscope.processors.writer import EventWriter
-from fnscope.sink import Saturated
+from fnscope.sink import Refused, Saturated, StoreUnavailable
 from fnscope.telemetry import pipeline_metrics
+
+# After the store refused a whole write, senders are told it is unavailable (and /readyz says so) this long before
+# the next request tries it again.
+RETRY_AFTER_FAILURE_S = 2.0
+log = logging.getLogger("fnscope.group_commit")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    text = str(exc)
+    return "No space left on device" in text or "NOT_ENOUGH_SPACE" in text or "ENOSPC" in text
+
+
+def _counts(events: list[Event], refused: list[list[Refused]]) -> dict[Signal, int]:
+    """Events stored per signal: every event, less the refused ones, plus the dead letters they became."""
+    out: dict[Signal, int] = {}
+    for event in events:
+        out[event.signal] = out.get(event.signal, 0) + 1
+    for pairs in refused:
+        for event, _ in pairs:
+            out[event.signal] -= 1
+            out[Signal.DEAD_LETTER] = out.get(Signal.DEAD_LETTER, 0) + 1
+    return out
 
 
 class GroupCommitWriter:
@@ -52,17 +75,18 @@ class GroupCommitWriter:
         self._metrics = pipeline_metrics()
         self._max_pending = max_pending
         self._on_write = on_write
-        self._pending: list[tuple[list[Event], Future[None]]] = []
+        self._pending: list[tuple[list[Event], Future[list[Refused]]]] = []
         self._pending_events = 0
         self._cond = threading.Condition()
         self._closed = False
+        self._failed_at: float | None = None  # when the store last refused a whole write (monotonic)
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, events: list[Event]) -> Future[None]:
-        future: Future[None] = Future()
+    def submit(self, events: list[Event]) -> Future[list[Refused]]:
+        future: Future[list[Refused]] = Future()
         if not events:
-            future.set_result(None)
+            future.set_result([])
             return future
         with self._cond:
             if self._closed:
@@ -77,7 +101,9 @@ class GroupCommitWriter:
         return future
 
     def ready(self) -> bool:
-        return self._thread.is_alive() and not self._closed
+        """Alive, and the store took the last write, or the last refusal is old enough to try the store again."""
+        recent_failure = self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER_FAILURE_S
+        return self._thread.is_alive() and not self._closed and not recent_failure
 
     def close(self) -> None:
         """Flush what is queued, then stop."""
@@ -100,11 +126,17 @@ class GroupCommitWriter:
             events = [event for chunk, _ in batch for event in chunk]
             started = time.perf_counter()
             try:
-                written = self._writer.write(events)
-            except Exception as exc:  # the store is down or refused: every waiting request gets a 503
+                # a record the store refuses costs only itself: a dead letter, answered to its own sender
+                refused = self._writer.write_isolating([chunk for chunk, _ in batch])
+            except Exception as exc:  # the store took nothing at all: every waiting request gets a 503
+                log.warning("the store refused a write of %d events: %s", len(events), exc)
+                self._failed_at = time.monotonic()
+                refusal = StoreUnavailable(str(exc), full=_disk_full(exc))
                 for _, future in batch:
-                    future.set_exception(exc)
+                    future.set_exception(refusal)
                 continue
+            self._failed_at = None
+            written = _counts(events, refused)
             self._last_requests, self._last_write_s = len(batch), time.perf_counter() - started
             with self._cond:
                 overlapped = len(batch) == 1 and bool(self._pending)
@@ -113,8 +145,8 @@ class GroupCommitWriter:
             self._metrics.record_insert("embedded", len(events), self._last_write_s)
             if self._on_write is not None:
                 self._on_write(written)
-            for _, future in batch:
-                future.set_result(None)
+            for (_, future), dead in zip(batch, refused):
+                future.set_result(dead)
 
     def _linger(self) -> None:
         """With the lock held: let a small batch grow while other requests are known to be arriving."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -9,9 +10,11 @@ from operator import attrgetter
 
 import orjson
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DataError
 
-from fnscope.events import DeadLetter, Event, Signal
+from fnscope.events import DeadLetter, Event, Signal, dead_letter
 from fnscope.processors.health_aggregates import HealthAggregator
+from fnscope.sink import Refused
 from fnscope.store import TABLES
 
 _COLUMNS: dict[type[Event], list[str]] = {}
@@ -54,6 +57,46 @@ class EventWriter:
                 listener(stored)
         return written
 
+    def write_isolating(self, groups: list[list[Event]]) -> list[list[Refused]]:
+        """Write several senders' events together; if the store refuses the write, find the events it refuses
+        (halving the batch), store all the others, and store each refused event as a dead letter with the store's
+        reason. Returns, for each group, its own refused events with the dead letters they became.
+
+        Raises only when the store takes nothing, not even a dead letter: an outage, not a bad record.
+        """
+        events = [event for group in groups for event in group]
+        try:
+            self.write(events)
+            return [[] for _ in groups]
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise  # the store is down, full or lacks a table: nobody's record is at fault
+        refused: dict[int, DeadLetter] = {}
+        self._store_or_split(events, refused)
+        return [[(e, refused[id(e)]) for e in group if id(e) in refused] for group in groups]
+
+    def _store_or_split(self, events: list[Event], refused: dict[int, DeadLetter]) -> None:
+        try:
+            self.write(events)
+            return
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            if len(events) > 1:
+                middle = len(events) // 2
+                self._store_or_split(events[:middle], refused)
+                self._store_or_split(events[middle:], refused)
+                return
+            error = exc
+        (event,) = events
+        # json (not orjson) writes any string, a lone surrogate included, as an escape
+        raw = json.dumps(event.model_dump(mode="json"), default=str)
+        letter = dead_letter(
+            event.source, f"the store refused this record: {_first_line(error)}", raw, tenant=event.tenant
+        )
+        self.write([letter])  # if even this fails, the store is down: the caller answers 503
+        refused[id(event)] = letter
+
     def _insert(self, model: type[Event], batch: list[Event]) -> None:
         table, names = TABLES[model.signal], _columns(model)
         if model is not DeadLetter:  # raw bytes have no JSON form
@@ -69,3 +112,24 @@ class EventWriter:
                 return
         columns = list(zip(*map(attrgetter(*names), batch), strict=True))
         self.client.insert(table, columns, column_names=names, column_oriented=True)
+
+
+# What the store (or the client, serialising) says when a value can't be held, as opposed to an outage: ClickHouse's
+# error names for bad input, and the Python errors of turning a value into a column.
+_DATA_ERRORS = (
+    "CANNOT_PARSE", "VALUE_IS_OUT_OF_RANGE", "INCORRECT_DATA", "TYPE_MISMATCH", "CANNOT_CONVERT_TYPE",
+    "TOO_LARGE_STRING_SIZE", "CANNOT_READ_ARRAY_FROM_TEXT", "ARGUMENT_OUT_OF_BOUND", "DECIMAL_OVERFLOW",
+    "INCORRECT_NUMBER_OF_COLUMNS", "ILLEGAL_TYPE_OF_ARGUMENT", "BAD_ARGUMENTS",
+)  # fmt: skip
+
+
+def _is_data_error(error: BaseException) -> bool:
+    if isinstance(error, (DataError, ValueError, TypeError, OverflowError)):  # UnicodeEncodeError: a ValueError
+        return True
+    text = str(error)
+    return any(name in text for name in _DATA_ERRORS)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]

@@ -13,8 +13,11 @@ from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.notify import Notifier
 from fnscope.alerts.store import ACTIVE_SQL, HISTORY_SQL, AlertStore, decode_row
 from fnscope.query.context import QueryContext, api_time
+from fnscope.ratelimit import RateLimiter
 
 STATES = ("pending", "firing", "resolved")
+# A test notification reaches the operator's webhooks: any tenant may send one, but not a flood of them.
+TEST_RATE = "5/minute"
 
 
 def _test_notice(tenant: str) -> Notice:
@@ -30,6 +33,7 @@ def _test_notice(tenant: str) -> Notice:
 def routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["alerts"])
     store: list[AlertStore] = []  # its own connection, opened on first use (the runner's is in use by queries)
+    test_limit = RateLimiter(TEST_RATE)
 
     def alert_store() -> AlertStore:
         if not store:
@@ -66,6 +70,11 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.post("/alerts/test", summary="Send a test notification to every configured target")
     async def api_alert_test(tenant: str = Depends(ctx.auth.tenant)) -> dict[str, Any]:
+        wait = test_limit.retry_after(tenant)
+        if wait is not None:
+            raise HTTPException(
+                429, f"at most {TEST_RATE} test notifications per tenant", headers={"Retry-After": str(wait)}
+            )
         s = ctx.settings
         notifier = Notifier(
             list(s.alert_targets),

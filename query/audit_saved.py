@@ -14,7 +14,8 @@ from fnscope.dashboards.saved_queries import BY_NAME, FINAL_SETTINGS, SAVED_QUER
 from fnscope.query.context import QueryContext, api_time, json_response
 from fnscope.query.runner import QueryRunner
 
-_PARAM_TYPES = {"UInt32": int}
+# A saved query's own parameters: their ClickHouse type, read as (Python type, smallest, largest).
+_PARAM_TYPES = {"UInt32": (int, 0, 2**32 - 1)}
 
 
 def run_saved(
@@ -38,10 +39,14 @@ def _query_params(query: SavedQuery, request: Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (kind, _) in query.params.items():
         if name in request.query_params:
+            convert, low, high = _PARAM_TYPES[kind]
             try:
-                out[name] = _PARAM_TYPES[kind](request.query_params[name])
+                value = convert(request.query_params[name])
             except ValueError as exc:
                 raise HTTPException(400, f"{name}: expected a {kind}") from exc
+            if not low <= value <= high:
+                raise HTTPException(400, f"{name}: out of range ({low} to {high})")
+            out[name] = value
     return out
 
 

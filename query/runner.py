@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import queue
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,14 +15,35 @@ _READY = frozenset(
 )
 
 
+# Every query's time budget: a search that would run longer (a regex over months of lines) is stopped, not left
+# holding a store handle that other queries wait for.
+MAX_QUERY_SECONDS = 20
+
+
+class QueryTooSlow(Exception):
+    """A query ran out of its time budget."""
+
+
 class QueryRunner:
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self._lock = threading.Lock()
+    """Runs queries on a few store handles at once (clickhouse-connect runs one query at a time per handle), so a
+    slow query holds up only its own handle, and each query within a time budget."""
+
+    def __init__(self, client: Client, *more: Client) -> None:
+        self.client = client  # for callers that need a handle of their own (migrations in tests)
+        self._free: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for handle in (client, *more):
+            self._free.put(handle)
 
     def rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        with self._lock:
-            result = self.client.query(sql, parameters=params)
+        handle = self._free.get()
+        try:
+            result = handle.query(sql, parameters=params, settings={"max_execution_time": MAX_QUERY_SECONDS})
+        except Exception as exc:
+            if "TIMEOUT_EXCEEDED" in str(exc) or "Timeout exceeded" in str(exc):
+                raise QueryTooSlow(f"the query ran longer than {MAX_QUERY_SECONDS} s: narrow it") from exc
+            raise
+        finally:
+            self._free.put(handle)
         # column by column: the conversion a column's type may need is decided once, not per value
         columns = [_column(column, kind.base_type) for column, kind in zip(result.result_columns, result.column_types)]
         names = result.column_names

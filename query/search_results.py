@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import orjson
+import re2
 
 from fnscope.query.search_language import Regex, Text, tokens
 
@@ -33,44 +34,66 @@ def decode_ref(ref: str) -> tuple[int, str]:
     return time_ms, event_id
 
 
-def highlighter(terms: list[Text | Regex]) -> re.Pattern[str] | None:
-    """One pattern marking every positive term the way the query matched it (ASCII-only case folding)."""
-    parts: list[str] = []
-    for term in terms:
-        if isinstance(term, Regex):
-            try:
-                re.compile(term.pattern)
-            except re.error:
-                continue  # an RE2 construct Python lacks: the line matched, it just isn't marked
-            parts.append(f"(?{'i' if term.ignore_case else '-i'}:{term.pattern})")
-        elif not term.phrase and tokens(term.text) == [term.text]:
-            parts.append(f"(?<!{_TOKEN_CHAR}){re.escape(term.text)}(?!{_TOKEN_CHAR})")
-        else:
-            parts.append(re.escape(term.text))
-    if not parts:
-        return None
+class Highlighter:
+    """Marks every positive term the way the query matched it (ASCII-only case folding).
+
+    A user's ``/regex/`` runs on RE2, as ClickHouse's ``match`` does: linear time whatever the pattern, so a
+    pathological one (``/(a+)+b/``) costs no more than any other. Words and phrases are escaped literals, with
+    Python's ``re`` for the word-boundary lookarounds RE2 lacks.
+    """
+
+    def __init__(self, terms: list[Text | Regex]) -> None:
+        words: list[str] = []
+        patterns: list[str] = []
+        for term in terms:
+            if isinstance(term, Regex):
+                patterns.append(f"(?{'i' if term.ignore_case else '-i'}:{term.pattern})")
+            elif not term.phrase and tokens(term.text) == [term.text]:
+                words.append(f"(?<!{_TOKEN_CHAR}){re.escape(term.text)}(?!{_TOKEN_CHAR})")
+            else:
+                words.append(re.escape(term.text))
+        self._words = re.compile("|".join(f"(?:{w})" for w in words), re.IGNORECASE | re.ASCII) if words else None
+        self._regex = _re2("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+    def spans(self, message: str, limit: int = 100) -> list[list[int]]:
+        """[start, end) character offsets of the matched terms, non-overlapping, in order."""
+        found: list[tuple[int, int]] = []
+        for pattern in (self._words, self._regex):
+            if pattern is not None:
+                for match in pattern.finditer(message):
+                    if match.end() > match.start():
+                        found.append((match.start(), match.end()))
+                        if len(found) >= limit * 2:
+                            break
+        out: list[list[int]] = []
+        for start, end in sorted(found):
+            if out and start < out[-1][1]:
+                out[-1][1] = max(out[-1][1], end)
+            else:
+                out.append([start, end])
+        return out[:limit]
+
+
+def _re2(pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False
     try:
-        return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE | re.ASCII)
-    except re.error:
-        return None
+        return re2.compile(pattern, options=options)
+    except re2.error:
+        return None  # a construct RE2 lacks: the line matched in the store, it just isn't marked
 
 
-def spans(pattern: re.Pattern[str] | None, message: str, limit: int = 100) -> list[list[int]]:
-    """[start, end) character offsets of the matched terms, non-overlapping, in order."""
-    if pattern is None:
-        return []
-    out: list[list[int]] = []
-    for match in pattern.finditer(message):
-        if match.end() > match.start():
-            out.append([match.start(), match.end()])
-            if len(out) >= limit:
-                break
-    return out
+def highlighter(terms: list[Text | Regex]) -> Highlighter | None:
+    return Highlighter(terms) if terms else None
 
 
-def row_out(row: dict[str, Any], pattern: re.Pattern[str] | None) -> dict[str, Any]:
+def spans(marks: Highlighter | None, message: str, limit: int = 100) -> list[list[int]]:
+    return marks.spans(message, limit) if marks is not None else []
+
+
+def row_out(row: dict[str, Any], marks: Highlighter | None) -> dict[str, Any]:
     """A result line as the API shows it; ``_ms`` (the exact time) becomes the line's ``ref``."""
     ms = row.pop("_ms")
     row["ref"] = encode_ref(ms, row["event_id"])
-    row["highlights"] = spans(pattern, row["message"])
+    row["highlights"] = spans(marks, row["message"])
     return row

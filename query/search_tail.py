@@ -9,6 +9,7 @@ looks back ``OVERLAP`` behind the newest stamp seen, and ids already sent in tha
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -79,8 +80,14 @@ class Tail:
         return out
 
 
+# Live tails one tenant may hold open at once: each polls the store every POLL_SECONDS, and the store's query
+# handles are shared with every other tenant's searches.
+MAX_TAILS_PER_TENANT = 4
+
+
 def tail_routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["search"])
+    open_tails: Counter[str] = Counter()
 
     @router.get(
         "/search/tail",
@@ -95,13 +102,25 @@ def tail_routes(ctx: QueryContext) -> APIRouter:
         backlog_since: str = Query("1h", description="how far back the backlog may reach"),
     ) -> StreamingResponse:
         req = match.request(tenant, backlog_since, None, 1)
+        if open_tails[tenant] >= MAX_TAILS_PER_TENANT:
+            raise HTTPException(
+                429, f"at most {MAX_TAILS_PER_TENANT} live tails at once per tenant", headers={"Retry-After": "5"}
+            )
         tail = Tail(ctx.runner, req)
         try:
             first = await run_in_threadpool(tail.start, backlog)
         except SearchError as exc:
             raise HTTPException(exc.status, str(exc)) from exc
+        open_tails[tenant] += 1
 
         async def stream() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in lines():
+                    yield chunk
+            finally:
+                open_tails[tenant] -= 1
+
+        async def lines() -> AsyncIterator[bytes]:
             for row in first:
                 yield orjson.dumps(row) + b"\n"
             idle = 0.0

@@ -30,6 +30,7 @@ from fnscope.sink import IngestContext
 from tests import corpus
 from tests.test_audit_support import CLOUDTRAIL, DOC_EXAMPLES, FIXTURE_SET, STRATUS, chdb_store, derive
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MAX_CHARS = 8_000  # small, so that a long field is easy to make
 HORIZON_S = 86_400.0
 
@@ -251,9 +252,7 @@ def test_bodies_that_are_not_only_log_files_go_whole_to_the_parser(store: Client
     record = lambda_record()
     bulk = CloudTrailBulk([store], MAX_CHARS, HORIZON_S, min_bytes=0)
     ctx = IngestContext(tenant="whole")
-    digest = orjson.loads(
-        (CLOUDTRAIL / "single_event_fixtures/otel_collector_contrib/cloudtrail_digest.json").read_bytes()
-    )
+    digest = orjson.loads((FIXTURES / "cloudtrail" / "digest.json").read_bytes())
     bodies = {
         "a bare array of records": orjson.dumps([record]),
         "NDJSON records": orjson.dumps(record) + b"\n" + orjson.dumps(derive(record)),

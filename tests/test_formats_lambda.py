@@ -115,12 +115,12 @@ def test_python_block_spaces_and_xray_on_next_line() -> None:
 
 
 @corpus.needed
-def test_runtime_default_formats_give_level_request_id_and_own_time() -> None:
+def test_runtime_default_formats_give_level_request_id_and_the_delivery_time() -> None:
     node = logs(block("nodejs-logging.md#L32"))
     [warn] = [e for e in node if e.level == "WARN"]
-    assert warn.message == "Event not processed."
+    assert warn.message == "Event not processed."  # the runtime's own timestamp is left out of the message
     assert warn.request_id == "c793869b-ee49-115b-a5b6-4fd21e8dedac"
-    assert warn.time == datetime(2019, 6, 7, 19, 11, 20, 564000, tzinfo=UTC)
+    assert warn.time == T0  # a line's time is its delivery's (2019-06-07T19:11:20.564Z in the text), one rule
 
     python = [e for e in logs(block("python-logging.md#L208")) if e.log_type == "function"]
     assert {e.level for e in python} == {"INFO"}
@@ -272,7 +272,8 @@ def test_powertools_python_fields_request_id_and_comma_timestamp() -> None:
     assert log.request_id == "52fdfc07-2182-154f-163f-5f0f9a621d72"
     assert log.fields["correlation_id"] == "correlation_id_value"
     assert log.fields["cold_start"] == "true" and log.fields["function_memory_size"] == "128"
-    assert log.time == datetime(2021, 5, 3, 11, 47, 12, 494000, tzinfo=UTC)
+    assert log.fields["timestamp"] == "2021-05-03 11:47:12,494+0000"  # its own time stays a field
+    assert log.time == datetime.fromtimestamp(1_600_000_000, tz=UTC)  # the delivery's time
 
 
 @corpus.needed
@@ -297,12 +298,12 @@ def test_powertools_nested_object_message_exception_and_timezones() -> None:
             json.dumps(powertools_records(LAMBDA / "powertools_python_logger" / "setting_utc_timestamp_output.json")[1])
         )
     )[0]
-    assert eastern.time == datetime(2023, 10, 9, 21, 33, 55, 734000, tzinfo=UTC)
+    assert eastern.time == T0 and eastern.fields["timestamp"] == "2023-10-09 17:33:55,734-0400"
 
     unparseable_date = logs(
         line(json.dumps(powertools_records(LAMBDA / "powertools_python_logger" / "date_formatting_output.json")[1]))
     )[0]
-    assert unparseable_date.time == T0  # "10/28/2022 02:35:03 PM" -> envelope time
+    assert unparseable_date.time == T0  # whatever the line's own date: the envelope's time
 
 
 @corpus.needed
@@ -485,9 +486,9 @@ def test_extensions_api_events_are_not_telemetry() -> None:
 def test_cloudwatch_gzip_awslogs_form() -> None:
     parsed = cloudwatch.parse((CWL / "powertools_python" / "cloudWatchLogEvent.json").read_bytes(), CTX)
     found = logs(parsed.events)
-    assert [(e.event_id, e.level, e.message) for e in found] == [
-        ("eventId1", "ERROR", "First test message"),
-        ("eventId2", "ERROR", "Second test message"),
+    assert [(e.event_id, e.level, e.message) for e in found] == [  # CloudWatch's ids, within their log group
+        (stable_id("testLogGroup", "eventId1"), "ERROR", "First test message"),
+        (stable_id("testLogGroup", "eventId2"), "ERROR", "Second test message"),
     ]
     assert found[0].function == "" and found[0].log_group == "testLogGroup"  # not a /aws/lambda/ group
     assert found[0].account == "123456789123" and found[0].time == datetime(2015, 8, 24, 19, 3, 7, tzinfo=UTC)
@@ -496,7 +497,9 @@ def test_cloudwatch_gzip_awslogs_form() -> None:
 @corpus.needed
 def test_cloudwatch_zlib_fixture_decodes() -> None:
     parsed = cloudwatch.parse((CWL / "powertools_python" / "cloudWatchLogEventWithPolicyLevel.json").read_bytes(), CTX)
-    assert not parsed.dead and [e.event_id for e in parsed.events] == ["eventId1", "eventId2"]
+    group = parsed.events[0].log_group
+    ids = [stable_id(group, "eventId1"), stable_id(group, "eventId2")]
+    assert not parsed.dead and [e.event_id for e in parsed.events] == ids
 
 
 @corpus.needed
@@ -514,7 +517,7 @@ def test_cloudwatch_lambda_doc_examples_truncated_base64_and_report() -> None:
         192,
         72,
     )
-    assert log.event_id == "34622316099697884706540976068822859012661220141643892546"
+    assert log.event_id == stable_id(log.log_group, "34622316099697884706540976068822859012661220141643892546")
     assert report.event_id == stable_id(report.function, report.request_id, "report")
     assert report.account == "123456789012" and log.log_type == "platform"
 
@@ -592,7 +595,11 @@ def test_cloudwatch_bad_input() -> None:
         "messageType": "DATA_MESSAGE",
         "logGroup": "/aws/lambda/f",
         "logStream": "s",
-        "logEvents": [{"id": "1", "timestamp": 1, "message": "fine"}, "nope", {"id": "3", "message": "no ts"}],
+        "logEvents": [
+            {"id": "1", "timestamp": 1_600_000_000_000, "message": "fine"},
+            "nope",
+            {"id": "3", "message": "no ts"},
+        ],
     }
     result = cloudwatch.parse(orjson.dumps(mixed), CTX)
     assert [e.message for e in result.events] == ["fine"] and len(result.dead) == 2
@@ -604,7 +611,7 @@ def test_cloudwatch_lambda_edge_group_and_numbered_version() -> None:
         "owner": "1",
         "logGroup": "/aws/lambda/us-east-1.edge-fn",
         "logStream": "2024/05/01/[12]abc",
-        "logEvents": [{"id": "a", "timestamp": 0, "message": "x"}],
+        "logEvents": [{"id": "a", "timestamp": 1_600_000_000_000, "message": "x"}],
     }
     [log] = cloudwatch.parse(orjson.dumps(payload), CTX).events
     assert (log.function, log.version) == ("edge-fn", "12")
@@ -654,9 +661,10 @@ def test_firehose_cloudwatch_gzip_record_string_timestamp_and_bad_records() -> N
         ],
     }
     parsed = firehose.parse(orjson.dumps(body), CTX)
+    group = parsed.events[0].log_group
     assert [e.event_id for e in parsed.events] == [
-        "eventId1",
-        "eventId2",
+        stable_id(group, "eventId1"),
+        stable_id(group, "eventId2"),
         stable_id("req-1", 1, 0),
         stable_id("req-1", 1, 1),
     ]
@@ -758,9 +766,8 @@ def test_inner_compressed_payloads_are_size_limited_and_multi_member() -> None:
 
 def test_numeric_json_levels() -> None:
     assert logs(line('{"level": 50, "msg": "pino error", "time": 1700000000000}'))[0].level == "ERROR"
-    assert logs(line('{"level": 50, "msg": "pino error", "time": 1700000000000}'))[0].time == datetime(
-        2023, 11, 14, 22, 13, 20, tzinfo=UTC
-    )
+    pino = logs(line('{"level": 50, "msg": "pino error", "time": 1700000000000}'))[0]
+    assert pino.time == T0 and pino.fields["time"] == "1700000000000"  # the delivery's time; its own, a field
 
 
 def test_one_invocation_reported_by_telemetry_and_by_cloudwatch_is_one_fact() -> None:

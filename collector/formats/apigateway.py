@@ -7,6 +7,7 @@ lines are not parsed: they become dead letters telling the sender to switch to t
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
@@ -16,6 +17,7 @@ import orjson
 
 from fnscope.collector.formats.base import Parsed, error_reason
 from fnscope.decoding.arn import function_name
+from fnscope.decoding.budget import take_records
 from fnscope.decoding.compression import inflate_body
 from fnscope.decoding.errors import UnusableBody
 from fnscope.decoding.jsontext import compact_json
@@ -78,7 +80,9 @@ _ALIAS_RANKS: dict[str, tuple[tuple[str, int], ...]] = {
     alias: tuple((field, aliases.index(alias)) for field, aliases in _ALIASES.items() if alias in aliases)
     for alias in {alias for aliases in _ALIASES.values() for alias in aliases}
 }
-_ACCESS_LOG_FIELDS = ("request_id", "status", "method", "route", "path", "source_ip", "time", "time_epoch")
+# An access-log record has its response status and at least one of what identifies the request; a record without
+# them (a CloudTrail record, any other JSON) is not one and is dead-lettered rather than stored as a request.
+_REQUEST_FIELDS = ("request_id", "method", "route", "path")
 _THROTTLE_TEXT = ("rate exceeded", "too many requests", "throttl")
 _THROTTLE_TYPES = frozenset({"THROTTLED", "QUOTA_EXCEEDED"})
 _LAMBDA_ARN = re.compile(r"arn:aws[\w-]*:lambda:[\w-]*:\d*:function:[^\s\"',]+")
@@ -159,7 +163,11 @@ def _number(value: Any) -> float | None:
 
 def _int(value: Any, default: int | None = None) -> int | None:
     number = _number(value)
-    return default if number is None else int(number)
+    if number is None:
+        return default
+    if not math.isfinite(number):
+        raise LineError(f"{value!r} is not a finite number")
+    return int(number)
 
 
 # --- time -----------------------------------------------------------------------------------------------------
@@ -241,8 +249,8 @@ def record_to_event(obj: dict[str, Any], line: str, ctx: IngestContext, source: 
     """Map one JSON access-log object (``line`` is its text, kept as raw and hashed when it has no requestId)."""
     flat = _flatten_context(obj)
     picked = _picked(flat)
-    if not any(field in picked for field in _ACCESS_LOG_FIELDS):
-        raise LineError("not an access-log record: none of requestId, status, httpMethod, path, ip, requestTime")
+    if "status" not in picked or not any(field in picked for field in _REQUEST_FIELDS):
+        raise LineError("not an access-log record: it needs status and one of requestId, httpMethod, routeKey, path")
     api_id = ctx.param("api") or _text(picked.get("api_id"))
     request_id = _text(picked.get("request_id"))
     status = _int(picked.get("status"), 0) or 0
@@ -293,9 +301,11 @@ def _items(body: bytes) -> list[tuple[Any, str]]:
     """(decoded object or _NOT_JSON, its text) for the whole body as one array/object, else for each line."""
     whole = _loads(body)
     if isinstance(whole, list):
+        take_records(len(whole))
         return [(item, compact_json(item)) for item in whole]
     if isinstance(whole, dict):
         return [(whole, body.decode("utf-8", "replace").strip())]
+    take_records(body.count(b"\n") + 1)
     items: list[tuple[Any, str]] = []
     for line in body.decode("utf-8", "replace").splitlines():
         if line.strip():

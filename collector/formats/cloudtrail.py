@@ -14,6 +14,7 @@ from typing import Any
 
 from fnscope.collector.formats.base import Parsed, error_reason
 from fnscope.decoding.arn import function_name
+from fnscope.decoding.budget import take_records
 from fnscope.decoding.compression import inflate_body
 from fnscope.decoding.errors import UnusableBody
 from fnscope.decoding.jsontext import Undecodable, compact_json, iter_documents_lenient
@@ -239,6 +240,7 @@ class _Collector:
         if isinstance(doc, Undecodable):
             self.reject(doc.error, doc.text)
         elif isinstance(doc, list) and top:
+            take_records(len(doc))
             for item in doc:
                 self.item(item)
         elif isinstance(doc, dict) and "Records" in doc:
@@ -246,6 +248,7 @@ class _Collector:
             if not isinstance(records, list):
                 self.reject(f"Records is a JSON {type(records).__name__}, not a list", compact_json(doc))
                 return
+            take_records(len(records))
             for item in records:
                 self.item(item, nested=not top)
         else:

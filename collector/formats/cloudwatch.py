@@ -18,6 +18,7 @@ from fnscope.collector.formats.lambda_text import (
     is_platform_line,
     parse_with,
 )
+from fnscope.decoding.budget import take_records
 from fnscope.decoding.compression import inflate, inflate_base64, is_compressed
 from fnscope.decoding.errors import BadPayload, UnusableBody
 from fnscope.decoding.jsontext import as_text, decode_documents_strict, json_bytes
@@ -114,6 +115,7 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
         **({"account": owner} if owner.isdigit() else {}),
         **({"version": version.group(1)} if version else {}),
     )
+    take_records(len(obj["logEvents"]))
     line_ids, current = LineIds(), CurrentInvocation()  # one message holds one log stream: one environment
     for log_event in obj["logEvents"]:
         if not isinstance(log_event, dict):
@@ -137,11 +139,18 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
             # a function's own line: the id its Telemetry API copy gets too (log_line_id)
             event_id = line_ids(src.function, time, message)
         else:
-            event_id = as_text(log_event.get("id")) or stable_id(log_group, log_stream, timestamp, message)
+            # CloudWatch's event id is unique within its log group only: two groups may both have id X
+            cw_id = as_text(log_event.get("id"))
+            event_id = stable_id(log_group, cw_id) if cw_id else stable_id(log_group, log_stream, timestamp, message)
         parsed.meta["log_events"] += 1
         current.follow(message)
         line_src = current.attribute(_with_extracted(src, log_event))
-        parsed.events.extend(parse_with(line_src, message, time, event_id))
+        parsed.collect(
+            ctx,
+            source,
+            json_bytes(log_event),
+            lambda: parse_with(line_src, message, time, event_id),  # noqa: B023
+        )
 
 
 def _with_extracted(src: LineSource, log_event: dict[str, Any]) -> LineSource:

@@ -13,6 +13,7 @@ from typing import Any
 from fnscope.collector.formats import cloudwatch
 from fnscope.collector.formats.base import Parsed
 from fnscope.collector.formats.lambda_text import LineSource, parse_with
+from fnscope.decoding.budget import take_records
 from fnscope.decoding.compression import inflate_base64
 from fnscope.decoding.errors import BadPayload, UnusableBody
 from fnscope.decoding.jsontext import as_text, compact_json, decode_documents_strict, json_bytes, load_body
@@ -32,6 +33,7 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
         raise UnusableBody("Firehose body is not an object with a `records` array")
     request_id = as_text(doc.get("requestId")) or as_text(doc.get("invocationId"))
     delivered = _epoch_ms(doc.get("timestamp")) or datetime.now(UTC)
+    take_records(len(doc["records"]))
     parsed = Parsed(meta={"request_id": request_id, "records": len(doc["records"])})
     src = LineSource.from_ctx(ctx, function=ctx.param("function"), source=SOURCE)
     for index, record in enumerate(doc["records"]):
@@ -67,7 +69,7 @@ def _record(
         if trailing is None:
             _json_values(values, base_id, time, src, ctx, parsed)
             return
-    _text_lines(raw, base_id, time, src, parsed)
+    _text_lines(raw, base_id, time, src, ctx, parsed)
 
 
 def _json_values(
@@ -75,21 +77,25 @@ def _json_values(
 ) -> None:
     if len(values) == 1 and isinstance(values[0], list):  # one JSON array of lines
         values = values[0]
+    take_records(len(values))
     for line_index, value in enumerate(values):
         if isinstance(value, dict) and ("messageType" in value or "logEvents" in value or "awslogs" in value):
             _merge(parsed, cloudwatch.parse_payload(value, ctx, SOURCE))
-        elif isinstance(value, dict):
-            parsed.events.extend(parse_with(src, value, time, stable_id(*base_id, line_index)))
         else:
-            line = compact_json(value)
-            parsed.events.extend(parse_with(src, line, time, stable_id(*base_id, line_index)))
+            line = value if isinstance(value, dict) else compact_json(value)
+            event_id = stable_id(*base_id, line_index)
+            parsed.collect(ctx, SOURCE, json_bytes(value), lambda: parse_with(src, line, time, event_id))  # noqa: B023
 
 
-def _text_lines(raw: bytes, base_id: tuple[str, int], time: datetime, src: LineSource, parsed: Parsed) -> None:
+def _text_lines(
+    raw: bytes, base_id: tuple[str, int], time: datetime, src: LineSource, ctx: IngestContext, parsed: Parsed
+) -> None:
     text = raw.decode("utf-8", "replace")
+    take_records(text.count("\n") + 1)  # before splitting: a record may inflate to a million lines
     for line_index, line in enumerate(text.splitlines()):
         if line.strip():
-            parsed.events.extend(parse_with(src, line, time, stable_id(*base_id, line_index)))
+            event_id = stable_id(*base_id, line_index)
+            parsed.collect(ctx, SOURCE, line, lambda: parse_with(src, line, time, event_id))  # noqa: B023
 
 
 def _merge(parsed: Parsed, other: Parsed) -> None:

@@ -8,6 +8,7 @@ those go through the same record mapping the telemetry receiver uses (`platform_
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from fnscope.decoding.jsontext import as_text, compact_json
-from fnscope.events import Event, FunctionLog, Invocation, log_line_id, stable_id
+from fnscope.events import MAX_DURATION_MS, Event, FunctionLog, Invocation, log_line_id, stable_id
 from fnscope.sink import IngestContext
 
 _LEVELS = {
@@ -82,6 +83,8 @@ _LEVEL_FIRST = re.compile(
 _LEADING_LEVEL = re.compile(rf"\[(?i:({_LEVEL_ALT}))\]|({_LEVEL_ALT})\b")
 _TIMEOUT = re.compile(r"Task timed out after\s+([\d.]+)\s*seconds")
 _OOM_MARKERS = ("signal: killed", "Runtime.OutOfMemory")
+# what runtimes themselves write when the heap is exhausted (Node.js, the JVM, Python)
+_RUNTIME_OOM = ("JavaScript heap out of memory", "java.lang.OutOfMemoryError", "MemoryError")
 
 _JSON_LEVEL_KEYS = ("level", "logLevel", "log_level", "levelname", "severity", "lvl")
 _JSON_MESSAGE_KEYS = ("message", "msg", "event")
@@ -310,14 +313,19 @@ def parse_text_block(
 
 
 def _platform_line(src: LineSource, line: str, time: datetime, event_id: str) -> list[Event]:
-    """START/END/REPORT/INIT_*/RESTORE_*/EXTENSION lines (the caller checked is_platform_line)."""
-    head = line.split(None, 1)[0]
-    rid_match = _REQUEST_ID.search(line)
+    """START/END/REPORT/INIT_*/RESTORE_*/EXTENSION lines (the caller checked is_platform_line).
+
+    Forwarders often turn the tabs between fields into the two characters ``\\t``; those read as tabs here,
+    while the stored message keeps the text as it came.
+    """
+    text = line.replace("\\t", "\t")
+    head = text.split(None, 1)[0]
+    rid_match = _REQUEST_ID.search(text)
     rid = rid_match.group(1) if rid_match else ""
     inv_id = stable_id(event_id, _HEAD_KIND.get(head, head))
     invocation: Invocation | None = None
     if head == "START":
-        ver = _START_VERSION.search(line)
+        ver = _START_VERSION.search(text)
         invocation = src.invocation(
             event_id=inv_id,
             time=time,
@@ -327,7 +335,7 @@ def _platform_line(src: LineSource, line: str, time: datetime, event_id: str) ->
             **({"version": ver.group(1)} if ver else {}),
         )
     elif head in ("REPORT", "INIT_REPORT", "RESTORE_REPORT"):
-        invocation = _report_line(src, head, line, time, inv_id, rid)
+        invocation = _report_line(src, head, text, time, inv_id, rid)
     elif head == "INIT_START":
         invocation = src.invocation(event_id=inv_id, time=time, kind="init_start")
     failed = invocation is not None and invocation.status not in ("", "success")
@@ -358,7 +366,7 @@ def _report_line(src: LineSource, head: str, line: str, time: datetime, inv_id: 
         request_id=rid,
         status=kv.get("Status", "success"),
         error_type=kv.get("Error Type", ""),
-        start_time=time - timedelta(milliseconds=duration) if duration is not None else None,
+        start_time=_started(time, duration),
         duration_ms=duration,
         billed_duration_ms=_num(kv.get("Billed Duration")),
         memory_size_mb=_int(kv.get("Memory Size")),
@@ -374,14 +382,13 @@ def _report_line(src: LineSource, head: str, line: str, time: datetime, inv_id: 
 
 
 def _text_line(src: LineSource, line: str, time: datetime, event_id: str) -> list[Event]:
-    level, rid, msg, when = "", "", line, time
+    level, rid, msg, when = "", "", line, time  # a line's time is its delivery's, not the runtime's text
     first = line[:1]
     m = _TS_FIRST.match(line) if first.isdigit() else _LEVEL_FIRST.match(line) if first == "[" else None
     if m:
         level = _LEVELS.get((m.group("lvl") or "").upper(), "")
         rid = m.group("rid") or ""
         msg = m.group("msg")
-        when = _parse_time(m.group("ts")) or time
     else:
         lead = _LEADING_LEVEL.match(line)
         if lead:
@@ -409,11 +416,7 @@ def _json_line(src: LineSource, obj: dict[str, Any], text: str | None, time: dat
         message = _compact(message)
     level = _json_level(_first(obj, _JSON_LEVEL_KEYS))
     rid = _first_field(fields, _JSON_REQUEST_KEYS) or src.request_id
-    when = time
-    for key in _JSON_TIME_KEYS:
-        if key in obj:
-            when = _parse_time(obj[key]) or time
-            break
+    when = time  # the delivery's time; the line's own timestamp stays among its fields
     failure = _failure(src, message, when, event_id, rid)
     if failure is None and obj.get("errorType") == "Runtime.OutOfMemory":
         failure = _oom(src, when, event_id, rid, "Runtime.OutOfMemory")
@@ -433,7 +436,7 @@ def _json_platform_line(
     src: LineSource, obj: dict[str, Any], kind: str, text: str | None, time: datetime, event_id: str
 ) -> list[Event]:
     """A platform event written by Lambda's JSON log format: the log line plus the Invocation it states."""
-    when = _parse_time(obj.get("time")) or time
+    when = time
     record = obj["record"]
     try:
         invocation = platform_invocation(src, kind, record, when, stable_id(event_id, kind))
@@ -470,11 +473,15 @@ def _failure(src: LineSource, text: str, time: datetime, event_id: str, rid: str
             request_id=rid,
             error_type="Sandbox.Timedout",
             duration_ms=duration,
-            start_time=time - timedelta(milliseconds=duration) if duration is not None else None,
+            start_time=_started(time, duration),
         )
     if "signal: killed" in text or "Runtime.OutOfMemory" in text:  # _OOM_MARKERS, spelt out: this runs per line
         error = "Runtime.OutOfMemory" if "Runtime.OutOfMemory" in text else "Runtime.ExitError"
         return _oom(src, time, event_id, rid, error)
+    if "Memory" in text or "memory" in text:  # cheap before the markers
+        for marker in _RUNTIME_OOM:
+            if marker in text:
+                return _oom(src, time, event_id, rid, marker)
     return None
 
 
@@ -525,7 +532,7 @@ def platform_invocation(src: LineSource, type_: str, record: Any, time: datetime
         init = _num(metrics.get("initDurationMs"))
         kw = {
             "duration_ms": duration,
-            "start_time": time - timedelta(milliseconds=duration) if duration is not None else None,
+            "start_time": _started(time, duration),
             "billed_duration_ms": _num(metrics.get("billedDurationMs")),
             "memory_size_mb": _int(metrics.get("memorySizeMB")),
             "max_memory_used_mb": _int(metrics.get("maxMemoryUsedMB")),
@@ -640,9 +647,17 @@ def _num(value: Any) -> float | None:
         return None
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any) -> int | float | None:
+    """A whole number; infinity and NaN stay floats, for the event's validation to refuse with their record."""
     number = _num(value)
-    return None if number is None else int(number)
+    return None if number is None or not math.isfinite(number) else int(number)
+
+
+def _started(end: datetime, duration_ms: float | None) -> datetime | None:
+    """When an invocation that ended at ``end`` started; None for a duration the event will refuse anyway."""
+    if duration_ms is None or not 0 <= duration_ms <= MAX_DURATION_MS:
+        return None
+    return end - timedelta(milliseconds=duration_ms)
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from fnscope.collector.formats.base import Parsed, error_reason
+from fnscope.decoding.budget import take_records
 from fnscope.decoding.compression import inflate_body, is_gzip
 from fnscope.decoding.errors import UnusableBody
 from fnscope.decoding.jsontext import compact_json, load_body
@@ -324,6 +325,7 @@ def _map(batches: list[_Scoped], parsed: Parsed, ctx: IngestContext, rejected: _
         resource_fields = flatten_attributes(batch.resource.attributes)
         scope_fields = _scope_fields(batch.scope)
         resource_bytes = batch.resource.SerializeToString(deterministic=True)
+        take_records(len(batch.records))
         for record in batch.records:
             try:
                 parsed.events.append(record_to_event(record, resource_fields, scope_fields, resource_bytes, ctx))

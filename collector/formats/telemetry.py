@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fnscope.collector.formats.base import Parsed
+from fnscope.collector.formats.base import Parsed, error_reason
 from fnscope.collector.formats.lambda_text import (
     CurrentInvocation,
     LineIds,
@@ -18,6 +18,7 @@ from fnscope.collector.formats.lambda_text import (
     parse_with,
     platform_invocation,
 )
+from fnscope.decoding.budget import take_records
 from fnscope.decoding.errors import UnusableBody
 from fnscope.decoding.jsontext import compact_json, json_bytes, load_body
 from fnscope.events import Event, stable_id
@@ -41,13 +42,14 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
     function = ctx.param("function")
     platform = LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type="platform")
     sources = {name: LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type=name) for name in _LOG_TYPES}
+    take_records(len(data))
     parsed = Parsed(meta={"records": len(data)})
     line_ids, current = LineIds(), CurrentInvocation()
     for index, element in enumerate(data):
         try:
             parsed.events.extend(_element(element, platform, sources, line_ids, current))
-        except _BadElement as exc:
-            parsed.reject(ctx, SOURCE, f"telemetry element {index}: {exc}", json_bytes(element))
+        except (ValueError, OverflowError, RecursionError) as exc:  # _BadElement, a value the event refuses
+            parsed.reject(ctx, SOURCE, f"telemetry element {index}: {error_reason(exc)}", json_bytes(element))
     return parsed
 
 
@@ -95,7 +97,7 @@ def _platform_record(src: LineSource, type_: str, raw_time: str, time: datetime,
     try:
         invocation = platform_invocation(src, type_, record, time, event_id)
     except ValueError as exc:
-        raise _BadElement(str(exc)) from None
+        raise _BadElement(error_reason(exc)) from None
     if invocation is not None and type_ != "platform.fault":
         return [invocation]
     status = record.get("status") if isinstance(record, dict) else None

@@ -12,6 +12,7 @@ import uvicorn
 
 from fnscope import telemetry
 from fnscope.alerts.runtime import start_alerts
+from fnscope.app.http import server_options
 from fnscope.app.server import build_app
 from fnscope.app.settings import Settings
 from fnscope.audit_chain import load_signer
@@ -30,6 +31,7 @@ from fnscope.store import connect
 from fnscope.telemetry import pipeline_metrics
 
 BULK_HANDLES = 2  # CloudTrail bodies mapped at once by the store (each statement runs on one core)
+QUERY_HANDLES = 4  # queries run at once: a slow one holds up only its own handle
 
 
 def _serve(app: object, settings: Settings, banner: list[str]) -> None:
@@ -37,7 +39,14 @@ def _serve(app: object, settings: Settings, banner: list[str]) -> None:
     base = f"http://{settings.host}:{settings.port}"
     for line in banner:
         print(line.format(base=base), flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+        **server_options(),
+    )
 
 
 def _simulate_forever(base_url: str, token: str | None) -> None:
@@ -67,7 +76,7 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     writer = EventWriter(open_store(dsn, settings.retention), health_client=connect(dsn))
     _start_listeners(settings, writer)
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
-    runner = QueryRunner(connect(dsn))
+    runner = QueryRunner(*(connect(dsn) for _ in range(QUERY_HANDLES)))
     app = build_app(
         settings,
         metrics,
@@ -148,7 +157,8 @@ def run_collector(settings: Settings) -> None:
 
 def run_api(settings: Settings) -> None:
     _configure_telemetry(settings)
-    runner = QueryRunner(open_store(settings.clickhouse_dsn(), settings.retention))
+    dsn = settings.clickhouse_dsn()
+    runner = QueryRunner(open_store(dsn, settings.retention), *(connect(dsn) for _ in range(QUERY_HANDLES - 1)))
     app = build_app(settings, pipeline_metrics(), runner=runner)
     _serve(
         app,

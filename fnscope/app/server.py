@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -18,7 +18,7 @@ from fnscope.collector.routes import Ingest, StoreFirst, ingest_router
 from fnscope.console import mount_console
 from fnscope.query.api import query_router
 from fnscope.query.context import QueryContext, QuerySettings
-from fnscope.query.runner import QueryRunner
+from fnscope.query.runner import QueryRunner, QueryTooSlow
 from fnscope.ratelimit import RateLimiter
 from fnscope.sink import Sink
 from fnscope.store import connect
@@ -52,6 +52,10 @@ def build_app(
         mount_console(app)
 
     app.add_middleware(IngestRequestCounter, metrics=metrics)
+
+    @app.exception_handler(QueryTooSlow)
+    async def query_too_slow(_request: Request, exc: QueryTooSlow) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
+from fnscope.cli.inert import csv_cell, markup, terminal
 
 EVENT_COLUMNS = ["time", "principal_name", "action", "function", "source_ip", "mfa", "error_code", "region"]
 
@@ -24,7 +25,7 @@ def output(rows: list[dict[str, Any]], columns: list[str], as_json: bool, as_csv
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+            writer.writerow({k: csv_cell(json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items()})
     else:
         print_table(rows, columns)
 
@@ -202,9 +203,9 @@ def _print_report(report: dict[str, Any]) -> None:
     if head:
         console.print(f"head: digest {head['seq']} {head['digest_hash']} (sealed until {head['sealed_until']})")
     for note in report["notes"]:
-        console.print(f"note: {note}")
+        console.print(f"note: {markup(note)}")
     if report["problems"]:
         counts = ", ".join(f"{n} {kind}" for kind, n in report["problem_counts"].items())
         console.print(f"[red]{counts}[/red]" + (" (list truncated)" if report["truncated"] else ""))
         for problem in report["problems"]:  # plain lines: ids stay whole, whatever the terminal's width
-            click.echo(f"{problem['kind']:<10} {problem['event_id'] or '-'}  {problem['detail']}")
+            click.echo(terminal(f"{problem['kind']:<10} {problem['event_id'] or '-'}  {problem['detail']}"))

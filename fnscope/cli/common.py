@@ -9,6 +9,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from fnscope.cli.inert import markup
+
 API_OPTION = click.option(
     "--api",
     envvar="FNSCOPE_API",
@@ -43,5 +45,5 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*("" if row.get(c) is None else markup(str(row.get(c))) for c in columns))
     Console().print(table)

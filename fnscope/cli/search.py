@@ -9,6 +9,7 @@ import click
 import httpx
 
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
+from fnscope.cli.inert import terminal
 
 HELP = """Find function log lines (newest first; --follow tails live).
 
@@ -27,10 +28,10 @@ QUERY language:
 def _bold(message: str, spans: list[list[int]]) -> str:
     out, at = [], 0
     for start, end in spans:
-        out.append(message[at:start])
-        out.append(click.style(message[start:end], bold=True, fg="yellow"))
+        out.append(terminal(message[at:start]))
+        out.append(click.style(terminal(message[start:end]), bold=True, fg="yellow"))
         at = end
-    out.append(message[at:])
+    out.append(terminal(message[at:]))
     return "".join(out)
 
 
@@ -38,8 +39,9 @@ def _print_line(row: dict[str, Any], as_json: bool, color: bool) -> None:
     if as_json:
         click.echo(json.dumps(row))
         return
-    message = _bold(row["message"], row.get("highlights", [])) if color else row["message"]
-    click.echo(f"{row['time']} {row['function']} {row['request_id'][:8]:8} {row['level'] or '-':5} {message}")
+    message = _bold(row["message"], row.get("highlights", [])) if color else terminal(row["message"])
+    head = terminal(f"{row['time']} {row['function']} {row['request_id'][:8]:8} {row['level'] or '-':5}")
+    click.echo(f"{head} {message}")
 
 
 def _follow(api: str, token: str | None, params: dict[str, Any], as_json: bool, color: bool) -> None:
@@ -61,24 +63,29 @@ def _follow(api: str, token: str | None, params: dict[str, Any], as_json: bool, 
         raise click.ClickException(f"lost fnscope at {api}: {exc}") from exc
 
 
+def _echo(text: str) -> None:
+    """A line that carries sent data (messages, names, ids): printed without its control characters."""
+    click.echo(terminal(text))
+
+
 def _print_context(found: dict[str, Any]) -> None:
     line, inv = found["line"], found["invocation"]
-    click.echo(f"line        {line['time']} {line['function']} {line['level'] or '-'} {line['message']}")
+    _echo(f"line        {line['time']} {line['function']} {line['level'] or '-'} {line['message']}")
     if inv:
-        click.echo(
+        _echo(
             f"invocation  {inv['request_id']} status={inv['status'] or '?'} duration={inv['duration_ms']}ms "
             f"memory={inv['max_memory_used_mb']}/{inv['memory_size_mb']}MB cold_start={inv['cold_start']}"
             + (f" init={inv['init_duration_ms']}ms" if inv["init_duration_ms"] is not None else "")
         )
     else:
-        click.echo("invocation  (none found)")
+        _echo("invocation  (none found)")
     for api in found["api_requests"]:
-        click.echo(
+        _echo(
             f"api         {api['time']} {api['method']} {api['path']} -> {api['status']} "
             f"{api['latency_ms']}ms request {api['request_id']} (matched by {api['match']})"
         )
     for change in found["changes"]:
-        click.echo(
+        _echo(
             f"changed     {change['time']} {change['action']} by {change['principal_arn'] or change['principal_name']} "
             f"from {change['source_ip']} mfa={change['mfa']}"
             + (f" FAILED {change['error_code']}" if change["error_code"] else "")

@@ -9,6 +9,7 @@ import base64
 import binascii
 import zlib
 
+from fnscope.decoding.budget import RequestTooLarge, charge_inflated, inflate_allowance
 from fnscope.decoding.errors import BadPayload, UnusableBody
 
 # Payloads inside a body were compressed separately, so the request-level bomb limit does not cover them.
@@ -34,7 +35,8 @@ def inflate(data: bytes, max_size: int = MAX_INFLATED_BYTES) -> bytes:
     Raises ``BadPayload`` for corrupt, truncated or trailing-garbage data and past ``max_size`` bytes.
     """
     out: list[bytes] = []
-    budget = max_size
+    allowed = inflate_allowance(max_size)
+    budget = allowed
     while data:
         stream = zlib.decompressobj(47)  # 32 + 15: detect gzip or zlib header
         try:
@@ -43,6 +45,8 @@ def inflate(data: bytes, max_size: int = MAX_INFLATED_BYTES) -> bytes:
             raise BadPayload(f"cannot decompress: {exc}") from None
         budget -= len(chunk)
         if budget < 0:
+            if allowed < max_size:  # the request's own budget ran out, not this payload's limit
+                raise RequestTooLarge("payloads inside the request decompress to more than one request may")
             raise TooLarge(f"decompresses to more than {max_size} bytes")
         out.append(chunk)
         if not stream.eof:
@@ -50,6 +54,7 @@ def inflate(data: bytes, max_size: int = MAX_INFLATED_BYTES) -> bytes:
         data = stream.unused_data
         if data and not is_compressed(data):
             raise BadPayload(f"{len(data)} bytes of garbage after the compressed data")
+    charge_inflated(allowed - budget)
     return b"".join(out)
 
 

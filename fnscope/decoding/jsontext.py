@@ -29,7 +29,10 @@ def load_body(body: bytes, failure: str) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise UnusableBody(f"{failure}: {exc}") from exc
+        try:  # JSON orjson refuses but the stdlib reads: a number beyond a double (1e400), costing only its record
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise UnusableBody(f"{failure}: {exc}") from exc
 
 
 # --- writing --------------------------------------------------------------------------------------------------
