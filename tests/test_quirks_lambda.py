@@ -168,22 +168,12 @@ def test_java_snapstart_block_restore_duration_and_log4j_lines() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parser bug: Node writes init-phase lines with the request id `undefined` (no digit), so the "
-    "<time>\\t<id>\\t<LEVEL>\\t<msg> format is not recognised: no level, and the whole line is the message",
-)
 def test_node_init_phase_line_with_request_id_undefined() -> None:
     [log] = logs(line(INIT_PHASE_LINES["node_undefined_request_id"]))
     assert (log.level, log.request_id, log.time) == ("ERROR", "", T0)
     assert log.message.startswith("Uncaught Exception \t{")  # without the runtime's timestamp and `undefined`
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parser bug: Python writes init-phase lines as [LEVEL]\\t<time>\\t\\t<msg> (empty request id); the "
-    "level is read but the runtime's timestamp stays in the message",
-)
 def test_python_init_phase_line_with_an_empty_request_id() -> None:
     [log] = logs(line(INIT_PHASE_LINES["python_empty_request_id"]))
     assert (log.level, log.request_id, log.time, log.message) == ("INFO", "", T0, "loading price table")

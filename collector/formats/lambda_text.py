@@ -70,13 +70,14 @@ _EXTENSION_LINE = re.compile(r"(?:EXTENSION|TELEMETRY|LOGS)\s+Name:")
 _TS = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
 # node/python default formats: `<ts>\t<requestId>\t<LEVEL>\t<msg>` and `[LEVEL]\t<ts>\t<requestId>\t<msg>`;
 # java log4j: `<ts> <requestId> LEVEL  msg`. The request-id token must contain a digit so prose is not taken for one.
-_RID = r"(?P<rid>(?=\S{8})\S*\d\S*)"
+# In the init phase there is no request yet: Node writes `undefined` there, Python leaves the field empty.
+_RID = r"(?P<rid>undefined|(?=\S{8})\S*\d\S*)"
 _TS_FIRST = re.compile(
     rf"(?P<ts>{_TS})[ \t]+{_RID}(?:[ \t]+(?P<lvl>{_LEVEL_ALT})(?![\w.]))?[ \t]*(?P<msg>.*)",
     re.DOTALL,
 )
 _LEVEL_FIRST = re.compile(
-    rf"\[(?P<lvl>{_LEVEL_ALT})\][ \t]+(?:(?P<ts>{_TS})[ \t]+{_RID}[ \t]+)?(?P<msg>.*)",
+    rf"\[(?P<lvl>{_LEVEL_ALT})\][ \t]+(?:(?P<ts>{_TS})(?:[ \t]+{_RID}[ \t]+|\t\t))?(?P<msg>.*)",
     re.DOTALL | re.IGNORECASE,
 )
 # bare level tokens only in upper case ("Notice that ..." is prose); bracketed ones in any case
@@ -387,7 +388,7 @@ def _text_line(src: LineSource, line: str, time: datetime, event_id: str) -> lis
     m = _TS_FIRST.match(line) if first.isdigit() else _LEVEL_FIRST.match(line) if first == "[" else None
     if m:
         level = _LEVELS.get((m.group("lvl") or "").upper(), "")
-        rid = m.group("rid") or ""
+        rid = "" if m.group("rid") == "undefined" else m.group("rid") or ""
         msg = m.group("msg")
     else:
         lead = _LEADING_LEVEL.match(line)
