@@ -181,7 +181,9 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
     def json_endpoint(
         path: str, source: str, parser: Parser, summary: str, store_first: StoreFirst | None = None
     ) -> None:
-        async def endpoint(request: Request, tenant: str = Depends(auth.tenant)) -> dict[str, Any]:
+        scope = auth.audit if source == "cloudtrail" else auth.telemetry
+
+        async def endpoint(request: Request, tenant: str = Depends(scope)) -> dict[str, Any]:
             return counts(await ingest(request, tenant, source, parser, store_first))
 
         router.add_api_route(path, endpoint, methods=["POST"], summary=summary, name=f"ingest_{source}")
@@ -198,7 +200,7 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
         # Firehose expects {requestId, timestamp[, errorMessage]} in every answer, errors included.
         request_id = request.headers.get("x-amz-firehose-request-id", "")
         try:
-            tenant = auth(request)
+            tenant = auth.check(request, "telemetry")
             parsed = await ingest(request, tenant, "firehose", firehose.parse)
         except HTTPException as exc:
             detail = exc.detail if isinstance(exc.detail, str) else compact_json(exc.detail)
@@ -210,7 +212,7 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
         return JSONResponse({"requestId": parsed.meta.get("request_id") or request_id, "timestamp": _now_ms()})
 
     @router.post("/v1/logs", summary="OTLP/HTTP logs (protobuf or JSON)")
-    async def ingest_otlp(request: Request, tenant: str = Depends(auth.tenant)) -> Response:
+    async def ingest_otlp(request: Request, tenant: str = Depends(auth.telemetry)) -> Response:
         content_type = request.headers.get("content-type", "application/x-protobuf").split(";")[0].strip()
         parsed = await ingest(request, tenant, "otlp", lambda body, ctx: otlp.parse(body, ctx, content_type))
         answer = ExportLogsServiceResponse()

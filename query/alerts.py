@@ -42,7 +42,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/alerts", summary="Alert rules, and the alerts pending or firing now (resolved too with `state`)")
     async def api_alerts(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         state: list[str] = Query(["pending", "firing"], description="pending, firing, resolved"),
         rule: str = "",
         function: str = "",
@@ -57,7 +57,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/alerts/history", summary="Every alert transition and notification delivery, newest first")
     async def api_alert_history(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         since: str = "7d",
         rule: str = "",
         function: str = "",
@@ -69,7 +69,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         return {"history": [decode_row(r) for r in rows]}
 
     @router.post("/alerts/test", summary="Send a test notification to every configured target")
-    async def api_alert_test(tenant: str = Depends(ctx.auth.tenant)) -> dict[str, Any]:
+    async def api_alert_test(tenant: str = Depends(ctx.auth.admin)) -> dict[str, Any]:
         wait = test_limit.retry_after(tenant)
         if wait is not None:
             raise HTTPException(

@@ -191,7 +191,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/audit", summary="Who did what, to what, from where")
     async def api_audit(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         principal: str = "",
         action: str = "",
         resource: str = "",
@@ -222,7 +222,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/audit/verify", summary="Check the audit store's hash chain; names every event that was tampered with")
     async def api_audit_verify(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         since: str | None = Query(None, description="only check what arrived since then (the chain is always walked)"),
         limit: int = Query(1000, ge=1, le=100_000, description="most problems listed"),
     ) -> dict[str, Any]:

@@ -54,14 +54,14 @@ def routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["audit"])
 
     @router.get("/audit/queries", summary="The saved compliance queries, with their controls")
-    async def api_saved_queries(_tenant: str = Depends(ctx.auth.tenant)) -> dict[str, Any]:
+    async def api_saved_queries(_tenant: str = Depends(ctx.auth.read)) -> dict[str, Any]:
         return {"queries": [query.meta() for query in SAVED_QUERIES]}
 
     @router.get("/audit/queries/{name}", summary="Run a saved compliance query (its own parameters by name)")
     async def api_run_saved_query(
         name: str,
         request: Request,
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         since: str = "90d",
         until: str = Query("0s", description="end of the range (default: now)"),
         limit: int = Query(1000, ge=1, le=100_000),

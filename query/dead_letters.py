@@ -32,7 +32,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/dead-letters", summary="Records that could not be used, with the reason")
     async def api_dead_letters(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.admin),
         since: str = "7d",
         source: str = "",
         limit: int = Query(100, ge=1, le=10_000),

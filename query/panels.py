@@ -160,7 +160,7 @@ def routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["dashboards"])
 
     @router.get("/dashboards", summary="Every dashboard's layout: variables, rows and panels in order")
-    async def api_dashboards(_tenant: str = Depends(ctx.auth.tenant)) -> dict[str, Any]:
+    async def api_dashboards(_tenant: str = Depends(ctx.auth.read)) -> dict[str, Any]:
         shown = [d for d in DASHBOARDS if tenant_scoped(d) or not ctx.auth.tokens]
         return {"dashboards": [describe(d) for d in shown]}
 
@@ -169,7 +169,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         uid: str,
         name: str,
         request: Request,
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:
@@ -187,7 +187,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         uid: str,
         index: int,
         request: Request,
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:

@@ -258,7 +258,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/search", summary="Find function log lines, newest first", response_model=SearchPage)
     async def api_search(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         match: SearchFilter = Depends(),
         since: str = "15m",
         until: str | None = None,
@@ -274,7 +274,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/search/histogram", summary="Matching log lines per time interval", response_model=Histogram)
     async def api_histogram(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         match: SearchFilter = Depends(),
         since: str = "15m",
         until: str | None = None,

@@ -175,7 +175,7 @@ def context_routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/search/context", summary="A log line's invocation, API request and recent changes")
     async def api_context(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         ref: str = Query(..., description="the `ref` of a search result"),
     ) -> dict[str, Any]:
         try:

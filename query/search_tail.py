@@ -96,7 +96,7 @@ def tail_routes(ctx: QueryContext) -> APIRouter:
     )
     async def api_tail(
         request: Request,
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         match: SearchFilter = Depends(),
         backlog: int = Query(0, ge=0, le=1000, description="first send the newest N lines already stored"),
         backlog_since: str = Query("1h", description="how far back the backlog may reach"),

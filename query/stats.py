@@ -403,7 +403,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/stats", summary="Per-function health: table, top-N, or a time series with `step`")
     async def api_stats(
-        tenant: str = Depends(ctx.auth.tenant),
+        tenant: str = Depends(ctx.auth.read),
         function: str = "",
         account: str = "",
         since: str = "1h",
