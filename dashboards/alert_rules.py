@@ -68,7 +68,31 @@ def rule_sql(rule: Rule) -> str | None:
         return _per_function(f"quantilesTDigestMerge({LEVELS})(duration)[4]", max(rule.min_invocations, 1))
     if rule.kind == "timeouts":
         return _per_function("sum(timeouts)", rule.min_invocations)
-    return None  # audit rules match single CloudTrail records: fnscope's own evaluator alerts on those
+    if rule.kind == "audit":
+        return _audit(rule)
+    return None
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _audit(rule: Rule) -> str:
+    """CloudTrail records that match the rule, counted as they arrived (CloudTrail delivers minutes late), per
+    tenant and account: the same records fnscope's own evaluator alerts on."""
+    conditions = []
+    for field, wanted in sorted(rule.match.items()):
+        if isinstance(wanted, list):
+            conditions.append(f"{field} IN ({', '.join(_literal(v) for v in wanted)})")
+        else:
+            conditions.append(f"{field} = {_literal(wanted)}")
+    return (
+        "SELECT tenant, account, principal_arn AS principal, action, toFloat64(count()) AS value "
+        f"FROM audit_events FINAL WHERE $__timeFilter_ms(ingested_at) AND {' AND '.join(conditions)} "
+        "GROUP BY tenant, account, principal, action"
+    )
 
 
 def alert_queries(rules: Iterable[Rule] = BUILTIN_RULES) -> list[tuple[Rule, str]]:

@@ -53,6 +53,10 @@ class Panel:
     # Grafana's ClickHouse plugin turns such frames wide by their string column; the console does the same.
     series_by: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind is Kind.TIMESERIES and not self.unit:  # every axis says what it counts: here, plain numbers
+            object.__setattr__(self, "unit", "short")
+
     @property
     def format(self) -> Format:
         return _FORMATS[self.kind]

@@ -381,7 +381,11 @@ GROUP BY api_id, route, method ORDER BY requests DESC LIMIT 100""",
 
 # --- Audit -----------------------------------------------------------------------------------------------
 
-_VISIBLE = f"FROM audit_events FINAL WHERE {TENANT} AND $__timeFilter_ms(time) AND {NOT_CORRECTED}"
+# Grafana's ClickHouse plugin fills in its macros and dashboard variables only, never ClickHouse's own {name:Type}
+# query parameters: the tenant goes in as the dashboard variable.
+_VISIBLE = f"FROM audit_events FINAL WHERE {TENANT} AND $__timeFilter_ms(time) AND " + NOT_CORRECTED.replace(
+    "{tenant:String}", "${tenant:singlequote}"
+)
 _SAVED_PARAM = re.compile(r"\{(\w+):([\w()]+)\}")
 
 

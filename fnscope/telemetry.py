@@ -8,8 +8,9 @@ before the first ``pipeline_metrics()`` (otherwise with the Prometheus reader on
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -144,8 +145,36 @@ def prometheus_text() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """For roles without an HTTP API (the processor): /metrics on its own port."""
-    from prometheus_client import start_http_server
+def serve_metrics(
+    port: int,
+    host: str = "127.0.0.1",
+    live: Callable[[], bool] = lambda: True,
+    ready: Callable[[], bool] = lambda: True,
+) -> ThreadingHTTPServer:
+    """For roles without an HTTP API (the processor), on their own port: /metrics, and /healthz (the role's loop is
+    running) and /readyz (it is doing its work: the store takes its writes) for orchestrators' health checks."""
 
-    start_http_server(port, addr=host)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._answer(200, prometheus_text(), "text/plain; version=0.0.4")
+            elif path in ("/healthz", "/readyz"):
+                ok = live() if path == "/healthz" else live() and ready()
+                self._answer(200 if ok else 503, b'{"ok": true}' if ok else b'{"ok": false}', "application/json")
+            else:
+                self._answer(404, b"not found", "text/plain")
+
+        def _answer(self, status: int, body: bytes, kind: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:  # scrapes and probes are not news
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from fnscope.events import Event, Signal
-from fnscope.processors.writer import EventWriter
+from fnscope.processors.writer import EventWriter, stored_counts
 from fnscope.sink import Refused, Saturated, StoreUnavailable
 from fnscope.telemetry import pipeline_metrics
 
@@ -37,18 +37,6 @@ log = logging.getLogger("fnscope.group_commit")
 def _disk_full(exc: BaseException) -> bool:
     text = str(exc)
     return "No space left on device" in text or "NOT_ENOUGH_SPACE" in text or "ENOSPC" in text
-
-
-def _counts(events: list[Event], refused: list[list[Refused]]) -> dict[Signal, int]:
-    """Events stored per signal: every event, less the refused ones, plus the dead letters they became."""
-    out: dict[Signal, int] = {}
-    for event in events:
-        out[event.signal] = out.get(event.signal, 0) + 1
-    for pairs in refused:
-        for event, _ in pairs:
-            out[event.signal] -= 1
-            out[Signal.DEAD_LETTER] = out.get(Signal.DEAD_LETTER, 0) + 1
-    return out
 
 
 class GroupCommitWriter:
@@ -136,7 +124,7 @@ class GroupCommitWriter:
                     future.set_exception(refusal)
                 continue
             self._failed_at = None
-            written = _counts(events, refused)
+            written = stored_counts(events, refused)
             self._last_requests, self._last_write_s = len(batch), time.perf_counter() - started
             with self._cond:
                 overlapped = len(batch) == 1 and bool(self._pending)

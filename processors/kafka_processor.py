@@ -24,11 +24,12 @@ from kafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 
 from fnscope.events import Event, Signal, dead_letter
-from fnscope.processors.writer import EventWriter
+from fnscope.processors.writer import EventWriter, stored_counts
 from fnscope.telemetry import pipeline_metrics
 from fnscope.transport import all_topics, decode
 
 log = logging.getLogger("fnscope.processor")
+LIVE_WITHIN_S = 60.0
 
 
 class KafkaProcessor:
@@ -52,6 +53,8 @@ class KafkaProcessor:
         self._on_write = on_write
         self._metrics = pipeline_metrics()
         self._stop = threading.Event()
+        self._beat = time.monotonic()  # the loop's last turn
+        self._store_failing = False
         self._consumer = KafkaConsumer(
             *self._topics,
             bootstrap_servers=bootstrap,
@@ -67,8 +70,17 @@ class KafkaProcessor:
 
     def run(self) -> None:
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             self.poll_once()
         self._consumer.close(autocommit=False)
+
+    def live(self) -> bool:
+        """The loop is turning: it polled within the last minute (a poll waits half a second at most)."""
+        return not self._stop.is_set() and time.monotonic() - self._beat < LIVE_WITHIN_S
+
+    def ready(self) -> bool:
+        """The store takes this processor's writes (a failed insert is being retried otherwise)."""
+        return not self._store_failing
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,18 +139,25 @@ class KafkaProcessor:
             return [dead_letter("kafka", reason, value)]
 
     def _write_until_done(self, events: list[Event]) -> None:
+        """Write the batch; a record the store refuses becomes a dead letter (it would be refused for ever), while
+        an outage (the store takes nothing) is retried with the offsets kept, until the store is back."""
         delay = 0.5
         while True:
             started = time.perf_counter()
             try:
-                written = self._writer.write(events)
-            except Exception as exc:  # ClickHouse down or refusing: pause, keep the offsets, try again
+                (refused,) = self._writer.write_isolating([events])
+            except Exception as exc:  # ClickHouse down or refusing everything: pause, keep the offsets, try again
                 if self._stop.is_set():
                     raise
+                self._store_failing = True
                 log.warning("insert failed, retrying in %.1fs: %s", delay, exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            self._store_failing = False
+            written = stored_counts(events, refused)
+            if refused:
+                log.warning("%d records refused by the store were dead-lettered", len(refused))
             self._metrics.record_insert("processor", len(events), time.perf_counter() - started)
             self._metrics.record_stored(written)
             if self._on_write is not None:

@@ -133,3 +133,15 @@ def _is_data_error(error: BaseException) -> bool:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return (text[0] if text else type(error).__name__)[:300]
+
+
+def stored_counts(events: list[Event], refused: list[list[Refused]]) -> dict[Signal, int]:
+    """Events stored per signal: every event, less the refused ones, plus the dead letters they became."""
+    out: dict[Signal, int] = {}
+    for event in events:
+        out[event.signal] = out.get(event.signal, 0) + 1
+    for pairs in refused:
+        for event, _ in pairs:
+            out[event.signal] -= 1
+            out[Signal.DEAD_LETTER] = out.get(Signal.DEAD_LETTER, 0) + 1
+    return out

@@ -83,3 +83,23 @@ def test_image_installs_the_wheel(compose: dict[str, Any]) -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "fnscope-data", ".git"} <= set(ignored)
     assert compose["services"]["collector"]["build"] == "."
+
+
+def test_clickhouse_server_is_the_release_the_tests_run_and_plugins_are_pinned(compose: dict[str, Any]) -> None:
+    """compose's ClickHouse server runs the engine chDB runs here (the schema uses that release's syntax, the
+    `text` index among it): major.minor must agree. Grafana's plugin is pinned to a version."""
+    import chdb
+
+    engine = chdb.query("SELECT version()", "CSV").bytes().decode().strip().strip('"')
+    image = compose["services"]["clickhouse"]["image"]
+    assert image.startswith("clickhouse/clickhouse-server:")
+    assert image.rsplit(":", 1)[1].split(".")[:2] == engine.split(".")[:2], (image, engine)
+    plugins = compose["services"]["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+    assert re.fullmatch(r"grafana-clickhouse-datasource \d+\.\d+\.\d+", plugins), plugins
+
+
+def test_the_processor_has_a_health_endpoint_and_a_healthcheck(compose: dict[str, Any]) -> None:
+    processor = compose["services"]["processor"]
+    port = processor["environment"]["FNSCOPE_METRICS_PORT"]
+    assert f"localhost:{port}/readyz" in " ".join(processor["healthcheck"]["test"])
+    assert processor["environment"]["FNSCOPE_TOKENS"]  # the shared settings still apply

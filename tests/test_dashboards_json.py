@@ -4,6 +4,7 @@ into compose.yaml. (Grafana itself is not available here; the SQL is proven in t
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard as SdkDashboard
 
+from fnscope.alerts.rules import BUILTIN_RULES
 from fnscope.cli import main
 from fnscope.dashboards import alert_rules, grafana, provisioning
 from fnscope.dashboards.model import Dashboard
@@ -61,7 +63,12 @@ def test_every_query_is_clickhouse_sql_on_one_datasource_with_declared_variables
     for position, variable in enumerate(model["templating"].get("list", [])):
         # a variable may only use the ones before it (Grafana resolves them in order)
         assert variables_in(variable["query"]["rawSql"]) <= set(declared[:position]), variable["name"]
+    for panel in model["panels"]:
+        if panel["type"] == "timeseries":
+            assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']}: a time series needs a unit"
     for sql in sqls:
+        # the plugin fills in its macros and the dashboard's variables, never ClickHouse's {name:Type} parameters
+        assert not re.search(r"(?<!\$)\{\w+:[\w()]+\}", sql), sql
         assert variables_in(sql) <= set(declared)
         expanded = expand_macros(sql, now, now, 60)  # raises on a macro the plugin does not have
         assert "$__" not in expanded
@@ -91,6 +98,8 @@ def test_alerting_file_has_every_metric_rule_with_dollar_signs_escaped() -> None
     (group,) = data["groups"]
     titles = {rule["title"] for rule in group["rules"]}
     assert {"function-throttled", "concurrency-headroom", "error-rate", "p99-duration"} <= titles
+    assert {"root-login", "cloudtrail-stopped", "console-login-without-mfa"} <= titles  # the audit rules too
+    assert titles == {rule.name for rule in BUILTIN_RULES if rule.enabled}
     for rule in group["rules"]:
         query, condition = rule["data"]
         assert query["datasourceUid"] == grafana.DATASOURCE_UID and query["model"]["rawSql"].startswith("SELECT")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
@@ -31,6 +32,7 @@ from fnscope.query.stats import StatsRequest, stats
 from fnscope.simulator.scheduler import Simulation, simulate
 from fnscope.simulator.wire import render
 from fnscope.sink import IngestContext
+from tests.fixtures import cloudtrail_set
 
 TENANT = "acme"
 PARSERS = {"telemetry": telemetry.parse, "firehose": firehose.parse, "apigateway": apigateway.parse}
@@ -200,7 +202,18 @@ def test_variable_queries_list_the_stored_values(store: Store, board: Dashboard)
             assert store.values[variable.name] in values, variable.name
 
 
+AUDIT_ALERTS = {
+    "root-login": "initial-access.root-console-login",
+    "cloudtrail-stopped": "defense-evasion.cloudtrail-stop",
+    "console-login-without-mfa": "initial-access.console-login-without-mfa",
+}
+
+
 def test_alert_rule_queries_run_and_the_throttle_rule_fires(store: Store) -> None:
+    # the audit rules' records, arriving now (they count arrivals): a root login, CloudTrail stopped, no MFA
+    audit = [r for name in AUDIT_ALERTS.values() for r in cloudtrail_set.technique(name)]
+    parsed = cloudtrail.parse(orjson.dumps(audit), IngestContext(tenant=TENANT))
+    EventWriter(store.client).write(parsed.events)
     fired: dict[str, list[dict[str, Any]]] = {}
     for rule, sql in alert_queries():
         columns, rows = store.run(sql)
@@ -208,3 +221,6 @@ def test_alert_rule_queries_run_and_the_throttle_rule_fires(store: Store) -> Non
         assert all(isinstance(v, str) for row in rows for v in row[:-1]), "the other columns are labels"
         fired[rule.name] = [dict(zip(columns, row, strict=True)) for row in rows if row[-1] >= rule.threshold]
     assert store.values["function"] in {r["function"] for r in fired["function-throttled"]}
+    for rule, technique in AUDIT_ALERTS.items():
+        expected = {(TENANT, r["userIdentity"]["arn"]) for r in cloudtrail_set.technique(technique)}
+        assert expected <= {(r["tenant"], r["principal"]) for r in fired[rule]}, rule

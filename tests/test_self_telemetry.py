@@ -137,6 +137,8 @@ def test_processor_reports_lag_inserts_and_batches_on_its_metrics_port(broker: s
         assert value(m, "fnscope_insert_batch_events_sum", role="processor") == 1000
         lag = {dict(ls)["topic"] for (n, ls), _ in m.items() if n == "fnscope_kafka_lag_messages"}
         assert "fnscope.audit" in lag, "lag is reported per assigned partition"
+        for path in ("/healthz", "/readyz"):  # what compose's healthcheck asks
+            assert httpx.get(f"http://127.0.0.1:{metrics_port}{path}").json() == {"ok": True}
     finally:
         proc.stop()
         collector.stop()

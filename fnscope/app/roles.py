@@ -174,12 +174,12 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
     tune_for_server()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _configure_telemetry(settings)
-    if settings.metrics_port:
-        telemetry.serve_metrics(settings.metrics_port, settings.host)
     ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
     writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention), connect(settings.clickhouse_dsn()))
     _start_listeners(settings, writer)  # alert rules over this processor's partitions, and the audit chain
     processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
+    if settings.metrics_port:  # /metrics, /healthz and /readyz on a port of its own (it has no HTTP API)
+        telemetry.serve_metrics(settings.metrics_port, settings.host, processor.live, processor.ready)
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
     print(f"fnscope processor: {settings.kafka} -> {settings.clickhouse_dsn()} (group {group_id})", flush=True)
     try:
