@@ -14,7 +14,7 @@ from fnscope.config import DEFAULT_ACCOUNT_CONCURRENCY_LIMIT as ACCOUNT_LIMIT
 from fnscope.config import DEFAULT_PRICE_PER_GB_SECOND as PRICE_GB_S
 from fnscope.config import DEFAULT_PRICE_PER_REQUEST as PRICE_REQUEST
 from fnscope.dashboards.model import Dashboard, Kind, Panel, Row, Variable
-from fnscope.dashboards.saved_queries import FINAL_SETTINGS, NOT_CORRECTED, SAVED_QUERIES, SavedQuery
+from fnscope.dashboards.saved_queries import FINAL_SETTINGS, SAVED_QUERIES, SavedQuery
 from fnscope.store import LEVELS
 
 TENANT = "tenant = ${tenant:singlequote}"
@@ -383,9 +383,7 @@ GROUP BY api_id, route, method ORDER BY requests DESC LIMIT 100""",
 
 # Grafana's ClickHouse plugin fills in its macros and dashboard variables only, never ClickHouse's own {name:Type}
 # query parameters: the tenant goes in as the dashboard variable.
-_VISIBLE = f"FROM audit_events FINAL WHERE {TENANT} AND $__timeFilter_ms(time) AND " + NOT_CORRECTED.replace(
-    "{tenant:String}", "${tenant:singlequote}"
-)
+_VISIBLE = f"FROM audit_events FINAL WHERE {TENANT} AND $__timeFilter_ms(time)"  # every version of every event
 _SAVED_PARAM = re.compile(r"\{(\w+):([\w()]+)\}")
 
 

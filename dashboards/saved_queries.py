@@ -1,7 +1,8 @@
 """The saved compliance queries: each with what it finds, the control it serves, and its SQL (run by the API,
 ``fnscope.query.audit_saved``, and by the Grafana audit dashboard), and what every audit query sees.
 
-Every query reads the same visible rows as ``fnscope audit`` (one per eventID, corrected originals hidden),
+Every query reads the same rows as ``fnscope audit`` (every version of every event: nothing that arrives later
+replaces or hides what was stored, a CloudTrail correction included),
 within ``since``/``until``; every value a caller passes is a bound parameter. CloudTrail names Lambda's events
 with API dates (``UpdateFunctionCode20150331v2``), so Lambda actions are matched as NAME plus an optional date.
 Controls cite CIS AWS Foundations Benchmark monitoring items as numbered in v1.4+ (section 4) with v1.2's
@@ -16,13 +17,12 @@ from typing import Any
 AUDIT_COLUMNS = (
     "time, account, region, service, action, principal_type, principal_arn, principal_name, principal_account, "
     "session_issuer, access_key, mfa, source_ip, user_agent, error_code, error_message, read_only, event_type, "
-    "event_category, function, resources, event_id"
+    "event_category, function, resources, event_id, content"
 )
 
-# FINAL: one row per eventID, its latest delivery, filtered after de-duplication (a replaced version never
-# matches). Partitions are by event time and one eventID has one time, so partitions need no merging together.
+# FINAL: one row per version of an event (eventID and content: an identical re-delivery is no new version).
+# Partitions are by event time, and the rows one FINAL merges share their time, so partitions need no merging.
 FINAL_SETTINGS = "SETTINGS do_not_merge_across_partitions_select_final = 1"
-NOT_CORRECTED = "event_id NOT IN (SELECT corrects FROM audit_events WHERE tenant = {tenant:String} AND corrects != '')"
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,18 @@ class SavedQuery:
 
 
 def _visible(condition: str, since: str = "{since:DateTime64(3)}") -> str:
-    """The visible audit rows in the time range that meet ``condition``, one per eventID."""
+    """The audit rows in the time range that meet ``condition``: every version of every event."""
     return (
-        "(SELECT * FROM audit_events FINAL WHERE tenant = {tenant:String} "
-        f"AND time >= {since} AND time <= {{until:DateTime64(3)}} AND {NOT_CORRECTED} AND ({condition}))"
+        "(SELECT *, content FROM audit_events FINAL WHERE tenant = {tenant:String} "
+        f"AND time >= {since} AND time <= {{until:DateTime64(3)}} AND ({condition}))"
     )
 
 
 def _events(condition: str) -> str:
-    return f"SELECT {AUDIT_COLUMNS} FROM {_visible(condition)} ORDER BY time DESC, event_id LIMIT {{limit:UInt32}}"
+    return (
+        f"SELECT {AUDIT_COLUMNS} FROM {_visible(condition)} "
+        "ORDER BY time DESC, event_id, ingested_at LIMIT {limit:UInt32}"
+    )
 
 
 def _names(service: str, *names: str) -> str:

@@ -17,9 +17,10 @@ The hashes are specified here so anyone can recompute them without ClickHouse (`
 
 - content: SHA-256 over the netstrings ``len:bytes`` of CONTENT_FIELDS (text as UTF-8; booleans ``1``/``0``,
   null empty; an array is the concatenation of its elements' netstrings, itself a netstring).
-- entry line: ``"{ingested_ms} {time_ms} {len(event_id)}:{event_id} {content}\\n"``; entries sorted by
-  (arrival, event id) and hashed per second of arrival: ``sha256(lines)``; a digest's ``events_hash`` is
-  SHA-256 over ``"{second} {count} {chunk_hash}\\n"`` for its seconds in order.
+- entry line: ``"{ingested_ms} {time_ms} {len(event_id)}:{event_id} {content}\\n"``, one per stored version of an
+  event; entries sorted by (arrival, event id, event time, content) and hashed per second of arrival:
+  ``sha256(lines)``; a digest's ``events_hash`` is SHA-256 over ``"{second} {count} {chunk_hash}\\n"`` for its
+  seconds in order.
 - digest: SHA-256 over the sorted-keys compact JSON of its header (version, tenant, seq, window, count,
   events_hash, prev_hash); the first digest's prev_hash is 64 zeros.
 """
@@ -103,7 +104,9 @@ def epoch_ms(value: datetime) -> int:
 def events_hash(entries: Iterable[tuple[int, str, int, str]]) -> str:
     """``events_hash`` of a digest from its entries ``(ingested_ms, event_id, time_ms, content)``."""
     chunks: dict[int, list[bytes]] = {}
-    for ingested_ms, event_id, time_ms, content in sorted(entries, key=lambda e: (e[0], e[1].encode())):
+    # the order the SQL sorts the entry tuples in: arrival, event id, event time, content (two versions of one
+    # event may arrive in the same millisecond)
+    for ingested_ms, event_id, time_ms, content in sorted(entries, key=lambda e: (e[0], e[1].encode(), e[2], e[3])):
         line = f"{ingested_ms} {time_ms} {len(event_id.encode())}:{event_id} {content}\n".encode()
         chunks.setdefault(ingested_ms // 1000, []).append(line)
     outer = hashlib.sha256()

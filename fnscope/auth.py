@@ -93,6 +93,11 @@ class TokenAuth:
         self.read = self.scoped("read")
         self.admin = self.scoped("admin")
 
+    @property
+    def tokens_required(self) -> bool:
+        """Tokens are configured: tenants are told apart (without them every caller is the default tenant)."""
+        return bool(self.grants)
+
     def scoped(self, scope: str) -> Callable[[Request], Awaitable[str]]:
         """A dependency that answers the caller's tenant if its token has ``scope``.
 

@@ -1,7 +1,10 @@
 """Audit queries: who did what, to what, from where; and the store's integrity check.
 
-What every audit query sees (``visible``): one row per CloudTrail eventID (the latest delivery of it), without
-originals that a CloudTrail correction (``addendum.originalEventID``) replaced, whichever of the two came first.
+What every audit query sees: every version of every event. History is append-only: an identical re-delivery is no
+new row, while a record re-sent with the same eventID but other content is a version of its own, shown beside the
+first with ``version`` (1 for the first stored) and ``versions`` (how many the event has); nothing that arrives
+later replaces or hides what was stored. A CloudTrail correction (``addendum.originalEventID``) is an event of its
+own that names the one it corrects (``corrects``); the event it names stays and lists it (``corrected_by``).
 
 A search by principal or resource reads the companion table ``audit_lookup`` (v006: the same rows, ordered by
 principal ARN, function, resource ARN and resource name), so it reads only those keys' ranges instead of every
@@ -21,13 +24,11 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.audit_chain import epoch_ms, load_signer
-from fnscope.dashboards.saved_queries import AUDIT_COLUMNS, FINAL_SETTINGS, NOT_CORRECTED
+from fnscope.dashboards.saved_queries import AUDIT_COLUMNS, FINAL_SETTINGS
 from fnscope.query.audit_verify import verify
 from fnscope.query.context import QueryContext, api_time, json_response
 from fnscope.query.runner import QueryRunner, Where
 
-# The same set, from v006's lookup (a few rows) rather than a column of audit_events.
-NOT_CORRECTED_LOOKUP = "event_id NOT IN (SELECT key FROM audit_lookup WHERE tenant = {tenant:String} AND kind = 'c')"
 _PRINCIPAL = (
     "(principal_arn ILIKE {p:String} OR principal_name ILIKE {p:String} OR access_key = {pe:String} "
     "OR session_issuer = {pe:String})"
@@ -64,7 +65,7 @@ class AuditRequest:
     changes: bool = False
 
 
-def audit_where(req: AuditRequest, not_corrected: str = NOT_CORRECTED) -> Where:
+def audit_where(req: AuditRequest) -> Where:
     where = Where(req.tenant)
     if req.since:
         where.add("time >= {since:DateTime64(3)}", since=req.since)
@@ -100,14 +101,13 @@ def audit_where(req: AuditRequest, not_corrected: str = NOT_CORRECTED) -> Where:
         where.add("account = {account:String}", account=req.account)
     if req.region:
         where.add("region = {region:String}", region=req.region)
-    where.add(not_corrected)
     return where
 
 
 def audit_sql(where: Where) -> str:
     return (
         f"SELECT {AUDIT_COLUMNS} FROM audit_events FINAL WHERE {where.sql()} "
-        f"ORDER BY time DESC, event_id LIMIT {{limit:UInt32}} {FINAL_SETTINGS}"
+        f"ORDER BY time DESC, event_id, content LIMIT {{limit:UInt32}} {FINAL_SETTINGS}"
     )
 
 
@@ -139,26 +139,63 @@ def audit_query(req: AuditRequest) -> tuple[str, dict[str, Any]]:
     if keys is None:
         where = audit_where(req)
         return audit_sql(where), {**where.params, "limit": limit}
-    # Every delivery of an event shares its keys and time, so the ranges read hold them all: keep the latest
-    # delivery of each event (one event may also sit under several keys), then filter, as FINAL does.
+    # Every delivery of a version shares its keys and time, so the ranges read hold them all: keep one row per
+    # version (an event may also sit under several keys), then filter, as FINAL does.
     ranges = Where(req.tenant)
     if req.since:
         ranges.add("time >= {since:DateTime64(3)}", since=req.since)
     if req.until:
         ranges.add("time <= {until:DateTime64(3)}", until=req.until)
     ranges.add(keys[0], **keys[1])
-    where = audit_where(req, NOT_CORRECTED_LOOKUP)
+    where = audit_where(req)
     sql = (
         f"SELECT {AUDIT_COLUMNS} FROM (SELECT tenant, {AUDIT_COLUMNS} FROM audit_lookup WHERE {ranges.sql()} "
-        f"ORDER BY ingested_at DESC LIMIT 1 BY event_id) WHERE {where.sql()} "
-        "ORDER BY time DESC, event_id LIMIT {limit:UInt32}"
+        f"ORDER BY ingested_at DESC LIMIT 1 BY event_id, content) WHERE {where.sql()} "
+        "ORDER BY time DESC, event_id, content LIMIT {limit:UInt32}"
     )
     return sql, {**ranges.params, **where.params, "limit": limit}
 
 
 def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
     sql, params = audit_query(req)
-    return runner.rows(sql, params)
+    return with_versions(runner, req.tenant, runner.rows(sql, params))
+
+
+# Every version of the given events (their first arrival) and the corrections naming them, for the rows of a page.
+_VERSIONS_SQL = (
+    "SELECT event_id, content, min(ingested_at) AS first, any(corrects) AS corrects FROM audit_events "
+    "WHERE tenant = {tenant:String} AND event_id IN {ids:Array(String)} GROUP BY event_id, content"
+)
+_CORRECTIONS_SQL = (
+    "SELECT key AS corrected, groupUniqArray(event_id) AS by FROM audit_lookup "
+    "WHERE tenant = {tenant:String} AND kind = 'c' AND key IN {ids:Array(String)} GROUP BY key"
+)
+
+
+def with_versions(runner: QueryRunner, tenant: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row of an event with ``version`` (its place among the event's versions, by first arrival), ``versions``,
+    ``corrects`` (the event a correction names) and ``corrected_by`` (the corrections naming it)."""
+    ids = sorted({row["event_id"] for row in rows if "event_id" in row and "content" in row})
+    if not ids:
+        return rows
+    found = runner.rows(_VERSIONS_SQL, {"tenant": tenant, "ids": ids})
+    order: dict[str, list[tuple[str, str]]] = {}
+    corrects: dict[str, str] = {}
+    for version in found:
+        order.setdefault(version["event_id"], []).append((version["first"], version["content"]))
+        corrects[version["event_id"]] = corrects.get(version["event_id"]) or version["corrects"]
+    corrected_by = {
+        r["corrected"]: sorted(r["by"]) for r in runner.rows(_CORRECTIONS_SQL, {"tenant": tenant, "ids": ids})
+    }
+    for row in rows:
+        if "content" not in row:
+            continue
+        versions = [content for _, content in sorted(order.get(row["event_id"], []))]
+        row["version"] = versions.index(row["content"]) + 1 if row["content"] in versions else 1
+        row["versions"] = max(len(versions), 1)
+        row["corrects"] = corrects.get(row["event_id"], "")
+        row["corrected_by"] = corrected_by.get(row["event_id"], [])
+    return rows
 
 
 class Verifier:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.dashboards.saved_queries import BY_NAME, FINAL_SETTINGS, SAVED_QUERIES, SavedQuery
+from fnscope.query.audit import with_versions
 from fnscope.query.context import QueryContext, api_time, json_response
 from fnscope.query.runner import QueryRunner
 
@@ -29,10 +30,11 @@ def run_saved(
 ) -> list[dict[str, Any]]:
     values = {name: default for name, (_, default) in query.params.items()}
     values.update(params or {})
-    return runner.rows(
+    rows = runner.rows(
         f"{query.sql} {FINAL_SETTINGS}",
         {**values, "tenant": tenant, "since": since, "until": until, "limit": max(1, min(limit, 100_000))},
     )
+    return with_versions(runner, tenant, rows)
 
 
 def _query_params(query: SavedQuery, request: Request) -> dict[str, Any]:

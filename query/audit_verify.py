@@ -39,8 +39,10 @@ class Problem:
 class Report:
     tenant: str
     digests: int = 0
-    sealed_events: int = 0
+    sealed_events: int = 0  # entries in the checked digests (an identical re-delivery may be sealed again)
     unsealed_events: int = 0
+    events: int = 0  # unique eventIDs stored in the checked range
+    versions: int = 0  # unique versions of them (an event re-sent with other content has two)
     head: dict[str, Any] | None = None
     signatures: str = "none"
     problems: list[Problem] = field(default_factory=list)
@@ -61,6 +63,8 @@ class Report:
             "digests": self.digests,
             "sealed_events": self.sealed_events,
             "unsealed_events": self.unsealed_events,
+            "events": self.events,
+            "versions": self.versions,
             "head": self.head,
             "signatures": self.signatures,
             "problem_counts": counts,
@@ -75,28 +79,29 @@ _DIGEST_COLUMNS = (
     "prev_hash, digest_hash, algorithm, key_id, signature"
 )
 
+# Every stored version of an event (its content recomputed from its columns) against the versions the manifests
+# sealed. A version keeps its first arrival (an identical re-delivery collapses into it): both sides compare that.
 _EVENTS_SQL = f"""
 SELECT coalesce(l.event_id, s.event_id) AS id,
-    multiIf(l.event_id IS NULL, 'deleted', s.event_id IS NULL, 'inserted', l.h != s.h, 'changed', 'reordered'),
+    multiIf(l.event_id IS NULL, 'deleted', s.event_id IS NULL, 'inserted', 'reordered'),
     s.sq,
     toUnixTimestamp64Milli(l.ing), toUnixTimestamp64Milli(s.ing),
     toUnixTimestamp64Milli(l.t), toUnixTimestamp64Milli(s.t)
 FROM (
-    SELECT event_id, argMax({CONTENT_SQL}, ingested_at) AS h, max(ingested_at) AS ing,
-        argMax(time, ingested_at) AS t
+    SELECT event_id, {CONTENT_SQL} AS h, min(ingested_at) AS ing, any(time) AS t
     FROM audit_events
     WHERE tenant = {{tenant:String}} AND ingested_at >= fromUnixTimestamp64Milli({{horizon:Int64}}, 'UTC')
-    GROUP BY event_id
+    GROUP BY event_id, h
 ) AS l
 FULL OUTER JOIN (
-    SELECT event_id, argMax(toString(content), (seq, ingested_at)) AS h,
-        argMax(ingested_at, (seq, ingested_at)) AS ing, argMax(time, (seq, ingested_at)) AS t, max(seq) AS sq
+    SELECT event_id, toString(content) AS h, min(ingested_at) AS ing, argMin(time, ingested_at) AS t,
+        argMin(seq, ingested_at) AS sq
     FROM audit_seal_entries FINAL
     WHERE tenant = {{tenant:String}} AND ingested_at >= fromUnixTimestamp64Milli({{horizon:Int64}}, 'UTC')
-    GROUP BY event_id
-) AS s ON l.event_id = s.event_id
+    GROUP BY event_id, h
+) AS s ON l.event_id = s.event_id AND l.h = s.h
 WHERE (l.event_id IS NULL OR l.ing < fromUnixTimestamp64Milli({{watermark:Int64}}, 'UTC'))
-  AND (l.event_id IS NULL OR s.event_id IS NULL OR l.h != s.h OR l.t != s.t OR l.ing != s.ing)
+  AND (l.event_id IS NULL OR s.event_id IS NULL OR l.t != s.t OR l.ing != s.ing)
 ORDER BY coalesce(s.sq, 0), id
 LIMIT {{limit:UInt32}}
 SETTINGS join_use_nulls = 1
@@ -125,6 +130,23 @@ def _event_problem(row: tuple[Any, ...]) -> Problem:
     return Problem(kind, detail, event_id, seq)
 
 
+def _changed_versions(problems: list[Problem]) -> list[Problem]:
+    """A sealed version gone and an unsealed one of the same event in its place: its stored content was changed."""
+    kinds: dict[str, set[str]] = {}
+    for problem in problems:
+        kinds.setdefault(problem.event_id, set()).add(problem.kind)
+    out: list[Problem] = []
+    for problem in problems:
+        both = {"deleted", "inserted"} <= kinds.get(problem.event_id, set())
+        if both and problem.kind == "inserted":
+            continue
+        if both and problem.kind == "deleted":
+            problem = Problem("changed", f"its stored content no longer matches its hash in digest {problem.seq}",
+                              problem.event_id, problem.seq)  # fmt: skip
+        out.append(problem)
+    return out
+
+
 def verify(
     client: Client,
     tenant: str,
@@ -150,11 +172,16 @@ def verify(
         report.head = {"seq": head.seq, "digest_hash": head_hash, "sealed_until": _iso(head.window_end_ms)}
         _check_manifests(client, tenant, [d for d in digests if d[0].window_start_ms >= horizon], report)
         report.sealed_events = sum(d.event_count for d, _ in digests if d.window_start_ms >= horizon)
+    ((report.events, report.versions),) = client.query(
+        "SELECT uniqExact(event_id), uniqExact(event_id, content) FROM audit_events WHERE tenant = {tenant:String} "
+        "AND ingested_at >= fromUnixTimestamp64Milli({horizon:Int64}, 'UTC')",
+        parameters={"tenant": tenant, "horizon": horizon},
+    ).result_rows
     events = client.query(
         _EVENTS_SQL, parameters={"tenant": tenant, "horizon": horizon, "watermark": watermark, "limit": limit + 1}
     ).result_rows
     report.truncated = len(events) > limit
-    report.problems += [_event_problem(row) for row in events[:limit]]
+    report.problems += _changed_versions([_event_problem(row) for row in events[:limit]])
     _check_future_and_pending(client, tenant, watermark, now_ms, report)
     if horizon > 0 and since_ms is None:
         report.notes.append(f"events that arrived before {_iso(horizon)} are past retention and not checked")

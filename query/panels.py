@@ -80,7 +80,7 @@ def _dashboard(ctx: QueryContext, uid: str) -> Dashboard:
     dashboard = BY_UID.get(uid)
     if dashboard is None:
         raise HTTPException(404, f"no dashboard {uid!r}; GET /api/dashboards lists them")
-    if ctx.auth.tokens and not tenant_scoped(dashboard):
+    if ctx.auth.tokens_required and not tenant_scoped(dashboard):
         raise HTTPException(403, f"{dashboard.title} reads every tenant's rows: not served when tokens are configured")
     return dashboard
 
@@ -161,7 +161,7 @@ def routes(ctx: QueryContext) -> APIRouter:
 
     @router.get("/dashboards", summary="Every dashboard's layout: variables, rows and panels in order")
     async def api_dashboards(_tenant: str = Depends(ctx.auth.read)) -> dict[str, Any]:
-        shown = [d for d in DASHBOARDS if tenant_scoped(d) or not ctx.auth.tokens]
+        shown = [d for d in DASHBOARDS if tenant_scoped(d) or not ctx.auth.tokens_required]
         return {"dashboards": [describe(d) for d in shown]}
 
     @router.get("/dashboards/{uid}/variables/{name}", summary="A dashboard variable's values")

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fnscope.audit_chain import Signer, content_hash, epoch_ms, events_hash, load_signer
 from fnscope.processors.audit_sealer import Sealer
 from fnscope.query.audit_verify import Report, verify
-from tests.test_audit_support import FIXTURE_SET, chdb_store, write
+from tests.test_audit_support import FIXTURE_SET, chdb_store, rewrite, write
 
 technique = FIXTURE_SET.technique
 EVENTS = len(FIXTURE_SET.all_records())
@@ -80,11 +80,7 @@ def test_changed_deleted_inserted_and_reordered_events_are_each_named(store: Cli
     t = "events"
     changed, deleted, source, a, b = _ids(store, t, 5)
     p: dict[str, Any] = {"t": t}
-    store.command(
-        "ALTER TABLE audit_events UPDATE principal_name = 'someone-else' WHERE tenant = {t:String} AND event_id = {id:String}",
-        parameters={**p, "id": changed},
-        settings=SYNC,
-    )
+    rewrite(store, "audit_events", t, changed, principal_name="someone-else")
     store.command(
         "ALTER TABLE audit_events DELETE WHERE tenant = {t:String} AND event_id = {id:String}",
         parameters={**p, "id": deleted},
@@ -134,19 +130,11 @@ def test_rewriting_the_manifest_with_the_event_is_caught_by_the_digest(store: Cl
     t = "manifest"
     (target,) = _ids(store, t, 1)
     p = {"t": t, "id": target}
-    store.command(
-        "ALTER TABLE audit_events UPDATE source_ip = '203.0.113.9' WHERE tenant = {t:String} AND event_id = {id:String}",
-        parameters=p,
-        settings=SYNC,
-    )
+    rewrite(store, "audit_events", t, target, source_ip="203.0.113.9")
     # a careful attacker also recomputes the event's manifest entry
     row = store.query("SELECT * FROM audit_events WHERE tenant = {t:String} AND event_id = {id:String}", parameters=p)
     new_hash = content_hash(dict(zip(row.column_names, row.result_rows[0])))
-    store.command(
-        "ALTER TABLE audit_seal_entries UPDATE content = {h:String} WHERE tenant = {t:String} AND event_id = {id:String}",
-        parameters={**p, "h": new_hash},
-        settings=SYNC,
-    )
+    rewrite(store, "audit_seal_entries", t, target, content=new_hash)
     seq = store.command(
         "SELECT seq FROM audit_seal_entries WHERE tenant = {t:String} AND event_id = {id:String}", parameters=p
     )

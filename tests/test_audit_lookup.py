@@ -1,6 +1,6 @@
 """Audit searches by principal and resource read v006's ``audit_lookup``; they must answer exactly what reading
 ``audit_events`` with FINAL answers. On a real chDB store with the real detonation records: two tenants sharing
-event ids, a re-delivery that changed a field, and a CloudTrail correction. Run on the detonation set written for
+event ids, a re-delivery that changed a field (a second version), and a CloudTrail correction. Run on the detonation set written for
 the tests, and on the third-party corpus's too where it is there."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fnscope.query.audit import AuditRequest, audit, audit_sql, audit_where
+from fnscope.query.audit import AuditRequest, audit, audit_sql, audit_where, with_versions
 from fnscope.query.runner import QueryRunner
 from tests import corpus
 from tests.test_audit_support import FIXTURE_SET, Detonations, chdb_store, corpus_set, derive, write
@@ -84,7 +84,7 @@ def runner(case: Case, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Que
         write(client, case.detonations.all_records(), "acme")
         write(client, case.technique(CODE), "globex")  # the same event ids, another tenant
         redelivered = [{**r, "sourceIPAddress": "203.0.113.50"} for r in case.technique(CODE)]
-        write(client, redelivered, "acme")  # arrives later: this delivery wins
+        write(client, redelivered, "acme")  # arrives later with other content: a second version
         original = case.technique("persistence.iam-create-user-login-profile")[0]
         correction = derive(
             original,
@@ -98,7 +98,7 @@ def runner(case: Case, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Que
 def reference(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
     """The same request answered from audit_events with FINAL (the definition of what is visible)."""
     where = audit_where(req)
-    return runner.rows(audit_sql(where), {**where.params, "limit": req.limit})
+    return with_versions(runner, req.tenant, runner.rows(audit_sql(where), {**where.params, "limit": req.limit}))
 
 
 def ask(tenant: str = "acme", **kwargs: Any) -> AuditRequest:
@@ -141,21 +141,28 @@ def test_a_resource_name_finds_what_ends_with_it_and_nothing_longer(runner: Quer
     assert expected and {row["event_id"] for row in rows} == expected
 
 
-def test_a_redelivered_event_shows_once_with_its_latest_delivery(runner: QueryRunner, case: Case) -> None:
-    ids = sorted(r["eventID"] for r in case.technique(CODE))
-    rows = audit(runner, ask(resource=case.function))
-    assert sorted(row["event_id"] for row in rows if row["event_id"] in ids) == ids
-    assert {row["source_ip"] for row in rows if row["event_id"] in ids} == {"203.0.113.50"}
-    by_principal = [row for row in audit(runner, ask(principal=case.principal)) if row["event_id"] in ids]
-    assert len(by_principal) == len({row["event_id"] for row in by_principal})
+def test_a_changed_redelivery_is_a_second_version_beside_the_first_on_every_path(
+    runner: QueryRunner, case: Case
+) -> None:
+    originals = {r["eventID"]: r["sourceIPAddress"] for r in case.technique(CODE)}
+    for rows in (audit(runner, ask(resource=case.function)), audit(runner, ask(principal=case.principal))):
+        mine = [row for row in rows if row["event_id"] in originals]
+        assert sorted(row["event_id"] for row in mine) == sorted([*originals, *originals])  # each twice: 2 versions
+        for event_id, source_ip in originals.items():
+            versions = {row["version"]: row["source_ip"] for row in mine if row["event_id"] == event_id}
+            assert versions == {1: source_ip, 2: "203.0.113.50"}  # the first stored stays version 1
+            assert {row["versions"] for row in mine if row["event_id"] == event_id} == {2}
 
 
-def test_a_corrected_event_is_replaced_by_its_correction(runner: QueryRunner, case: Case) -> None:
+def test_a_correction_is_shown_with_the_event_it_names_which_stays(runner: QueryRunner, case: Case) -> None:
     original = case.technique("persistence.iam-create-user-login-profile")[0]
     name = original["userIdentity"]["userName"]
     rows = [r for r in audit(runner, ask(principal=name)) if r["time"].startswith(original["eventTime"][:19])]
-    assert original["eventID"] not in {r["event_id"] for r in rows}
-    assert [r["source_ip"] for r in rows if r["action"] == original["eventName"]] == ["192.0.2.10"]
+    by_id = {r["event_id"]: r for r in rows if r["action"] == original["eventName"]}
+    assert original["eventID"] in by_id, "a correction hides nothing"
+    (correction_id,) = by_id[original["eventID"]]["corrected_by"]
+    assert by_id[correction_id]["corrects"] == original["eventID"] and by_id[correction_id]["source_ip"] == "192.0.2.10"
+    assert by_id[original["eventID"]]["source_ip"] == original["sourceIPAddress"]
 
 
 def test_another_tenant_sees_only_its_own_events(runner: QueryRunner, case: Case) -> None:

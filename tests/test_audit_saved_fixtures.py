@@ -113,9 +113,10 @@ CASES: dict[str, Case] = {
         _at(LOGIN_PROFILE, 0) | {"profile.get", "profile.change-password"},
     ),
     "lambda-code-changes": Case(
-        OVERWRITE_CODE | {"code.create", "code.create-with-layer", "code.correction", "code.delayed"},
-        # the original a correction replaced, CreateFunctionUrlConfig (starts with CreateFunction), a read
-        LAYER_EXTENSION | {"code.corrected", "url.public", "url.iam", "code.get", "lambda-config.environment"},
+        # a correction hides nothing: the original it names is found beside it
+        OVERWRITE_CODE | {"code.create", "code.create-with-layer", "code.corrected", "code.correction", "code.delayed"},
+        # CreateFunctionUrlConfig (starts with CreateFunction), a read
+        LAYER_EXTENSION | {"url.public", "url.iam", "code.get", "lambda-config.environment"},
     ),
     "lambda-config-changes": Case(
         LAYER_EXTENSION | {"lambda-config.environment", "lambda-config.invoke-config"},
@@ -304,7 +305,13 @@ def test_a_tenant_sees_only_its_own_records(store: Store, name: str, hits: set[s
     assert rows(store, name, "initech") == []
 
 
-def test_a_correction_hides_an_original_of_its_own_tenant_only(store: Store) -> None:
+def test_a_correction_hides_nothing_and_names_the_event_of_its_own_tenant(store: Store) -> None:
     # globex.correction-of-default names default's code.create as the event it corrects
-    assert "code.create" in found(store, "lambda-code-changes")
-    assert "code.corrected" not in found(store, "lambda-code-changes")  # corrected within its own tenant
+    assert {"code.create", "code.corrected", "code.correction"} <= found(store, "lambda-code-changes")
+    runner, labels = store.runner, store.labels
+    rows = run_saved(runner, BY_NAME["lambda-code-changes"], "default", SINCE, datetime.now(UTC), 10_000, {})
+    by_label = {labels[row["event_id"]]: row for row in rows}
+    correction = by_label["code.correction"]
+    assert by_label["code.corrected"]["corrected_by"] == [correction["event_id"]]
+    assert correction["corrects"] == by_label["code.corrected"]["event_id"]
+    assert by_label["code.create"]["corrected_by"] == []  # another tenant's correction names nothing here

@@ -86,3 +86,24 @@ def write(client: Client, records: list[dict[str, Any]], tenant: str = "default"
     out = events(records, tenant)
     EventWriter(client).write(out)
     return out
+
+
+def rewrite(client: Client, table: str, tenant: str, event_id: str, **changes: Any) -> None:
+    """An edit made inside the store, as someone with access to it would make it. The content hash is in the
+    sorting keys, so ClickHouse refuses to UPDATE what it covers: the rows are deleted and written again, changed,
+    with everything else (their arrival time too) as it was."""
+    columns = [
+        name
+        for (name,) in client.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
+            "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position",
+            parameters={"t": table},
+        ).result_rows
+    ]
+    where = "tenant = {tenant:String} AND event_id = {id:String}"
+    params = {"tenant": tenant, "id": event_id}
+    rows = client.query(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", parameters=params).result_rows
+    assert rows, f"no {event_id} in {table}"
+    client.command(f"ALTER TABLE {table} DELETE WHERE {where}", parameters=params, settings={"mutations_sync": 2})
+    changed = [[changes.get(name, value) for name, value in zip(columns, row, strict=True)] for row in rows]
+    client.insert(table, changed, column_names=columns)

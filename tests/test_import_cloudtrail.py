@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import FNSCOPE, ROOT, Process, start_fnscope_up
 from tests.fixtures.cloudtrail_set import ACCOUNT, REGION
-from tests.test_audit_support import FIXTURE_SET, chdb_store, derive
+from tests.test_audit_support import FIXTURE_SET, chdb_store, derive, rewrite
 
 technique = FIXTURE_SET.technique
 FILES, EVENTS = len(FIXTURE_SET.techniques), len(FIXTURE_SET.all_records())
@@ -154,7 +154,7 @@ def test_a_log_file_changed_after_delivery_fails_its_digest(instance: str, tmp_p
     assert f"MISMATCH {logs[1]}" in result.stderr
 
 
-def test_a_correction_replaces_the_event_it_corrects_in_either_order(instance: str, tmp_path: Path) -> None:
+def test_a_correction_is_shown_with_the_event_it_corrects_in_either_order(instance: str, tmp_path: Path) -> None:
     url, t = instance, "correction"
     original = technique("persistence.lambda-overwrite-code")[0]
     correction = derive(
@@ -166,23 +166,29 @@ def test_a_correction_replaces_the_event_it_corrects_in_either_order(instance: s
     (tmp_path / "late" / "correction.json").write_bytes(orjson.dumps({"Records": [correction]}))
     (tmp_path / "first").mkdir()
     (tmp_path / "first" / "original.json.gz").write_bytes(gzip.compress(orjson.dumps({"Records": [original]})))
-    # the correction arrives first, the original after it: the correction still wins
+    # the correction arrives first, the original after it: both are shown, linked, whichever came first
     assert cli(url, "import", "cloudtrail", str(tmp_path / "late"), "--quiet", token=t).returncode == 0
     assert cli(url, "import", "cloudtrail", str(tmp_path / "first"), "--quiet", token=t).returncode == 0
 
+    expected = {
+        (original["eventID"], original["sourceIPAddress"], "", (correction["eventID"],)),
+        (correction["eventID"], "192.0.2.10", original["eventID"], ()),
+    }
+
+    def shown(lines: str) -> set[tuple[str, str, str, tuple[str, ...]]]:
+        rows = [json.loads(line) for line in lines.splitlines()]
+        return {(r["event_id"], r["source_ip"], r["corrects"], tuple(r["corrected_by"])) for r in rows}
+
     run = cli(url, "audit", "run", "lambda-code-changes", "--since", "20000d", "--json", token=t)
     assert run.returncode == 0, run.stderr
-    rows = [json.loads(line) for line in run.stdout.splitlines()]
-    assert [(r["event_id"], r["source_ip"]) for r in rows] == [(correction["eventID"], "192.0.2.10")]
+    assert shown(run.stdout) == expected
     listed = cli(url, "audit", "--action", "UpdateFunctionCode", "--since", "20000d", "--json", token=t)
-    assert [json.loads(line)["source_ip"] for line in listed.stdout.splitlines()] == ["192.0.2.10"]
+    assert shown(listed.stdout) == expected
     # the same through the principal and resource lookups
     function = original["requestParameters"]["functionName"].rsplit(":", 1)[-1]
     for flag, value in (("--principal", original["userIdentity"]["userName"]), ("--resource", function)):
         found = cli(url, "audit", flag, value, "--since", "20000d", "--json", token=t)
-        assert [(r["event_id"], r["source_ip"]) for r in map(json.loads, found.stdout.splitlines())] == [
-            (correction["eventID"], "192.0.2.10")
-        ], flag
+        assert shown(found.stdout) == expected, flag
 
 
 def _cloudtrail_requests(url: str) -> float:
@@ -253,11 +259,7 @@ def test_verify_through_the_cli_names_an_event_edited_in_the_store(tmp_path: Pat
         assert proc.stop() == 0
     victim = technique("persistence.lambda-overwrite-code")[0]["eventID"]
     with chdb_store(data / "store") as client:  # `up` is stopped: the store is ours to edit
-        client.command(
-            "ALTER TABLE audit_events UPDATE source_ip = '198.51.100.1' WHERE event_id = {id:String}",
-            parameters={"id": victim},
-            settings={"mutations_sync": 2},
-        )
+        rewrite(client, "audit_events", "default", victim, source_ip="198.51.100.1")
     url, proc = start_up(data, tmp_path / "up2.log")
     try:
         result = cli(url, "audit", "verify")

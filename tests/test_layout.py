@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 from fnscope.app.settings import Settings
+from fnscope.audit_chain import CONTENT_SQL
 from fnscope.cli import main
-from fnscope.processors.migrations import v002_health
+from fnscope.processors.migrations import v002_health, v008_audit_versions
 from fnscope.store import LEVELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,9 +140,11 @@ def test_no_import_circles() -> None:
     assert not circles, f"import circles: {circles}"
 
 
-def test_migration_keeps_its_own_copy_of_the_quantile_levels() -> None:
-    """Migrations are frozen, so v002 keeps its literal; what the runtime reads must be the same levels."""
+def test_migrations_keep_their_own_copies_of_shared_definitions() -> None:
+    """Migrations are frozen, so they keep literals; what the runtime uses must be the same: the quantile levels
+    (v002) and the audit content hash (v008, which the hash chain seals)."""
     assert v002_health.LEVELS == LEVELS
+    assert v008_audit_versions.CONTENT_SQL == CONTENT_SQL
 
 
 def test_every_setting_is_described_and_listed_by_help() -> None:

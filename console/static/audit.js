@@ -14,10 +14,21 @@ const FLAGS = [
   ["changes", "Changes only"],
 ];
 const SINCE = ["24h", "7d", "30d", "90d"];
-const EVENT_COLUMNS = ["time", "principal_name", "principal_type", "action", "function", "source_ip", "mfa", "error_code"];
+const EVENT_COLUMNS = [
+  "time", "principal_name", "principal_type", "action", "function", "source_ip", "mfa", "error_code", "history",
+];
+
+// An event's place in its append-only history: another version beside it, a correction it names or is named by.
+function history(row) {
+  const notes = [];
+  if ((row.versions || 1) > 1) notes.push(`version ${row.version} of ${row.versions}`);
+  if (row.corrects) notes.push(`corrects ${row.corrects}`);
+  if (row.corrected_by && row.corrected_by.length) notes.push(`corrected by ${row.corrected_by.join(", ")}`);
+  return notes.join("; ");
+}
 
 function eventsTable(rows, range) {
-  return table(EVENT_COLUMNS, rows, {
+  return table(EVENT_COLUMNS, rows.map((row) => ({ ...row, history: history(row) })), {
     className: "audit-events",
     cell: (column, value) => (column === "function" && value ? functionLink(value, range) : undefined),
   });
@@ -36,7 +47,7 @@ function integrity(report) {
       "div",
       { class: "integrity ok", dataset: { ok: "true" } },
       el("strong", {}, "Verified"),
-      ` — ${report.sealed_events} events sealed in ${report.digests} digests, ${report.unsealed_events} not sealed yet; signatures: ${report.signatures}.`,
+      ` — ${report.events} events (${report.versions} versions) in ${report.digests} digests, ${report.unsealed_events} not sealed yet; signatures: ${report.signatures}.`,
       ...report.notes.map((note) => el("p", { class: "muted" }, note)),
     );
   }

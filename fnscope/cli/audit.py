@@ -13,7 +13,20 @@ from rich.console import Console
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
 from fnscope.cli.inert import csv_cell, markup, terminal
 
-EVENT_COLUMNS = ["time", "principal_name", "action", "function", "source_ip", "mfa", "error_code", "region"]
+EVENT_COLUMNS = ["time", "principal_name", "action", "function", "source_ip", "mfa", "error_code", "region", "history"]
+
+
+def history(row: dict[str, Any]) -> str:
+    """An event's place in its append-only history: another version beside it, a correction it names or is
+    named by (empty for an ordinary event)."""
+    notes = []
+    if row.get("versions", 1) > 1:
+        notes.append(f"version {row['version']} of {row['versions']}")
+    if row.get("corrects"):
+        notes.append(f"corrects {row['corrects']}")
+    if row.get("corrected_by"):
+        notes.append(f"corrected by {', '.join(row['corrected_by'])}")
+    return "; ".join(notes)
 
 
 def output(rows: list[dict[str, Any]], columns: list[str], as_json: bool, as_csv: bool) -> None:
@@ -27,7 +40,7 @@ def output(rows: list[dict[str, Any]], columns: list[str], as_json: bool, as_csv
         for row in rows:
             writer.writerow({k: csv_cell(json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items()})
     else:
-        print_table(rows, columns)
+        print_table([{**row, "history": history(row)} for row in rows], columns)
 
 
 FORMAT_OPTIONS = [
@@ -197,8 +210,8 @@ def _print_report(report: dict[str, Any]) -> None:
     head = report["head"] or {}
     verdict = "[green]intact[/green]" if report["ok"] else "[red]TAMPERED[/red]"
     console.print(
-        f"audit store {verdict}: {report['digests']} digests over {report['sealed_events']} events, "
-        f"{report['unsealed_events']} not sealed yet; signatures: {report['signatures']}"
+        f"audit store {verdict}: {report['events']} events ({report['versions']} versions) in "
+        f"{report['digests']} digests, {report['unsealed_events']} not sealed yet; signatures: {report['signatures']}"
     )
     if head:
         console.print(f"head: digest {head['seq']} {head['digest_hash']} (sealed until {head['sealed_until']})")

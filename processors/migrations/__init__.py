@@ -1,7 +1,8 @@
 """Versioned schema migrations: one module per version, ``vNNN_what.py``, applied in order by ``schema.migrate``.
 
-Each module has ``DESCRIPTION: str`` and ``statements(retention) -> list[str]`` (idempotent DDL:
-``CREATE ... IF NOT EXISTS``, ``ADD COLUMN IF NOT EXISTS``), so a half-applied migration can run again.
+Each module has ``DESCRIPTION: str`` and ``statements(retention)``: idempotent DDL (``CREATE ... IF NOT EXISTS``,
+``ADD COLUMN IF NOT EXISTS``), or steps ``(client) -> None`` that look at the store before they change it, so a
+half-applied migration can run again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clickhouse_connect.driver.client import Client
+
 from fnscope.processors.retention import Retention
 
 _NAME = re.compile(r"^v(\d{3})_\w+$")
@@ -21,7 +24,7 @@ _NAME = re.compile(r"^v(\d{3})_\w+$")
 class Migration:
     version: int
     description: str
-    statements: Callable[[Retention], list[str]]
+    statements: Callable[[Retention], list[str | Callable[[Client], None]]]
 
 
 def all_migrations() -> list[Migration]:
