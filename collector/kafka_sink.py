@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -11,8 +12,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from fnscope.events import Event
+from fnscope.kafka_admin import ensure_topics
 from fnscope.sink import Refused, StoreUnavailable
 from fnscope.transport import encode_batches, topic
+
+log = logging.getLogger("fnscope.collector")
 
 
 class KafkaUnavailable(StoreUnavailable):
@@ -74,30 +78,51 @@ def _host_port(server: str) -> tuple[str, int]:
 
 
 class KafkaSink:
+    """Events to Kafka with acks=all. It connects when Kafka answers, not before: a collector started ahead of its
+    broker (an orchestrator starts roles in any order) serves /healthz, answers 503 and reports not ready until the
+    broker is up, then creates the topics it needs and goes on."""
+
     readiness_name = "kafka"
 
-    def __init__(self, bootstrap: str, prefix: str = "fnscope", max_buffer_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, bootstrap: str, prefix: str = "fnscope", max_buffer_bytes: int = 64 * 1024 * 1024, partitions: int = 6
+    ) -> None:
         self.prefix = prefix
+        self._bootstrap, self._partitions = bootstrap, partitions
         self._probe = BrokerProbe(bootstrap)
         # kafka-python has no buffer_memory bound: cap the bytes awaiting acks ourselves, so an unreachable
         # Kafka means fast 503s instead of a growing heap.
         self._max_in_flight = max_buffer_bytes
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id="fnscope-collector",
-            acks="all",
-            compression_type="lz4",
-            linger_ms=5,
-            batch_size=1024 * 1024,
-            max_request_size=4 * 1024 * 1024,
-            max_block_ms=2000,
-            retries=5,
-            request_timeout_ms=10_000,
-            delivery_timeout_ms=20_000,
-            enable_idempotence=False,
-        )
+        self._producer: KafkaProducer | None = None
+        self._connect_lock = threading.Lock()
+        if self._probe.reachable():
+            self._connect()
+
+    def _connect(self) -> KafkaProducer | None:
+        """The producer, made (topics first) once the broker answers; None while it does not."""
+        with self._connect_lock:
+            if self._producer is None:
+                try:
+                    ensure_topics(self._bootstrap, self.prefix, self._partitions)
+                    self._producer = KafkaProducer(
+                        bootstrap_servers=self._bootstrap,
+                        client_id="fnscope-collector",
+                        acks="all",
+                        compression_type="lz4",
+                        linger_ms=5,
+                        batch_size=1024 * 1024,
+                        max_request_size=4 * 1024 * 1024,
+                        max_block_ms=2000,
+                        retries=5,
+                        request_timeout_ms=10_000,
+                        delivery_timeout_ms=20_000,
+                        enable_idempotence=False,
+                    )
+                except KafkaError as exc:
+                    log.warning("Kafka at %s is not ready yet: %s", self._bootstrap, exc)
+            return self._producer
 
     def submit(self, events: list[Event]) -> Future[list[Refused]]:
         """Blocks at most briefly (the probe, kafka-python's metadata wait): call it off the event loop."""
@@ -106,7 +131,8 @@ class KafkaSink:
         if not messages:
             done.set_result([])
             return done
-        if not self._probe.reachable():
+        producer = self._connect() if self._probe.reachable() else None
+        if producer is None:
             raise KafkaUnavailable("Kafka is unreachable")
         size = sum(len(value) for _, _, value in messages)
         with self._in_flight_lock:
@@ -139,7 +165,7 @@ class KafkaSink:
 
         try:
             for signal, key, value in messages:
-                sent = self._producer.send(topic(self.prefix, signal), key=key.encode(), value=value)
+                sent = producer.send(topic(self.prefix, signal), key=key.encode(), value=value)
                 sent.add_callback(on_success)
                 sent.add_errback(on_error)
         except KafkaError as exc:
@@ -147,12 +173,14 @@ class KafkaSink:
         return done
 
     def ready(self) -> bool:
-        """Never blocks (asked on the event loop); submit() checks again, blocking, before sending."""
+        """Never blocks (asked on the event loop); submit() checks again, blocking, before sending. Reachable but
+        not yet connected counts as ready: the next request connects."""
         return self._probe.last_known()
 
     def in_flight_bytes(self) -> int:
         return self._in_flight
 
     def close(self) -> None:
-        self._producer.flush(timeout=10)
-        self._producer.close(timeout=10)
+        if self._producer is not None:
+            self._producer.flush(timeout=10)
+            self._producer.close(timeout=10)

@@ -16,7 +16,7 @@ import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from fnscope.transport import all_topics
-from tests.conftest import FNSCOPE, Process, free_port, wait_http
+from tests.conftest import FNSCOPE, Process, free_port, tansu_binary, wait_http
 from tests.fixtures import cloudtrail_set
 
 GROUP = "fnscope-processors"
@@ -170,3 +170,34 @@ def test_processor_killed_mid_batch_loses_and_doubles_nothing(broker: str, tmp_p
         assert {row["function"] for row in stats} == {"fn-0", "fn-1", "fn-2", "fn-3"}
     finally:
         api.stop()
+
+
+def test_a_collector_started_before_its_broker_serves_health_and_connects_when_it_comes(tmp_path: Path) -> None:
+    """An orchestrator starts roles in any order: without Kafka the collector is alive, not ready and answers 503;
+    once the broker answers, it makes the topics and takes events."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    collector_url, collector = start_collector(address, tmp_path)
+    try:
+        assert httpx.get(f"{collector_url}/healthz").status_code == 200
+        assert httpx.get(f"{collector_url}/readyz").status_code == 503
+        early = httpx.post(f"{collector_url}/ingest/telemetry?function=early", content=telemetry_batch("early", 0, 1))
+        assert early.status_code == 503 and early.headers["Retry-After"]
+        url = f"tcp://{address}"
+        tansu = Process(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url], tmp_path / "tansu.log"
+        ).start()
+        try:
+            deadline = time.monotonic() + 30
+            status = 0
+            while time.monotonic() < deadline and status != 200:
+                time.sleep(0.5)
+                status = httpx.post(
+                    f"{collector_url}/ingest/telemetry?function=late", content=telemetry_batch("late", 0, 1)
+                ).status_code
+            assert status == 200
+            assert httpx.get(f"{collector_url}/readyz").status_code == 200
+        finally:
+            tansu.stop()
+    finally:
+        collector.stop()

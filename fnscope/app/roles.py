@@ -145,11 +145,10 @@ def _cloudtrail_first(settings: Settings) -> StoreFirst:
 
 def run_collector(settings: Settings) -> None:
     from fnscope.collector.kafka_sink import KafkaSink
-    from fnscope.kafka_admin import ensure_topics
 
     tune_for_server()  # flat memory under sustained load (see the module)
-    ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
-    sink = KafkaSink(settings.kafka, settings.kafka_topic_prefix)
+    # topics are made when Kafka first answers: the collector may start before its broker
+    sink = KafkaSink(settings.kafka, settings.kafka_topic_prefix, partitions=settings.kafka_partitions)
     _configure_telemetry(settings)
     app = build_app(settings, pipeline_metrics(), sink, (), None, on_shutdown=sink.close)
     _serve(app, settings, [f"fnscope collector: writing to Kafka at {settings.kafka}", "  ingest   {base}/ingest/..."])
