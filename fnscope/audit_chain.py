@@ -198,6 +198,15 @@ class Signer:
             return hmac.new(self._secret, digest_hash.encode(), hashlib.sha256).hexdigest()
         return base64.b64encode(self._private.sign(digest_hash.encode())).decode()
 
+    def public_pem(self) -> str:
+        """What a bundle may carry to check signatures: the Ed25519 public key (PEM); nothing for an HMAC secret."""
+        if self._public is None:
+            return ""
+        from cryptography.hazmat.primitives import serialization
+
+        pem = self._public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return pem.decode()
+
     def verify(self, digest_hash: str, signature: str) -> bool:
         if self._secret is not None:
             return hmac.compare_digest(self.sign(digest_hash), signature)

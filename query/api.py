@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fnscope.query import alerts, audit, audit_saved, dead_letters, panels, search, search_correlate, search_tail, stats
+from fnscope.query import (
+    alerts,
+    audit,
+    audit_export,
+    audit_saved,
+    dead_letters,
+    panels,
+    search,
+    search_correlate,
+    search_tail,
+    stats,
+)
 from fnscope.query.context import QueryContext
 
 ROUTES = [
@@ -15,6 +26,7 @@ ROUTES = [
     search_tail.tail_routes,
     search_correlate.context_routes,
     audit.routes,
+    audit_export.routes,
     audit_saved.routes,
     stats.routes,
     dead_letters.routes,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
+from fnscope.cli.audit_bundle import verify_bundle, write_bundle
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
 from fnscope.cli.inert import csv_cell, markup, terminal
 
@@ -185,16 +187,69 @@ def run(
 
 
 @audit.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--since", default="90d", show_default=True, help="event time from")
+@click.option("--until", default=None, help="event time to (default: now)")
+@click.option("--query", "names", multiple=True, help="a saved query whose result goes in (repeat; default: all)")
+@SUB_API
+@SUB_TOKEN
+@click.pass_context
+def export(
+    ctx: click.Context,
+    directory: Path,
+    since: str,
+    until: str | None,
+    names: tuple[str, ...],
+    api: str | None,
+    token: str | None,
+) -> None:
+    """Write an evidence bundle to DIRECTORY: every version of the events in the range, the saved queries' results,
+    the digests and signatures covering them, SHA256SUMS and VERIFY.md (checkable without fnscope)."""
+    api, token = _connection(ctx, api, token)
+    found = api_get(api, token, "/api/audit/export", {"since": since, "until": until})
+    wanted = names or tuple(q["name"] for q in api_get(api, token, "/api/audit/queries", {})["queries"])
+    results = {
+        name: api_get(api, token, f"/api/audit/queries/{name}", {"since": since, "until": until, "limit": 100_000})
+        for name in wanted
+    }
+    files = write_bundle(directory, found, results)
+    click.echo(f"wrote {len(files)} files to {directory}: {len(found['events'])} event versions, "
+               f"{len(found['digests'])} digests; check it with `fnscope audit verify --bundle {directory}`")  # fmt: skip
+
+
+@audit.command()
 @click.option("--since", default=None, help="check only what arrived since then (the whole chain is still walked)")
 @click.option("--limit", type=int, default=1000, show_default=True, help="most problems listed")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--bundle",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="check an evidence bundle (`fnscope audit export`) instead of the store: no fnscope needs to run",
+)
 @SUB_API
 @SUB_TOKEN
 @click.pass_context
 def verify(
-    ctx: click.Context, since: str | None, limit: int, as_json: bool, api: str | None, token: str | None
+    ctx: click.Context,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    bundle: Path | None,
+    api: str | None,
+    token: str | None,
 ) -> None:
     """Check the audit store's hash chain; exits 1 and names each changed, deleted, inserted or moved event."""
+    if bundle is not None:
+        checked = verify_bundle(bundle)
+        verdict = "intact" if checked.ok else "TAMPERED"
+        click.echo(
+            f"bundle {verdict}: {checked.files} files, {checked.events} event versions, {checked.digests} digests; "
+            f"signatures: {checked.signatures}"
+        )
+        for problem in checked.problems:
+            click.echo(terminal(problem))
+        raise SystemExit(0 if checked.ok else 1)
     api, token = _connection(ctx, api, token)
     report = api_get(api, token, "/api/audit/verify", {"since": since, "limit": limit})
     if as_json:
