@@ -111,6 +111,11 @@ class TokenAuth:
         tenant.__name__ = f"{scope}_tenant"
         return tenant
 
+    def who(self, request: Request) -> str:
+        """Who made a request, for records such as a legal hold: the token's fingerprint, never the token."""
+        token = _presented_token(request)
+        return f"token {fingerprint(token)}" if token and self.grants else "open access (no tokens)"
+
     def check(self, request: Request, scope: str) -> str:
         tenant, key, scopes = self._identify(request)
         if scope not in scopes:

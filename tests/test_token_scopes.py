@@ -42,7 +42,7 @@ def scope_of(method: str, path: str) -> str:
         return "audit"
     if path.startswith(("/ingest/", "/v1/")):
         return "telemetry"
-    if path in ("/api/alerts/test", "/api/dead-letters"):
+    if path in ("/api/alerts/test", "/api/dead-letters") or (path == "/api/audit/hold" and method != "GET"):
         return "admin"
     return "read"
 

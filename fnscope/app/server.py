@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from fnscope import __version__
 from fnscope.app.ingest_metrics import IngestRequestCounter
+from fnscope.app.legal_hold_routes import hold_router
 from fnscope.app.settings import Settings
 from fnscope.auth import TokenAuth
 from fnscope.collector.routes import Ingest, StoreFirst, ingest_router
@@ -49,6 +50,7 @@ def build_app(
     if runner is not None:
         dsn = settings.clickhouse_dsn()
         app.include_router(query_router(QueryContext(runner, auth, _query_settings(settings), lambda: connect(dsn))))
+        app.include_router(hold_router(auth, lambda: connect(dsn), settings.retention.audit))
         mount_console(app)
 
     app.add_middleware(IngestRequestCounter, metrics=metrics)

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from fnscope.cli.audit_bundle import verify_bundle, write_bundle
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_call, api_get, print_table
 from fnscope.cli.inert import csv_cell, markup, terminal
 
 EVENT_COLUMNS = ["time", "principal_name", "action", "function", "source_ip", "mfa", "error_code", "region", "history"]
@@ -184,6 +184,31 @@ def run(
     output(rows, columns, as_json, as_csv)
     if not as_json and not as_csv:
         click.echo(f"{len(rows)} rows: {answer['query']['title']} ({'; '.join(answer['query']['controls'])})")
+
+
+@audit.command()
+@click.option("--reason", default="", help="why (required to hold or lift: it is recorded)")
+@click.option("--lift", is_flag=True, help="lift the hold: retention applies again")
+@click.option("--show", is_flag=True, help="only show whether the trail is held, and every hold and lift")
+@SUB_API
+@SUB_TOKEN
+@click.pass_context
+def hold(ctx: click.Context, reason: str, lift: bool, show: bool, api: str | None, token: str | None) -> None:
+    """Legal hold: keep the tenant's audit trail past its retention until lifted (admin token); each is recorded."""
+    api, token = _connection(ctx, api, token)
+    if show:
+        state = api_get(api, token, "/api/audit/hold", {})
+    elif not reason:
+        raise click.UsageError("--reason is required to hold or lift (it is recorded); --show to look")
+    elif lift:
+        state = api_call("DELETE", api, token, "/api/audit/hold", {"reason": reason})
+    else:
+        state = api_call("POST", api, token, "/api/audit/hold", {}, {"reason": reason})
+    click.echo(f"audit trail of {state['tenant']}: {'ON LEGAL HOLD' if state['held'] else 'not held'}")
+    for past in state["history"]:
+        click.echo(
+            terminal(f"  {past['at']}  {'held' if past['held'] else 'lifted'} by {past['by']}: {past['reason']}")
+        )
 
 
 @audit.command()

@@ -25,10 +25,15 @@ CONFIG_OPTION = click.option(
 
 
 def api_get(api_url: str, token: str | None, path: str, params: dict[str, Any]) -> Any:
+    return api_call("GET", api_url, token, path, params)
+
+
+def api_call(method: str, api_url: str, token: str | None, path: str, params: dict[str, Any], body: Any = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     clean = {k: v for k, v in params.items() if v not in (None, "", False)}
     try:
-        response = httpx.get(f"{api_url.rstrip('/')}{path}", params=clean, headers=headers, timeout=60)
+        url = f"{api_url.rstrip('/')}{path}"
+        response = httpx.request(method, url, params=clean, json=body, headers=headers, timeout=60)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach fnscope at {api_url}: {exc} (is `fnscope up` running?)") from exc
     if response.status_code >= 400:
