@@ -162,9 +162,11 @@ def audit(runner: QueryRunner, req: AuditRequest) -> list[dict[str, Any]]:
 
 
 # Every version of the given events (their first arrival) and the corrections naming them, for the rows of a page.
+# Every version of the given events (each with its first arrival) and the corrections naming them, for a page.
 _VERSIONS_SQL = (
-    "SELECT event_id, content, min(ingested_at) AS first, any(corrects) AS corrects FROM audit_events "
-    "WHERE tenant = {tenant:String} AND event_id IN {ids:Array(String)} GROUP BY event_id, content"
+    f"SELECT {AUDIT_COLUMNS}, corrects, ingested_at AS first_arrival FROM audit_events FINAL "
+    "WHERE tenant = {tenant:String} AND event_id IN {ids:Array(String)} "
+    f"ORDER BY event_id, first_arrival, content {FINAL_SETTINGS}"
 )
 _CORRECTIONS_SQL = (
     "SELECT key AS corrected, groupUniqArray(event_id) AS by FROM audit_lookup "
@@ -172,30 +174,47 @@ _CORRECTIONS_SQL = (
 )
 
 
-def with_versions(runner: QueryRunner, tenant: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row of an event with ``version`` (its place among the event's versions, by first arrival), ``versions``,
-    ``corrects`` (the event a correction names) and ``corrected_by`` (the corrections naming it)."""
+def with_versions(
+    runner: QueryRunner, tenant: str, rows: list[dict[str, Any]], siblings: bool = True
+) -> list[dict[str, Any]]:
+    """Rows of events, each with ``version`` (its place among the event's versions, by first arrival),
+    ``versions``, ``corrects`` (the event a correction names) and ``corrected_by`` (the corrections naming it).
+
+    With ``siblings``, an event's other versions join the one a search matched, right after it: whichever path
+    found an event (principal, resource, action, a saved query), it answers with the same versions of it.
+    """
     ids = sorted({row["event_id"] for row in rows if "event_id" in row and "content" in row})
     if not ids:
         return rows
-    found = runner.rows(_VERSIONS_SQL, {"tenant": tenant, "ids": ids})
-    order: dict[str, list[tuple[str, str]]] = {}
-    corrects: dict[str, str] = {}
-    for version in found:
-        order.setdefault(version["event_id"], []).append((version["first"], version["content"]))
-        corrects[version["event_id"]] = corrects.get(version["event_id"]) or version["corrects"]
+    versions: dict[str, list[dict[str, Any]]] = {}
+    for version in runner.rows(_VERSIONS_SQL, {"tenant": tenant, "ids": ids}):
+        versions.setdefault(version["event_id"], []).append(version)
     corrected_by = {
         r["corrected"]: sorted(r["by"]) for r in runner.rows(_CORRECTIONS_SQL, {"tenant": tenant, "ids": ids})
     }
+    out: list[dict[str, Any]] = []
+    shown: set[tuple[str, str]] = set()
     for row in rows:
         if "content" not in row:
+            out.append(row)
             continue
-        versions = [content for _, content in sorted(order.get(row["event_id"], []))]
-        row["version"] = versions.index(row["content"]) + 1 if row["content"] in versions else 1
-        row["versions"] = max(len(versions), 1)
-        row["corrects"] = corrects.get(row["event_id"], "")
-        row["corrected_by"] = corrected_by.get(row["event_id"], [])
-    return rows
+        event_id = row["event_id"]
+        known = versions.get(event_id, [])
+        contents = [version["content"] for version in known]
+        family = [row] if not siblings else [
+            row if version["content"] == row["content"] else {name: version[name] for name in row if name in version}
+            for version in known
+        ] or [row]  # fmt: skip
+        for member in family:
+            if (event_id, member["content"]) in shown:
+                continue
+            shown.add((event_id, member["content"]))
+            member["version"] = contents.index(member["content"]) + 1 if member["content"] in contents else 1
+            member["versions"] = max(len(contents), 1)
+            member["corrects"] = next((v["corrects"] for v in known if v["corrects"]), "")
+            member["corrected_by"] = corrected_by.get(event_id, [])
+            out.append(member)
+    return out
 
 
 class Verifier:

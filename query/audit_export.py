@@ -39,7 +39,7 @@ _DIGESTS_SQL = (
 
 def export(runner: QueryRunner, tenant: str, since: datetime, until: datetime, signing_key: str) -> dict[str, Any]:
     params = {"tenant": tenant, "since": since, "until": until, "limit": MAX_EVENTS}
-    events = with_versions(runner, tenant, runner.rows(_EVENTS_SQL, params))
+    events = with_versions(runner, tenant, runner.rows(_EVENTS_SQL, params), siblings=False)
     ids = sorted({event["event_id"] for event in events})
     entries = runner.rows(_ENTRIES_SQL, {"tenant": tenant, "ids": ids}) if ids else []
     signer = load_signer(signing_key)
