@@ -8,12 +8,16 @@ import can't hide an arrow that points the wrong way.
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel
@@ -23,6 +27,7 @@ from fnscope.audit_chain import CONTENT_SQL
 from fnscope.cli import main
 from fnscope.processors.migrations import v002_health, v008_audit_versions
 from fnscope.store import LEVELS
+from tests.conftest import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -167,9 +172,12 @@ def test_every_setting_is_described_and_listed_by_help() -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    out = tmp_path_factory.mktemp("wheel")
+    """The wheel built from a clean copy of the source (no build/ left over from an earlier build can leak in)."""
+    source, out = tmp_path_factory.mktemp("source") / "fnscope", tmp_path_factory.mktemp("wheel")
+    leftovers = ("build", "dist", "*.egg-info", ".git", ".venv", "fnscope-data", "__pycache__", "test-artifacts")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*leftovers))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
         check=True,
         cwd=out,
     )
@@ -212,3 +220,41 @@ def test_only_fnscope_is_importable_from_an_installed_wheel(wheel: zipfile.ZipFi
         check=True,
     )
     assert result.stdout.strip() == "True []"
+
+
+def test_every_role_starts_from_the_installed_wheel(wheel: zipfile.ZipFile, broker: str, tmp_path: Path) -> None:
+    """What the image does: the wheel installed in a fresh venv outside the source tree (its dependencies taken
+    from this environment's site-packages, as the image's pip would install them), and each role started from it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel.filename)]
+    subprocess.run(pip, check=True, cwd=tmp_path)
+    fnscope = str(venv / "bin" / "fnscope")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    ports = {"collector": free_port(), "api": free_port(), "processor": free_port()}
+    roles = {
+        "collector": [fnscope, "collector", "--kafka", broker, "--port", str(ports["collector"])],
+        "api": [fnscope, "api", "--clickhouse", f"chdb://{tmp_path / 'api-store'}", "--port", str(ports["api"])],
+        "processor": [fnscope, "processor", "--kafka", broker, "--clickhouse", f"chdb://{tmp_path / 'store'}"],
+    }
+    started = []
+    try:
+        for name, args in roles.items():
+            role_env = {**env, "FNSCOPE_METRICS_PORT": str(ports["processor"])} if name == "processor" else env
+            process = subprocess.Popen(args, cwd=tmp_path, env=role_env, stdout=open(tmp_path / f"{name}.log", "wb"),
+                                       stderr=subprocess.STDOUT)  # fmt: skip
+            started.append(process)
+        for port in ports.values():
+            wait_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
+            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=90)
+        assert httpx.get(f"http://127.0.0.1:{ports['api']}/").status_code == 200  # the console's files came along
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
