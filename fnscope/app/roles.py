@@ -16,7 +16,7 @@ from fnscope.app.http import server_options
 from fnscope.app.server import build_app
 from fnscope.app.settings import Settings
 from fnscope.audit_chain import load_signer
-from fnscope.auth import check_bind
+from fnscope.auth import check_bind, parse_grant
 from fnscope.collector.formats import cloudtrail
 from fnscope.collector.routes import StoreFirst
 from fnscope.malloc_tuning import tune_for_server
@@ -87,7 +87,9 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
         cloudtrail_first=_cloudtrail_first(settings),
     )
     if simulate:
-        token = next(iter(settings.tokens), None)
+        # the simulated fleet sends telemetry and CloudTrail: a token that may do both
+        senders = [t for t, grant in settings.tokens.items() if {"telemetry", "audit"} <= parse_grant(grant).scopes]
+        token = senders[0] if senders else None
         base_url = f"http://{settings.host}:{settings.port}"
         threading.Thread(target=_simulate_forever, args=(base_url, token), name="simulate", daemon=True).start()
     _serve(
