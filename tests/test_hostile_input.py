@@ -360,7 +360,7 @@ def test_highlighting_runs_users_patterns_on_re2() -> None:
     plain_s = time.perf_counter() - started
     started = time.perf_counter()
     assert hostile.spans(line) == []
-    assert time.perf_counter() - started < 50 * plain_s + 0.05
+    assert time.perf_counter() - started < 50 * plain_s + 0.5  # backtracking would take far longer than this
     both = Highlighter([Text("card"), Regex("de[c]lined", True)])
     assert both.spans("CARD DECLINED card") == [[0, 4], [5, 13], [14, 18]]
 
