@@ -54,6 +54,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             time.sleep(0.3)
         out = CliRunner().invoke(main, ["audit", "export", "--api", url, "--since", "20000d", str(tmp / "bundle")])
         assert out.exit_code == 0, out.output
+        assert "not sealed yet" not in out.output  # everything was sealed: nothing left out
         yield tmp / "bundle"
     finally:
         proc.stop()

@@ -240,6 +240,9 @@ def export(
     files = write_bundle(directory, found, results)
     click.echo(f"wrote {len(files)} files to {directory}: {len(found['events'])} event versions, "
                f"{len(found['digests'])} digests; check it with `fnscope audit verify --bundle {directory}`")  # fmt: skip
+    if found["unsealed"]:
+        click.echo(f"{found['unsealed']} event versions in the range are not sealed yet and were left out: "
+                   "export again once `fnscope audit verify` shows none unsealed")  # fmt: skip
 
 
 @audit.command()
