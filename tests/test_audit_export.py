@@ -128,3 +128,16 @@ def test_a_bundle_edited_by_hand_fails(
     assert code == 1 and "bundle TAMPERED" in output and found in output, output
     if not resum:
         assert f"{name}: does not match {SUMS}" in output
+
+
+def test_versions_not_sealed_yet_are_left_out_and_said_so(tmp_path: Path) -> None:
+    url, proc = start_fnscope_up(tmp_path / "data", tmp_path / "up.log")  # seals each minute: nothing sealed yet
+    try:
+        body = orjson.dumps(cloudtrail_set.technique("defense-evasion.cloudtrail-stop"))
+        assert httpx.post(f"{url}/ingest/cloudtrail", content=body, timeout=60).status_code == 200
+        out = CliRunner().invoke(main, ["audit", "export", "--api", url, "--since", "20000d", str(tmp_path / "b")])
+        assert out.exit_code == 0 and "1 event versions in the range are not sealed yet" in out.output, out.output
+        code, output = check(tmp_path / "b")
+        assert code == 0 and "0 event versions" in output  # what is in it is evidence; nothing unsealed is
+    finally:
+        proc.stop()
