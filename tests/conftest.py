@@ -112,7 +112,9 @@ class Process:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGINT)
         try:
-            return self.proc.wait(20)
+            # a role's clean stop finishes what it holds (a processor's health rebuilds: up to 30 s on a loaded
+            # machine) before it tears the store down
+            return self.proc.wait(45)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(10)
