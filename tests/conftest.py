@@ -116,8 +116,12 @@ class Process:
             # machine) before it tears the store down
             return self.proc.wait(45)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # fnscope roles print every thread's stack into the log
+            time.sleep(1)
             self.proc.kill()
-            return self.proc.wait(10)
+            code = self.proc.wait(10)
+            print(f"{self.args[:3]} did not stop within 45 s; its last output:\n{self.output()[-20000:]}")
+            return code
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

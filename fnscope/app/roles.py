@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -112,6 +113,8 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
 
 
 def _configure_telemetry(settings: Settings) -> None:
+    # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a stuck role is, in production too
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     telemetry.configure_telemetry(settings.otlp_metrics_endpoint, settings.otlp_metrics_interval_s)
 
 
