@@ -11,7 +11,8 @@ from fnscope.transport import all_topics
 
 def ensure_topics(bootstrap: str, prefix: str, partitions: int, replication: int = 1) -> None:
     """Create the per-signal topics if they don't exist yet (any number of roles may race to do it)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fnscope-admin")
+    # a broker that is not up fails this within seconds (the caller retries and says why), not the default 30 s
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fnscope-admin", bootstrap_timeout_ms=5000)
     try:
         existing = set(admin.list_topics())
         missing = [

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+
+from fnscope.sink import StoreUnavailable
 
 # Column types whose Python values are already JSON-ready: no per-value conversion.
 _READY = frozenset(
@@ -18,6 +22,7 @@ _READY = frozenset(
 # Every query's time budget: a search that would run longer (a regex over months of lines) is stopped, not left
 # holding a store handle that other queries wait for.
 MAX_QUERY_SECONDS = 20
+RETRY_OPEN_AFTER_S = 1.0  # a store that did not answer is asked again by the first query after this
 
 
 class QueryTooSlow(Exception):
@@ -26,16 +31,46 @@ class QueryTooSlow(Exception):
 
 class QueryRunner:
     """Runs queries on a few store handles at once (clickhouse-connect runs one query at a time per handle), so a
-    slow query holds up only its own handle, and each query within a time budget."""
+    slow query holds up only its own handle, and each query within a time budget.
 
-    def __init__(self, client: Client, *more: Client) -> None:
-        self.client = client  # for callers that need a handle of their own (migrations in tests)
+    Given ``open_handles`` instead of handles, it opens them at its first query, and again at a later one while the
+    store does not answer (a role started before its store): meanwhile each query fails with ``StoreUnavailable``
+    at once rather than waiting out a connect timeout per request."""
+
+    def __init__(self, *handles: Client, open_handles: Callable[[], Sequence[Client]] | None = None) -> None:
         self._free: queue.SimpleQueue[Client] = queue.SimpleQueue()
-        for handle in (client, *more):
+        self._open_handles = open_handles
+        self._opening = threading.Lock()
+        self._retry_at = 0.0
+        self.client: Client | None = None  # for callers that need a handle of their own (migrations in tests)
+        self._add(handles)
+
+    def _add(self, handles: Sequence[Client]) -> None:
+        for handle in handles:
             self._free.put(handle)
+        self.client = self.client or (handles[0] if handles else None)
+
+    def _take(self) -> Client:
+        if self._open_handles is not None:
+            self._open()
+        return self._free.get()
+
+    def _open(self) -> None:
+        with self._opening:
+            if self._open_handles is None:
+                return
+            if time.monotonic() < self._retry_at:
+                raise StoreUnavailable("the store does not answer yet")
+            try:
+                handles = self._open_handles()
+            except Exception as exc:
+                self._retry_at = time.monotonic() + RETRY_OPEN_AFTER_S
+                raise StoreUnavailable(f"the store does not answer: {exc}") from exc
+            self._add(handles)
+            self._open_handles = None
 
     def rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        handle = self._free.get()
+        handle = self._take()
         try:
             result = handle.query(sql, parameters=params, settings={"max_execution_time": MAX_QUERY_SECONDS})
         except Exception as exc:

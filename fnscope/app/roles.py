@@ -13,6 +13,7 @@ import uvicorn
 
 from fnscope import telemetry
 from fnscope.alerts.runtime import start_alerts
+from fnscope.app.dependencies import Stopped, wait_for
 from fnscope.app.http import server_options
 from fnscope.app.server import build_app
 from fnscope.app.settings import Settings
@@ -162,7 +163,10 @@ def run_collector(settings: Settings) -> None:
 def run_api(settings: Settings) -> None:
     _configure_telemetry(settings)
     dsn = settings.clickhouse_dsn()
-    runner = QueryRunner(open_store(dsn, settings.retention), *(connect(dsn) for _ in range(QUERY_HANDLES - 1)))
+    # opened at the first query, and again while the store does not answer: the api may start before its store
+    runner = QueryRunner(
+        open_handles=lambda: [open_store(dsn, settings.retention), *(connect(dsn) for _ in range(QUERY_HANDLES - 1))]
+    )
     app = build_app(settings, pipeline_metrics(), runner=runner)
     _serve(
         app,
@@ -177,17 +181,41 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
 
     tune_for_server()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # kafka-python warns of each connection attempt, several a second while a broker is down; the processor says
+    # itself, once per attempt, what it waits for
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     _configure_telemetry(settings)
-    ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions)
-    writer = EventWriter(open_store(settings.clickhouse_dsn(), settings.retention), connect(settings.clickhouse_dsn()))
-    _start_listeners(settings, writer)  # alert rules over this processor's partitions, and the audit chain
-    processor = KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records)
+    stopping = threading.Event()
+    running: list[KafkaProcessor] = []
     if settings.metrics_port:  # /metrics, /healthz and /readyz on a port of its own (it has no HTTP API)
-        telemetry.serve_metrics(settings.metrics_port, settings.host, processor.live, processor.ready)
-    signal.signal(signal.SIGTERM, lambda *_: processor.stop())
+        # live while it waits for Kafka and the store (an orchestrator starts roles in any order); ready once both
+        # answered and the store takes its writes
+        telemetry.serve_metrics(
+            settings.metrics_port,
+            settings.host,
+            lambda: not running or running[0].live(),
+            lambda: bool(running) and running[0].ready(),
+        )
+
+    def stop(*_: object) -> None:
+        stopping.set()
+        for each in running:
+            each.stop()
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"fnscope processor: {settings.kafka} -> {settings.clickhouse_dsn()} (group {group_id})", flush=True)
     try:
-        processor.run()
-    except KeyboardInterrupt:
-        processor.stop()
+        dsn = settings.clickhouse_dsn()
+        wait_for(
+            "Kafka",
+            lambda: ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions),
+            stopping,
+        )
+        writer = wait_for("the store", lambda: EventWriter(open_store(dsn, settings.retention), connect(dsn)), stopping)
+        _start_listeners(settings, writer)  # alert rules over this processor's partitions, and the audit chain
+        running.append(KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records))
+        if not stopping.is_set():
+            running[0].run()
+    except (KeyboardInterrupt, Stopped):
+        stop()
     sys.exit(0)

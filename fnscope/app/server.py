@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -21,9 +23,11 @@ from fnscope.query.api import query_router
 from fnscope.query.context import QueryContext, QuerySettings
 from fnscope.query.runner import QueryRunner, QueryTooSlow
 from fnscope.ratelimit import RateLimiter
-from fnscope.sink import Sink
+from fnscope.sink import Sink, StoreUnavailable
 from fnscope.store import connect
 from fnscope.telemetry import PipelineMetrics, prometheus_text
+
+log = logging.getLogger("fnscope")
 
 
 def build_app(
@@ -58,6 +62,14 @@ def build_app(
     @app.exception_handler(QueryTooSlow)
     async def query_too_slow(_request: Request, exc: QueryTooSlow) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(OperationalError)
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        # the store is not up yet or went away (a role starts whatever runs first): a retryable answer, the cause
+        # in this role's log
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "store unavailable, retry later"}, status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
