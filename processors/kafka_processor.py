@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
@@ -56,7 +56,6 @@ class KafkaProcessor:
         self._beat = time.monotonic()  # the loop's last turn
         self._store_failing = False
         self._consumer = KafkaConsumer(
-            *self._topics,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             client_id="fnscope-processor",
@@ -67,6 +66,7 @@ class KafkaProcessor:
             max_poll_interval_ms=600_000,
             fetch_max_bytes=64 * 1024 * 1024,
         )
+        self._consumer.subscribe(list(self._topics), listener=SayAssignment())
 
     def run(self) -> None:
         while not self._stop.is_set():
@@ -163,3 +163,21 @@ class KafkaProcessor:
             if self._on_write is not None:
                 self._on_write(written)
             return
+
+
+class SayAssignment(ConsumerRebalanceListener):
+    """Logs which partitions this member holds after each rebalance: which processor handles what, for operators."""
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        log.info("partitions revoked: %s", partition_names(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", partition_names(assigned))
+
+
+def partition_names(partitions: set[TopicPartition]) -> str:
+    """``topic:0,3 other:1``, sorted; ``-`` for none."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return " ".join(f"{t}:{','.join(map(str, sorted(ps)))}" for t, ps in sorted(by_topic.items())) or "-"

@@ -1,8 +1,8 @@
 """Distributed mode end to end against a real Kafka-protocol broker (Tansu, see STACK.md):
 HTTP → collector → Kafka → processor → ClickHouse (chDB on disk) → query API, all as real processes.
 
-chDB allows one process per data directory, so processors here take turns on the store rather than
-running side by side (side by side they need a ClickHouse server, which compose.yaml provides).
+chDB allows one process per data directory: processors that run side by side here each write a store of their own
+(in production they share a ClickHouse server, which compose.yaml provides, where a re-read batch collapses).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from fnscope.store import connect
 from fnscope.transport import all_topics
 from tests.conftest import FNSCOPE, Process, free_port, tansu_binary, wait_http
 from tests.fixtures import cloudtrail_set
@@ -201,3 +202,72 @@ def test_a_collector_started_before_its_broker_serves_health_and_connects_when_i
             tansu.stop()
     finally:
         collector.stop()
+
+
+def assignment(proc: Process) -> set[tuple[str, int]]:
+    """The partitions a processor holds, from the last assignment it logged (processors log each rebalance)."""
+    lines = [line for line in proc.output().splitlines() if "partitions assigned: " in line]
+    if not lines:
+        return set()
+    held = lines[-1].split("partitions assigned: ", 1)[1]
+    return {
+        (topic, int(partition))
+        for word in held.split()
+        if word != "-"
+        for topic, partitions in [word.rsplit(":", 1)]
+        for partition in partitions.split(",")
+    }
+
+
+def stored_request_ids(store: Path) -> list[str]:
+    client = connect(f"chdb://{store}")
+    try:
+        return [row[0] for row in client.query("SELECT request_id FROM invocations FINAL").result_rows]
+    finally:
+        client.close()
+
+
+def test_processors_side_by_side_share_the_partitions_and_hand_over_when_one_dies(broker: str, tmp_path: Path) -> None:
+    """Two processors in one group at once: the broker gives each partition to exactly one of them; one killed
+    mid-batch hands its partitions to the other; together they store every event, each store holding none twice."""
+    collector_url, collector = start_collector(broker, tmp_path)
+    per_request, requests, functions = 200, 96, 8
+    with httpx.Client(timeout=30) as client:
+        for n in range(requests):
+            name = f"fn-{n % functions}"
+            body = telemetry_batch(name, n * per_request, per_request)
+            assert client.post(f"{collector_url}/ingest/telemetry?function={name}", content=body).status_code == 200
+    collector.stop()
+
+    first = processor(broker, tmp_path / "first", tmp_path, "first", max_records=1)
+    second = processor(broker, tmp_path / "second", tmp_path, "second", max_records=1)
+    try:
+        every = {(t, p) for t in all_topics("fnscope") for p in range(6)}
+        deadline = time.monotonic() + 120
+        while not (assignment(first) | assignment(second) == every and assignment(first) and assignment(second)):
+            assert time.monotonic() < deadline, f"not shared: {assignment(first)} / {assignment(second)}"
+            time.sleep(0.2)
+        assert not assignment(first) & assignment(second), "a partition held by both processors"
+
+        assert group_lag(broker)[1] > 0, "both must hold partitions before the topics drain"
+        first.kill9()
+        deadline = time.monotonic() + 120
+        while assignment(second) != every:
+            assert time.monotonic() < deadline, f"the dead member's partitions were not handed over: {second.output()}"
+            time.sleep(0.2)
+        wait_until_drained(broker, second)
+        assert second.stop() == 0
+    finally:
+        first.stop()
+        second.stop()
+
+    sent = {
+        f"req-fn-{n % functions}-{i:08d}"
+        for n in range(requests)
+        for i in range(n * per_request, (n + 1) * per_request)
+    }
+    by_first, by_second = stored_request_ids(tmp_path / "first"), stored_request_ids(tmp_path / "second")
+    assert len(by_first) == len(set(by_first)) and len(by_second) == len(set(by_second))
+    assert set(by_first) | set(by_second) == sent
+    # only what the killed one stored but had not committed is read again (one message: max_records=1)
+    assert len(set(by_first) & set(by_second)) <= per_request
