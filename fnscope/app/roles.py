@@ -75,7 +75,7 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     _configure_telemetry(settings)
     dsn = settings.clickhouse_dsn()
     metrics = pipeline_metrics()
-    writer = EventWriter(open_store(dsn, settings.retention), health_client=connect(dsn))
+    writer = EventWriter(open_store(dsn, settings.retention, settings.clickhouse_cluster), health_client=connect(dsn))
     _start_listeners(settings, writer)
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(*(connect(dsn) for _ in range(QUERY_HANDLES)))
@@ -165,7 +165,10 @@ def run_api(settings: Settings) -> None:
     dsn = settings.clickhouse_dsn()
     # opened at the first query, and again while the store does not answer: the api may start before its store
     runner = QueryRunner(
-        open_handles=lambda: [open_store(dsn, settings.retention), *(connect(dsn) for _ in range(QUERY_HANDLES - 1))]
+        open_handles=lambda: [
+            open_store(dsn, settings.retention, settings.clickhouse_cluster),
+            *(connect(dsn) for _ in range(QUERY_HANDLES - 1)),
+        ]
     )
     app = build_app(settings, pipeline_metrics(), runner=runner)
     _serve(
@@ -211,7 +214,11 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
             lambda: ensure_topics(settings.kafka, settings.kafka_topic_prefix, settings.kafka_partitions),
             stopping,
         )
-        writer = wait_for("the store", lambda: EventWriter(open_store(dsn, settings.retention), connect(dsn)), stopping)
+        writer = wait_for(
+            "the store",
+            lambda: EventWriter(open_store(dsn, settings.retention, settings.clickhouse_cluster), connect(dsn)),
+            stopping,
+        )
         _start_listeners(settings, writer)  # alert rules over this processor's partitions, and the audit chain
         running.append(KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records))
         if not stopping.is_set():

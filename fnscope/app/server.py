@@ -19,6 +19,7 @@ from fnscope.app.settings import Settings
 from fnscope.auth import TokenAuth
 from fnscope.collector.routes import Ingest, StoreFirst, ingest_router
 from fnscope.console import mount_console
+from fnscope.processors.cluster import on_cluster
 from fnscope.query.api import query_router
 from fnscope.query.context import QueryContext, QuerySettings
 from fnscope.query.runner import QueryRunner, QueryTooSlow
@@ -54,7 +55,8 @@ def build_app(
     if runner is not None:
         dsn = settings.clickhouse_dsn()
         app.include_router(query_router(QueryContext(runner, auth, _query_settings(settings), lambda: connect(dsn))))
-        app.include_router(hold_router(auth, lambda: connect(dsn), settings.retention.audit))
+        cluster = settings.clickhouse_cluster
+        app.include_router(hold_router(auth, lambda: on_cluster(connect(dsn), cluster), settings.retention.audit))
         mount_console(app)
 
     app.add_middleware(IngestRequestCounter, metrics=metrics)

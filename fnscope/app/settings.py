@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(6, description="partitions per topic when fnscope creates the topics")
     kafka_topic_prefix: str = Field("fnscope", description="topic names are PREFIX.invocation, PREFIX.log, ...")
     clickhouse: str = Field("", description="http://user:pass@host:8123/db or chdb:///path (default: DATA_DIR/store)")
+    clickhouse_cluster: str = Field(
+        "",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_\-]*)?$",
+        description="a ClickHouse cluster (its name in remote_servers): replicated tables on every node, read and "
+        "written through Distributed tables sharded by tenant and function",
+    )
     tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description='token -> tenant; FNSCOPE_TOKENS="tokenA:tenantA,tokenB:tenantB"'
     )
