@@ -25,9 +25,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from fnscope.audit_chain import epoch_ms, load_signer
 from fnscope.dashboards.saved_queries import AUDIT_COLUMNS, FINAL_SETTINGS
-from fnscope.query.audit_verify import verify
+from fnscope.query.audit_verify import NEW_VERSIONS_SQL, verify
 from fnscope.query.context import QueryContext, api_time, json_response
 from fnscope.query.runner import QueryRunner, Where
+from fnscope.timeparse import LATEST
 
 _PRINCIPAL = (
     "(principal_arn ILIKE {p:String} OR principal_name ILIKE {p:String} OR access_key = {pe:String} "
@@ -283,5 +284,20 @@ def routes(ctx: QueryContext) -> APIRouter:
         limit: int = Query(1000, ge=1, le=100_000, description="most problems listed"),
     ) -> dict[str, Any]:
         return await run_in_threadpool(verifier, tenant, api_time(since, "since"), limit)
+
+    @router.get("/audit/arrivals", summary="How many event versions were new to the store since a moment")
+    async def api_audit_arrivals(
+        tenant: str = Depends(ctx.auth.read),
+        since_ms: int | None = Query(
+            None, ge=0, description="the store's clock in ms (`now_ms` of an earlier answer); without it, only now_ms"
+        ),
+    ) -> dict[str, Any]:
+        """A repeat of a stored version (an import run twice, a re-delivery) is not new; a live delivery is."""
+        if since_ms is None:
+            (row,) = await run_in_threadpool(ctx.runner.rows, "SELECT toUnixTimestamp64Milli(now64(3)) AS now_ms", {})
+            return {"now_ms": int(row["now_ms"])}
+        params = {"tenant": tenant, "from_ms": since_ms, "to_ms": epoch_ms(LATEST)}
+        (row,) = await run_in_threadpool(ctx.runner.rows, NEW_VERSIONS_SQL, params)
+        return {"new_versions": int(row["new_versions"]), "now_ms": int(row["now_ms"])}
 
     return router

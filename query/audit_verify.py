@@ -79,6 +79,21 @@ _DIGEST_COLUMNS = (
     "prev_hash, digest_hash, algorithm, key_id, signature"
 )
 
+# Versions of events first stored in [from, to] (ms), and the store's clock: what arrived new in a span. An identical
+# re-delivery collapses into the version it repeats whenever it came, so a second import of the same files adds none.
+NEW_VERSIONS_SQL = """
+SELECT count() AS new_versions, toUnixTimestamp64Milli(now64(3)) AS now_ms FROM (
+    SELECT event_id, content FROM audit_events
+    WHERE tenant = {tenant:String} AND event_id IN (
+        SELECT event_id FROM audit_events
+        WHERE tenant = {tenant:String} AND ingested_at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')
+    )
+    GROUP BY event_id, content
+    HAVING min(ingested_at) BETWEEN fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')
+        AND fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
+)
+"""
+
 # Every stored version of an event (its content recomputed from its columns) against the versions the manifests
 # sealed. A version keeps its first arrival (an identical re-delivery collapses into it): both sides compare that.
 _EVENTS_SQL = f"""
@@ -269,13 +284,16 @@ def _check_manifests(client: Client, tenant: str, digests: list[tuple[Digest, st
 
 def _check_future_and_pending(client: Client, tenant: str, watermark: int, now_ms: int, report: Report) -> None:
     future_ms = now_ms + FUTURE_SKEW_S * 1000
-    pending, future, future_ids = client.query(
-        "SELECT countIf(ingested_at >= fromUnixTimestamp64Milli({wm:Int64}, 'UTC')), "
-        "countIf(ingested_at > fromUnixTimestamp64Milli({future:Int64}, 'UTC')), "
-        "groupArrayIf(20)(event_id, ingested_at > fromUnixTimestamp64Milli({future:Int64}, 'UTC')) "
-        "FROM audit_events WHERE tenant = {tenant:String} AND ingested_at >= fromUnixTimestamp64Milli({wm:Int64}, 'UTC')",
-        parameters={"tenant": tenant, "wm": watermark, "future": future_ms},
-    ).result_rows[0]
-    report.unsealed_events = int(pending) - int(future)
+    future_ids = client.query(
+        "SELECT groupArray(20)(event_id) FROM audit_events WHERE tenant = {tenant:String} "
+        "AND ingested_at > fromUnixTimestamp64Milli({future:Int64}, 'UTC')",
+        parameters={"tenant": tenant, "future": future_ms},
+    ).result_rows[0][0]
+    # versions, not rows: an identical re-delivery waiting for its merge is no event to seal
+    report.unsealed_events = int(
+        client.query(
+            NEW_VERSIONS_SQL, parameters={"tenant": tenant, "from_ms": watermark, "to_ms": future_ms}
+        ).result_rows[0][0]
+    )
     for event_id in future_ids:
         report.problems.append(Problem("inserted", "stored with an arrival time in the future", event_id))

@@ -127,6 +127,7 @@ def test_import_tree_twice_doubles_nothing_and_checks_the_digest(instance: str, 
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
     assert summary["files"] == FILES and summary["events"] == EVENTS and summary["rejected"] == 0
+    assert summary["new_versions"] == EVENTS
     assert summary["digests"] == 1 and summary["digest_log_files_verified"] == 2
     assert summary["digest_log_files_mismatched"] == [] and summary["failed"] == {}
     assert any("link.json" in s for s in summary["skipped"])
@@ -134,7 +135,7 @@ def test_import_tree_twice_doubles_nothing_and_checks_the_digest(instance: str, 
 
     again = cli(url, "import", "cloudtrail", str(tree), "--quiet", token=t)
     assert again.returncode == 0, again.stderr
-    assert f"imported {EVENTS} events from {FILES} files" in again.stdout
+    assert again.stdout.startswith(f"added nothing new: the {EVENTS} events from {FILES} files"), again.stdout
     assert sorted(r["event_id"] for r in all_audit(url, t)) == sorted(ids)  # nothing twice
 
     report = wait_sealed(url, t)

@@ -9,6 +9,7 @@ is bounded by the receivers (``collector/body.py``).
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -63,3 +64,17 @@ def server_options() -> dict[str, Any]:
         "limit_concurrency": MAX_CONNECTIONS,
         "timeout_keep_alive": KEEP_ALIVE_S,
     }
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line, before anything starts or is printed, when the address is taken (another fnscope?)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(
+                f"cannot listen on {host}:{port}: {exc.strerror.lower() if exc.strerror else exc} "
+                "(another fnscope running? choose another with --port)"
+            ) from None

@@ -14,7 +14,7 @@ import uvicorn
 from fnscope import telemetry
 from fnscope.alerts.runtime import start_alerts
 from fnscope.app.dependencies import Stopped, wait_for
-from fnscope.app.http import server_options
+from fnscope.app.http import check_port_free, server_options
 from fnscope.app.server import build_app
 from fnscope.app.settings import Settings
 from fnscope.audit_chain import load_signer
@@ -32,12 +32,18 @@ from fnscope.sink import Saturated
 from fnscope.store import connect
 from fnscope.telemetry import pipeline_metrics
 
+log = logging.getLogger(__name__)
 BULK_HANDLES = 2  # CloudTrail bodies mapped at once by the store (each statement runs on one core)
 QUERY_HANDLES = 4  # queries run at once: a slow one holds up only its own handle
 
 
-def _serve(app: object, settings: Settings, banner: list[str]) -> None:
+def _check_address(settings: Settings) -> None:
     check_bind(settings.host, settings.tokens)
+    check_port_free(settings.host, settings.port)
+
+
+def _serve(app: object, settings: Settings, banner: list[str]) -> None:
+    _check_address(settings)
     base = f"http://{settings.host}:{settings.port}"
     for line in banner:
         print(line.format(base=base), flush=True)
@@ -51,8 +57,8 @@ def _serve(app: object, settings: Settings, banner: list[str]) -> None:
     )
 
 
-def _simulate_forever(base_url: str, token: str | None) -> None:
-    """`up --simulate`: demo traffic against ourselves, a minute of simulated fleet at a time."""
+def _simulate_forever(base_url: str, token: str | None, stop: threading.Event) -> None:
+    """`up --simulate`: demo traffic against ourselves, a minute of simulated fleet at a time, until ``stop``."""
     import httpx
 
     from fnscope.simulator.sender import run
@@ -64,13 +70,19 @@ def _simulate_forever(base_url: str, token: str | None) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     seed = 1
-    while True:
-        run(base_url, functions=8, rate=20, duration_s=60, seed=seed, token=token, quiet=True)
+    while not stop.is_set():
+        try:
+            run(base_url, functions=8, rate=20, duration_s=60, seed=seed, token=token, quiet=True)
+        except Exception as exc:  # noqa: BLE001 - the server stopping under the demo ends it quietly
+            if stop.is_set():
+                return
+            log.warning("simulated traffic: %s", exc)
+            stop.wait(5)
         seed += 1
 
 
 def run_up(settings: Settings, simulate: bool = False) -> None:
-    check_bind(settings.host, settings.tokens)
+    _check_address(settings)  # before the store opens and the banner shows
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _configure_telemetry(settings)
     dsn = settings.clickhouse_dsn()
@@ -79,13 +91,19 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     _start_listeners(settings, writer)
     sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
     runner = QueryRunner(*(connect(dsn) for _ in range(QUERY_HANDLES)))
+    stopping = threading.Event()  # set as the server starts stopping: the demo traffic ends without a traceback
+
+    def shutdown() -> None:
+        stopping.set()
+        sink.close()
+
     app = build_app(
         settings,
         metrics,
         sink,
         (Saturated,),
         runner,
-        on_shutdown=sink.close,
+        on_shutdown=shutdown,
         cloudtrail_first=_cloudtrail_first(settings),
     )
     if simulate:
@@ -93,24 +111,29 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
         senders = [t for t, grant in settings.tokens.items() if {"telemetry", "audit"} <= parse_grant(grant).scopes]
         token = senders[0] if senders else None
         base_url = f"http://{settings.host}:{settings.port}"
-        threading.Thread(target=_simulate_forever, args=(base_url, token), name="simulate", daemon=True).start()
-    _serve(
-        app,
-        settings,
-        [
-            f"fnscope up: embedded store at {settings.data_dir.resolve()}",
-            "  console  {base}/",
-            "  ingest   {base}/ingest/telemetry | cloudwatch | firehose | apigateway | cloudtrail, {base}/v1/logs",
-            "  query    {base}/api/search | audit | stats   (OpenAPI: {base}/docs)",
-            "  health   {base}/healthz   metrics {base}/metrics",
-            *(
-                ["  simulate sending a simulated fleet's traffic to itself (8 functions, 20 invocations/s)"]
-                if simulate
-                else []
-            ),
-            "Ctrl-C flushes and stops.",
-        ],
-    )
+        threading.Thread(
+            target=_simulate_forever, args=(base_url, token, stopping), name="simulate", daemon=True
+        ).start()
+    try:
+        _serve(
+            app,
+            settings,
+            [
+                f"fnscope up: embedded store at {settings.data_dir.resolve()}",
+                "  console  {base}/",
+                "  ingest   {base}/ingest/telemetry | cloudwatch | firehose | apigateway | cloudtrail, {base}/v1/logs",
+                "  query    {base}/api/search | audit | stats   (OpenAPI: {base}/docs)",
+                "  health   {base}/healthz   metrics {base}/metrics",
+                *(
+                    ["  simulate sending a simulated fleet's traffic to itself (8 functions, 20 invocations/s)"]
+                    if simulate
+                    else []
+                ),
+                "Ctrl-C flushes and stops.",
+            ],
+        )
+    finally:
+        stopping.set()
 
 
 def _configure_telemetry(settings: Settings) -> None:

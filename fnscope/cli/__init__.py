@@ -11,6 +11,8 @@ import importlib
 
 import click
 
+from fnscope.cli.flags import NO_COLOR_OPTION
+
 COMMANDS = {
     "up": "fnscope.cli.serve:up",
     "collector": "fnscope.cli.serve:collector",
@@ -40,5 +42,6 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fnscope")
+@NO_COLOR_OPTION
 def main() -> None:
     """fnscope: logs, audit and health of serverless functions."""

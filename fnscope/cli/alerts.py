@@ -7,7 +7,42 @@ import json
 import click
 import httpx
 
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, unreachable
+from fnscope.cli.flags import table_options
+from fnscope.cli.output import Column, print_table, when
+
+_STATE = Column("state", style=lambda v: {"firing": "bold red", "pending": "yellow"}.get(v), keep=95)
+_RULE = Column("rule", keep=90)
+_FUNCTION = Column("function", keep=85)
+ALERT_COLUMNS = [
+    _STATE,
+    _RULE,
+    _FUNCTION,
+    Column("value", keep=40, right=True),
+    Column("summary", keep=60),
+    Column("active_since", "since", time=True, keep=70),
+    Column("updated_at", "updated", time=True, keep=30),
+]
+HISTORY_COLUMNS = [
+    Column("time", time=True, keep=100),
+    Column("kind", keep=80),
+    _RULE,
+    Column("summary", keep=50),
+    Column("target", keep=60),
+    Column("delivery", style=when(lambda v: v != "delivered", "bold red"), keep=70),
+    Column("attempts", keep=20, right=True),
+    Column("http_status", "http", keep=30, right=True),
+    Column("error", keep=40),
+]
+DELIVERY_COLUMNS = [
+    Column("target", keep=100),
+    Column("format", keep=40),
+    Column("delivery", style=when(lambda v: v != "delivered", "bold red"), keep=90),
+    Column("attempts", keep=20, right=True),
+    Column("http_status", "http", keep=60, right=True),
+    Column("error", keep=70),
+    Column("delivery_ms", "ms", keep=10, right=True),
+]
 
 
 @click.group()
@@ -20,6 +55,7 @@ def alerts() -> None:
 @click.option("--rules", "show_rules", is_flag=True, help="the rules in force instead of the alerts")
 @click.option("--function", "-f", default="", help="one function")
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@table_options
 @API_OPTION
 @TOKEN_OPTION
 def list_(show_all: bool, show_rules: bool, function: str, as_json: bool, api: str, token: str | None) -> None:
@@ -35,7 +71,7 @@ def list_(show_all: bool, show_rules: bool, function: str, as_json: bool, api: s
         click.echo("no alerts pending or firing")
     else:
         rows = [{**a, "function": a["labels"].get("function", "")} for a in out["alerts"]]
-        print_table(rows, ["state", "rule", "function", "value", "summary", "active_since", "updated_at"])
+        print_table(rows, ALERT_COLUMNS)
 
 
 @alerts.command()
@@ -44,6 +80,7 @@ def list_(show_all: bool, show_rules: bool, function: str, as_json: bool, api: s
 @click.option("--function", "-f", default="", help="one function")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@table_options
 @API_OPTION
 @TOKEN_OPTION
 def history(since: str, rule: str, function: str, limit: int, as_json: bool, api: str, token: str | None) -> None:
@@ -53,11 +90,11 @@ def history(since: str, rule: str, function: str, limit: int, as_json: bool, api
     if as_json:
         click.echo(json.dumps(out["history"], indent=2))
         return
-    columns = ["time", "kind", "rule", "summary", "target", "delivery", "attempts", "http_status", "error"]
-    print_table(out["history"], columns)
+    print_table(out["history"], HISTORY_COLUMNS)
 
 
 @alerts.command()
+@table_options
 @API_OPTION
 @TOKEN_OPTION
 def test(api: str, token: str | None) -> None:
@@ -66,10 +103,10 @@ def test(api: str, token: str | None) -> None:
     try:
         response = httpx.post(f"{api.rstrip('/')}/api/alerts/test", headers=headers, timeout=120)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach fnscope at {api}: {exc} (is `fnscope up` running?)") from exc
+        raise unreachable(api, exc) from exc
     if response.status_code >= 400:
         raise click.ClickException(f"{response.status_code}: {response.text}")
     deliveries = response.json()["deliveries"]
-    print_table(deliveries, ["target", "format", "delivery", "attempts", "http_status", "error", "delivery_ms"])
+    print_table(deliveries, DELIVERY_COLUMNS)
     if any(d["delivery"] != "delivered" for d in deliveries):
         raise click.ClickException("not every target got the test notification")

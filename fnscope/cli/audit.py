@@ -12,10 +12,22 @@ import click
 from rich.console import Console
 
 from fnscope.cli.audit_bundle import verify_bundle, write_bundle
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_call, api_get, print_table
+from fnscope.cli.common import API_OPTION, DEFAULT_API, TOKEN_OPTION, api_call, api_get, api_url
+from fnscope.cli.flags import table_options
 from fnscope.cli.inert import csv_cell, markup, terminal
+from fnscope.cli.output import Column, print_table, when
 
-EVENT_COLUMNS = ["time", "principal_name", "action", "function", "source_ip", "mfa", "error_code", "region", "history"]
+EVENT_COLUMNS = [
+    Column("time", time=True, keep=100),
+    Column("principal_name", "principal", keep=90),
+    Column("action", keep=95),
+    Column("function", keep=70),
+    Column("source_ip", "source", keep=60),
+    Column("mfa", style=when(lambda v: v is False, "yellow"), keep=50),
+    Column("error_code", "error", style=when(bool, "red"), keep=65),
+    Column("region", keep=20),
+    Column("history", keep=40),
+]
 
 
 def history(row: dict[str, Any]) -> str:
@@ -31,13 +43,13 @@ def history(row: dict[str, Any]) -> str:
     return "; ".join(notes)
 
 
-def output(rows: list[dict[str, Any]], columns: list[str], as_json: bool, as_csv: bool) -> None:
+def output(rows: list[dict[str, Any]], columns: list[Column | str], as_json: bool, as_csv: bool) -> None:
     """Rows as a table, JSON lines, or CSV with every field."""
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
     elif as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else columns)
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else [_key(c) for c in columns])
         writer.writeheader()
         for row in rows:
             writer.writerow({k: csv_cell(json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items()})
@@ -45,9 +57,14 @@ def output(rows: list[dict[str, Any]], columns: list[str], as_json: bool, as_csv
         print_table([{**row, "history": history(row)} for row in rows], columns)
 
 
+def _key(column: Column | str) -> str:
+    return column.key if isinstance(column, Column) else column
+
+
 FORMAT_OPTIONS = [
     click.option("--json", "as_json", is_flag=True, help="one JSON object per line"),
     click.option("--csv", "as_csv", is_flag=True, help="CSV with every field"),
+    table_options,
 ]
 
 
@@ -114,15 +131,18 @@ def audit(
 def _connection(ctx: click.Context, api: str | None, token: str | None) -> tuple[str, str | None]:
     """--api/--token given after the subcommand win over those given before it."""
     parent = ctx.obj or {}
-    return api or parent.get("api", "http://127.0.0.1:4318"), token or parent.get("token")
+    return api or parent.get("api", DEFAULT_API), token or parent.get("token")
 
 
-SUB_API = click.option("--api", default=None, envvar="FNSCOPE_API", help="URL of a running fnscope (env FNSCOPE_API)")
+SUB_API = click.option(
+    "--api", default=None, envvar="FNSCOPE_API", callback=api_url, help="URL of a running fnscope (env FNSCOPE_API)"
+)
 SUB_TOKEN = click.option("--token", default=None, envvar="FNSCOPE_TOKEN", help="API token (env FNSCOPE_TOKEN)")
 
 
 @audit.command()
 @click.option("--json", "as_json", is_flag=True)
+@table_options
 @SUB_API
 @SUB_TOKEN
 @click.pass_context
@@ -142,7 +162,7 @@ def queries(ctx: click.Context, as_json: bool, api: str | None, token: str | Non
         }
         for q in found
     ]
-    print_table(rows, ["name", "finds", "controls", "params"])
+    print_table(rows, [Column("name", keep=100), Column("finds", keep=90), Column("controls", keep=40), "params"])
 
 
 @audit.command()
@@ -179,8 +199,8 @@ def run(
         api, token, f"/api/audit/queries/{name}", {**extra, "since": since, "until": until, "limit": limit}
     )
     rows = answer["results"]
-    columns = EVENT_COLUMNS if rows and "action" in rows[0] else list(rows[0]) if rows else EVENT_COLUMNS
-    columns = [c for c in columns if c != "event_ids"]
+    columns: list[Column | str] = EVENT_COLUMNS if not rows or "action" in rows[0] else list(rows[0])
+    columns = [c for c in columns if _key(c) != "event_ids"]
     output(rows, columns, as_json, as_csv)
     if not as_json and not as_csv:
         click.echo(f"{len(rows)} rows: {answer['query']['title']} ({'; '.join(answer['query']['controls'])})")

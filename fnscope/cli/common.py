@@ -6,22 +6,62 @@ from typing import Any
 
 import click
 import httpx
-from rich.console import Console
-from rich.table import Table
 
-from fnscope.cli.inert import markup
+from fnscope.cli.inert import terminal
+
+DEFAULT_API = "http://127.0.0.1:4318"
+
+
+def api_url(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
+    """A running fnscope's URL, checked before anything is sent: `127.0.0.1:4318` alone gets the fix spelled out."""
+    if value is None:
+        return None
+    url = httpx.URL(value) if "://" in value else None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        shown = terminal(value)
+        hint = f"; did you mean http://{shown}" if "://" not in value else ""
+        raise click.BadParameter(f"{shown!r} is not an http:// or https:// URL{hint}?", ctx, param)
+    return value
+
 
 API_OPTION = click.option(
     "--api",
     envvar="FNSCOPE_API",
-    default="http://127.0.0.1:4318",
+    default=DEFAULT_API,
     show_default=True,
+    callback=api_url,
     help="URL of a running fnscope (env FNSCOPE_API)",
 )
 TOKEN_OPTION = click.option("--token", envvar="FNSCOPE_TOKEN", default=None, help="API token (env FNSCOPE_TOKEN)")
 CONFIG_OPTION = click.option(
     "--config", type=click.Path(dir_okay=False), default=None, help="fnscope.yaml (env FNSCOPE_CONFIG)"
 )
+
+
+class Duration(click.ParamType):
+    """A length of time as the CLI takes it (30s, 5m, 1h, 7d): a wrong one is a usage error, not a traceback."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from fnscope.timeparse import parse_duration
+
+        try:
+            return parse_duration(str(value)).total_seconds()
+        except ValueError as exc:
+            self.fail(terminal(str(exc)), param, ctx)
+
+
+def unreachable(api_url: str, exc: Exception) -> click.ClickException:
+    return click.ClickException(f"cannot reach fnscope at {api_url}: {terminal(str(exc))} (is `fnscope up` running?)")
+
+
+def check_reachable(api_url: str) -> None:
+    """Fail at once, in one line, when nothing answers at ``api_url`` (rather than after a sender's retries)."""
+    try:
+        httpx.get(f"{api_url.rstrip('/')}/healthz", timeout=5)
+    except httpx.HTTPError as exc:
+        raise unreachable(api_url, exc) from exc
 
 
 def api_get(api_url: str, token: str | None, path: str, params: dict[str, Any]) -> Any:
@@ -35,7 +75,7 @@ def api_call(method: str, api_url: str, token: str | None, path: str, params: di
         url = f"{api_url.rstrip('/')}{path}"
         response = httpx.request(method, url, params=clean, json=body, headers=headers, timeout=60)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach fnscope at {api_url}: {exc} (is `fnscope up` running?)") from exc
+        raise unreachable(api_url, exc) from exc
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
@@ -43,12 +83,3 @@ def api_call(method: str, api_url: str, token: str | None, path: str, params: di
             detail = response.text
         raise click.ClickException(f"{response.status_code}: {detail}")
     return response.json()
-
-
-def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    table = Table(show_edge=False, pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else markup(str(row.get(c))) for c in columns))
-    Console().print(table)

@@ -29,7 +29,7 @@ import orjson
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 from tqdm import tqdm
 
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, check_reachable
 
 LOG_SUFFIXES = (".json", ".json.gz", ".ndjson", ".jsonl", ".gz")
 CHUNK_RECORDS = 5_000  # records per request when a file is too big for one
@@ -59,6 +59,9 @@ class Summary:
     digest_log_files_verified: int = 0
     digest_log_files_mismatched: list[str] = field(default_factory=list)
     digest_log_files_not_imported: int = 0
+    # versions the store gained while the import ran (a repeat of a stored one is none; live deliveries count);
+    # None when the token may not read it (an `audit`-only token)
+    new_versions: int | None = None
 
 
 # --- finding the files ------------------------------------------------------------------------------------------
@@ -298,11 +301,11 @@ def cloudtrail(paths: tuple[Path, ...], workers: int, as_json: bool, quiet: bool
     Importing the same files again adds nothing twice. Digest files are checked against the log files imported
     beside them (their signatures need AWS's public keys and are not checked here).
     """
-    try:
-        httpx.get(f"{api.rstrip('/')}/healthz", timeout=5)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach fnscope at {api}: {exc} (is `fnscope up` running?)") from exc
+    check_reachable(api)
+    began = _arrivals(api, token, {})
     summary = import_cloudtrail(list(paths), api, token, workers, progress=not quiet and not as_json)
+    if began is not None and (after := _arrivals(api, token, {"since_ms": began["now_ms"]})) is not None:
+        summary.new_versions = after["new_versions"]
     if as_json:
         click.echo(json.dumps(asdict(summary)))
     else:
@@ -311,8 +314,24 @@ def cloudtrail(paths: tuple[Path, ...], workers: int, as_json: bool, quiet: bool
         raise SystemExit(1)
 
 
+def _arrivals(api: str, token: str | None, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The store's clock, or the versions new since a moment by it; None when this token may not read them."""
+    try:
+        answer: dict[str, Any] = api_get(api, token, "/api/audit/arrivals", params)
+    except click.ClickException:
+        return None
+    return answer
+
+
 def _print_summary(summary: Summary) -> None:
-    click.echo(f"imported {summary.events} events from {summary.files} files ({summary.rejected} rejected records)")
+    sent = f"{summary.events} events from {summary.files} files ({summary.rejected} rejected records)"
+    if summary.new_versions is None:
+        click.echo(f"sent {sent}; an event already stored is kept once")
+    elif summary.new_versions == 0 and summary.events:
+        click.echo(f"added nothing new: the {sent} were all stored already")
+    else:
+        click.echo(f"sent {sent}; the store gained {summary.new_versions} new event versions meanwhile "
+                   "(live deliveries included, repeats of stored events not)")  # fmt: skip
     if summary.digests:
         click.echo(
             f"digests: {summary.digests} files; log files verified {summary.digest_log_files_verified}, "

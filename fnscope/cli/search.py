@@ -1,4 +1,5 @@
-"""`fnscope search`: function log lines, newest first; `--follow` tails live; `--context REF` explains a line."""
+"""`fnscope search`: the newest matching log lines, printed oldest to newest as `tail` does; `--follow` tails live;
+`--context REF` explains a line."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import click
 import httpx
 
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
+from fnscope.cli.flags import NO_COLOR_OPTION
 from fnscope.cli.inert import terminal
+from fnscope.cli.output import color_enabled
 
-HELP = """Find function log lines (newest first; --follow tails live).
+HELP = """Find function log lines: the newest --limit lines, printed oldest to newest so the newest is next to
+the prompt (as tail does); --cursor pages back to older ones, --follow keeps printing new ones.
 
 \b
 QUERY language:
@@ -100,10 +104,11 @@ def _print_context(found: dict[str, Any]) -> None:
 @click.option("--level", default="")
 @click.option("--request-id", default="")
 @click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--cursor", default=None, help="continue after the last line of a previous page (--json shows it)")
+@click.option("--cursor", default=None, help="the page of older lines before a previous page (it prints the cursor)")
 @click.option("--follow", is_flag=True, help="after the newest lines, keep printing new ones as they arrive")
 @click.option("--context", "ref", default=None, help="a line's ref: its invocation, API request, recent changes")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@NO_COLOR_OPTION
 @API_OPTION
 @TOKEN_OPTION
 def search(
@@ -121,7 +126,7 @@ def search(
     api: str,
     token: str | None,
 ) -> None:
-    color = click.get_text_stream("stdout").isatty()
+    color = color_enabled()
     if ref:
         found = api_get(api, token, "/api/search/context", {"ref": ref})
         if as_json:
@@ -137,7 +142,7 @@ def search(
         api, token, "/api/search", {**filters, "since": since, "until": until, "limit": limit, "cursor": cursor}
     )
     rows = page["results"]
-    for row in reversed(rows):  # oldest first, so the newest ends up next to the prompt
+    for row in reversed(rows):  # the API answers newest first; printed oldest first, the newest next to the prompt
         _print_line(row, as_json, color)
     if page["next_cursor"]:
-        click.echo(f"(more: --cursor {page['next_cursor']})", err=True)
+        click.echo(f"(older lines: --cursor {terminal(page['next_cursor'])})", err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from fnscope.app.settings import load_settings, settings_help
-from fnscope.cli.common import CONFIG_OPTION, TOKEN_OPTION
+from fnscope.cli.common import API_OPTION, CONFIG_OPTION, TOKEN_OPTION, Duration, api_url, check_reachable
 
 
 @click.command(epilog=settings_help())
@@ -72,16 +72,35 @@ def api(config: str | None, clickhouse: str, host: str | None, port: int | None)
 
 
 @click.command()
-@click.option("--functions", type=int, default=8, show_default=True)
-@click.option("--rate", type=float, default=50.0, show_default=True, help="invocations per second, fleet-wide")
-@click.option("--duration", default="30s", show_default=True, help="e.g. 30s, 5m")
-@click.option("--target", envvar="FNSCOPE_API", default="http://127.0.0.1:4318", show_default=True)
+@click.option("--functions", type=click.IntRange(1, 10_000), default=8, show_default=True)
+@click.option(
+    "--rate", type=click.FloatRange(0, min_open=True), default=50.0, show_default=True, help="invocations/s, fleet-wide"
+)
+@click.option("--duration", type=Duration(), default="30s", show_default=True, help="e.g. 30s, 5m")
+@API_OPTION
+@click.option("--target", default=None, hidden=True, callback=api_url)  # the old name of --api
 @TOKEN_OPTION
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--fast", is_flag=True, help="send as fast as possible instead of in real time")
-def simulate(functions: int, rate: float, duration: str, target: str, token: str | None, seed: int, fast: bool) -> None:
-    """Send realistic Lambda-like traffic in the real AWS wire formats."""
-    from fnscope.simulator.sender import run
-    from fnscope.timeparse import parse_duration
+def simulate(
+    functions: int,
+    rate: float,
+    duration: float,
+    api: str,
+    target: str | None,
+    token: str | None,
+    seed: int,
+    fast: bool,
+) -> None:
+    """Send realistic Lambda-like traffic in the real AWS wire formats to a running fnscope."""
+    from fnscope.simulator.sender import SendError, run
 
-    run(target, functions, rate, parse_duration(duration).total_seconds(), seed, token=token, fast=fast)
+    api = target or api
+    check_reachable(api)
+    try:
+        run(api, functions, rate, duration, seed, token=token, fast=fast)
+    except SendError as exc:
+        raise click.ClickException(f"fnscope at {api} stopped answering: {exc}") from exc
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        raise SystemExit(130) from None

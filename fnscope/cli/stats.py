@@ -7,26 +7,64 @@ from typing import Any
 
 import click
 
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, print_table
+from fnscope.cli import human
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
+from fnscope.cli.flags import table_options
+from fnscope.cli.output import Column, print_table, when
 
+
+def _headroom(value: Any) -> str:
+    """Negative headroom is concurrency past the limit: said in words, so it shows without colour too."""
+    if value is None or value == "":
+        return ""
+    return f"{human.count(value)} OVER" if value < 0 else human.count(value)
+
+
+_POSITIVE = when(lambda v: v > 0, "yellow")
+_FUNCTION = Column("function", keep=100)
+_INVOCATIONS = Column("invocations", show=human.count, keep=90, right=True)
+_ERRORS = Column("errors", show=human.count, style=_POSITIVE, keep=85, right=True)
+_THROTTLES = Column("throttles", show=human.count, style=when(lambda v: v > 0, "bold red"), keep=85, right=True)
+_P50 = Column("p50_ms", "p50", show=human.millis, keep=40, right=True)
+_P99 = Column("p99_ms", "p99", show=human.millis, keep=80, right=True)
+_PEAK = Column("peak_concurrency", "peak conc.", show=human.count, keep=60, right=True)
+_LIMIT = Column("concurrency_limit", "limit", show=human.count, keep=55, right=True)
+_HEADROOM = Column("headroom", show=_headroom, style=when(lambda v: v < 0, "bold red"), keep=75, right=True)
 TABLE_COLUMNS = [
-    "function",
-    "invocations",
-    "errors",
-    "timeouts",
-    "throttles",
-    "cold_starts",
-    "p50_ms",
-    "p99_ms",
-    "peak_concurrency",
-    "concurrency_limit",
-    "headroom",
-    "gb_seconds",
-    "estimated_cost_usd",
+    _FUNCTION,
+    _INVOCATIONS,
+    _ERRORS,
+    Column("timeouts", show=human.count, style=_POSITIVE, keep=30, right=True),
+    _THROTTLES,
+    Column("cold_starts", "cold starts", show=human.count, keep=35, right=True),
+    _P50,
+    _P99,
+    _PEAK,
+    _LIMIT,
+    _HEADROOM,
+    Column("gb_seconds", "GB-s", show=human.number, keep=10, right=True),
+    Column("estimated_cost_usd", "cost", show=human.usd, keep=20, right=True),
 ]
-VERSION_COLUMNS = ["function", "version", "aliases", "invocations", "error_rate", "p50_ms", "p99_ms", "cold_starts"]
-ACCOUNT_COLUMNS = ["account", "peak_concurrency", "concurrency_limit", "headroom"]
-SERIES_COLUMNS = ["time", "peak_concurrency", "invocations", "errors", "throttles", "p50_ms", "p99_ms"]
+VERSION_COLUMNS = [
+    _FUNCTION,
+    Column("version", keep=95),
+    Column("aliases", keep=70),
+    _INVOCATIONS,
+    Column("error_rate", "error rate", show=human.percent, style=_POSITIVE, keep=85, right=True),
+    _P50,
+    _P99,
+    Column("cold_starts", "cold starts", show=human.count, keep=35, right=True),
+]
+ACCOUNT_COLUMNS = [Column("account", keep=100), _PEAK, _LIMIT, _HEADROOM]
+SERIES_COLUMNS = [
+    Column("time", keep=100),
+    _PEAK,
+    _INVOCATIONS,
+    _ERRORS,
+    _THROTTLES,
+    _P50,
+    _P99,
+]
 
 
 @click.command()
@@ -39,6 +77,7 @@ SERIES_COLUMNS = ["time", "peak_concurrency", "invocations", "errors", "throttle
 @click.option("--versions", is_flag=True, help="also per version, with the aliases routing to it (canaries)")
 @click.option("--step", default=None, help="a time series instead: one row per step (1s, 1m, 1h)")
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@table_options
 @API_OPTION
 @TOKEN_OPTION
 def stats(
@@ -75,5 +114,4 @@ def stats(
     if out.get("accounts"):
         print_table(out["accounts"], ACCOUNT_COLUMNS)
     if versions:
-        rows = [{**r, "aliases": ",".join(r["aliases"])} for r in out["versions"]]
-        print_table(rows, VERSION_COLUMNS)
+        print_table(out["versions"], VERSION_COLUMNS)
