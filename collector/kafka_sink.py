@@ -172,6 +172,9 @@ class KafkaSink:
             on_error(exc)
         return done
 
+    def stored(self, timeout_s: float) -> bool:
+        return False  # the processors store it, at their pace: a collector can't tell when
+
     def ready(self) -> bool:
         """Never blocks (asked on the event loop); submit() checks again, blocking, before sending. Reachable but
         not yet connected counts as ready: the next request connects."""

@@ -90,6 +90,9 @@ class Ingest:
         handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
         if handed.future is not None:
             await self._durable(source, handed.future, handed.parsed)
+        if request.query_params.get("wait") == "stored":
+            # durable already; the sender also wants to read its writes back (a script, an import, a test)
+            handed.parsed.meta["stored"] = await run_in_threadpool(self.sink.stored, DURABLE_TIMEOUT_S)
         if handed.error is not None:
             raise handed.error
         parsed = handed.parsed
@@ -157,6 +160,9 @@ class Ingest:
         """Wait until the events are durable; the ones the store refused become this request's dead letters."""
         try:
             refused = await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
+        except self.saturated as exc:
+            log.warning("ingest refused, sink busy: %s", exc)
+            raise HTTPException(429, "store busy, retry later", headers={"Retry-After": RETRY_AFTER_S}) from exc
         except Exception as exc:
             log.warning("ingest not durable: %r", exc)
             raise HTTPException(503, plain_refusal(exc), headers={"Retry-After": RETRY_AFTER_S}) from exc
@@ -172,6 +178,8 @@ def counts(parsed: Parsed) -> dict[str, Any]:
     answer: dict[str, Any] = {"accepted": len(parsed.events) + parsed.stored, "rejected": len(parsed.dead)}
     if parsed.dead:
         answer["errors"] = sorted({d.reason for d in parsed.dead})[:5]
+    if "stored" in parsed.meta:  # asked with ?wait=stored: whether the events are in the store, not only durable
+        answer["stored"] = parsed.meta["stored"]
     return answer
 
 

@@ -21,7 +21,9 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(16 * 1024 * 1024, description="a request body as sent, before decompression")
     max_decompressed_bytes: int = Field(64 * 1024 * 1024, description="a request body after decompression")
     max_records_per_request: int = Field(100_000, description="records in one request")
-    max_pending_events: int = Field(1_000_000, description="embedded store backlog before answering 429")
+    max_log_bytes: int = Field(
+        2 * 1024**3, description="embedded: local log bytes not yet stored (store down or behind) before answering 429"
+    )
     max_field_chars: int = Field(
         262_144, description="longer strings (a log line, a raw record) are truncated, with a marker"
     )

@@ -38,6 +38,11 @@ class Sink(Protocol):
 
     def ready(self) -> bool: ...
 
+    def stored(self, timeout_s: float) -> bool:
+        """Wait until everything this sink acknowledged so far is in the store (a request's ``?wait=stored``:
+        read your writes); False when that took longer than ``timeout_s``, or the sink can't tell (Kafka)."""
+        ...
+
 
 class Saturated(RuntimeError):
     """The sink's backlog is full: the receiver answers 429 with Retry-After ("store busy")."""

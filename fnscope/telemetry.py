@@ -57,7 +57,7 @@ class PipelineMetrics:
     insert_seconds: Any  # histogram {role}
     batch_events: Any  # histogram {role}: events per ClickHouse insert batch
     kafka_lag: Gauge  # {topic, partition}: messages not yet read by this processor
-    pending_events: Gauge  # embedded: events waiting for the group commit
+    log_bytes: Gauge  # embedded: bytes in the local log not yet stored
 
     def record_stored(self, written: dict[Signal, int]) -> None:
         for signal, count in written.items():
@@ -109,7 +109,7 @@ def pipeline_metrics() -> PipelineMetrics:
             "fnscope_kafka_lag_messages", [lag.observe], description="processor: messages in Kafka not yet read"
         )
         meter.create_observable_gauge(
-            "fnscope_pending_events", [pending.observe], description="embedded: events waiting for the store"
+            "fnscope_log_bytes", [pending.observe], unit="By", description="embedded: local log bytes not yet stored"
         )
         _metrics = PipelineMetrics(
             received_requests=meter.create_counter("fnscope_received_requests", description="ingest requests"),
@@ -136,7 +136,7 @@ def pipeline_metrics() -> PipelineMetrics:
                 explicit_bucket_boundaries_advisory=BATCH_BUCKETS,
             ),
             kafka_lag=lag,
-            pending_events=pending,
+            log_bytes=pending,
         )
         return _metrics
 

@@ -1,60 +1,32 @@
-"""Distributed mode's processor: a consumer-group member that writes Kafka batches into ClickHouse.
-
-Offsets are committed only after the insert returned, so a processor killed mid-batch re-reads that batch
-on restart (or another member does after the rebalance); deterministic event ids plus ReplacingMergeTree make
-the second copy invisible. While ClickHouse is down the processor retries the same batch with backoff and
-commits nothing.
-
-A batch is what one poll returned, topped up by further short polls while messages keep arriving (up to
-``max_records`` messages, ``target_events`` events or ``max_linger_s``): each ClickHouse insert has a fixed
-cost of tens of milliseconds of CPU per table, so a processor keeping pace with its collectors would
-otherwise spend most of its time on inserts of a few hundred events.
-"""
+"""Distributed mode's source: a Kafka consumer-group member (``fnscope processor``), read by the processor loop
+(``fnscope.processors.log_processor``). Offsets are committed only after the insert returned; after a rebalance
+another member re-reads what this one had not committed."""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
-from pydantic import ValidationError
 
-from fnscope.events import Event, Signal, dead_letter
-from fnscope.processors.writer import EventWriter, stored_counts
+from fnscope.processors.log_processor import LogProcessor, Message
+from fnscope.processors.writer import EventWriter
 from fnscope.telemetry import pipeline_metrics
-from fnscope.transport import all_topics, decode
+from fnscope.transport import all_topics
 
 log = logging.getLogger("fnscope.processor")
-LIVE_WITHIN_S = 60.0
 
 
-class KafkaProcessor:
+class KafkaSource:
     def __init__(
         self,
         bootstrap: str,
-        writer: EventWriter,
         prefix: str = "fnscope",
         group_id: str = "fnscope-processors",
-        max_records: int = 2000,
         session_timeout_ms: int = 6000,
-        on_write: Callable[[dict[Signal, int]], None] | None = None,
-        max_linger_s: float = 0.25,
-        target_events: int = 20_000,
     ) -> None:
-        self._writer = writer
         self._topics = all_topics(prefix)
-        self._max_records = max_records
-        self._max_linger_s = max_linger_s
-        self._target_events = target_events
-        self._on_write = on_write
         self._metrics = pipeline_metrics()
-        self._stop = threading.Event()
-        self._beat = time.monotonic()  # the loop's last turn
-        self._store_failing = False
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -68,53 +40,28 @@ class KafkaProcessor:
         )
         self._consumer.subscribe(list(self._topics), listener=SayAssignment())
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self._beat = time.monotonic()
-            self.poll_once()
-        self._consumer.close(autocommit=False)
-
-    def live(self) -> bool:
-        """The loop is turning: it polled within the last minute (a poll waits half a second at most)."""
-        return not self._stop.is_set() and time.monotonic() - self._beat < LIVE_WITHIN_S
-
-    def ready(self) -> bool:
-        """The store takes this processor's writes (a failed insert is being retried otherwise)."""
-        return not self._store_failing
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def poll_once(self, timeout_ms: int = 500) -> int:
-        """Read one batch, write it until the write succeeds, then commit. Returns the events written."""
-        batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._max_records)
+    def read(self, timeout_s: float, max_messages: int) -> list[Message]:
+        batch = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_messages)
         self._record_lag()
-        if not batch:
-            return 0
-        events: list[Event] = []
-        messages = self._decode_into(events, batch)
-        deadline = time.monotonic() + self._max_linger_s
-        while messages < self._max_records and len(events) < self._target_events and time.monotonic() < deadline:
-            more = self._consumer.poll(timeout_ms=20, max_records=self._max_records - messages)
-            if not more:
-                break
-            messages += self._decode_into(events, more)
-        self._write_until_done(events)
+        return [
+            Message(self._topics[partition.topic], record.value, f"{partition.topic}@{record.offset}")
+            for partition, records in batch.items()
+            for record in records
+        ]
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member holds now."""
+        return set(self._consumer.assignment())
+
+    def commit(self) -> None:
         try:
             self._consumer.commit()
         except (CommitFailedError, KafkaError) as exc:
             # The group rebalanced while we wrote: another member re-reads the batch; duplicates stay invisible.
             log.warning("offset commit failed, batch will be re-read: %s", exc)
-        return len(events)
 
-    def _decode_into(self, events: list[Event], batch: dict[TopicPartition, list[ConsumerRecord]]) -> int:
-        messages = 0
-        for partition, records in batch.items():
-            signal = self._topics[partition.topic]
-            for record in records:
-                events.extend(self._decode(signal, record.value, partition.topic, record.offset))
-            messages += len(records)
-        return messages
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
 
     def _record_lag(self) -> None:
         """Messages in Kafka this member has not read yet, per assigned partition (from the last fetch)."""
@@ -131,38 +78,18 @@ class KafkaProcessor:
             return
         self._metrics.kafka_lag.replace(lag)
 
-    def _decode(self, signal: Signal, value: bytes, topic: str, offset: int) -> list[Event]:
-        try:
-            return decode(signal, value)
-        except ValidationError as exc:
-            reason = f"undecodable message at {topic}@{offset}: {exc.errors()[0]['msg']}"
-            return [dead_letter("kafka", reason, value)]
 
-    def _write_until_done(self, events: list[Event]) -> None:
-        """Write the batch; a record the store refuses becomes a dead letter (it would be refused for ever), while
-        an outage (the store takes nothing) is retried with the offsets kept, until the store is back."""
-        delay = 0.5
-        while True:
-            started = time.perf_counter()
-            try:
-                (refused,) = self._writer.write_isolating([events])
-            except Exception as exc:  # ClickHouse down or refusing everything: pause, keep the offsets, try again
-                if self._stop.is_set():
-                    raise
-                self._store_failing = True
-                log.warning("insert failed, retrying in %.1fs: %s", delay, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            self._store_failing = False
-            written = stored_counts(events, refused)
-            if refused:
-                log.warning("%d records refused by the store were dead-lettered", len(refused))
-            self._metrics.record_insert("processor", len(events), time.perf_counter() - started)
-            self._metrics.record_stored(written)
-            if self._on_write is not None:
-                self._on_write(written)
-            return
+def kafka_processor(
+    bootstrap: str,
+    writer: EventWriter,
+    prefix: str = "fnscope",
+    group_id: str = "fnscope-processors",
+    max_records: int = 2000,
+    session_timeout_ms: int = 6000,
+) -> LogProcessor:
+    """A processor reading Kafka: the group member ``fnscope processor`` runs."""
+    source = KafkaSource(bootstrap, prefix, group_id, session_timeout_ms)
+    return LogProcessor(source, writer, "processor", max_records=max_records)
 
 
 class SayAssignment(ConsumerRebalanceListener):

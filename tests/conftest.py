@@ -89,6 +89,14 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def all_stored(url: str, token: str | None = None) -> None:
+    """Wait until everything `fnscope up` at ``url`` acknowledged so far is in its store: a 2xx means durable (in its
+    local log), and the processor stores it within a second; a test that reads its writes back waits for that."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = httpx.post(f"{url}/ingest/telemetry?wait=stored", content=b"[]", headers=headers, timeout=60)
+    assert r.status_code == 200 and r.json()["stored"] is True, r.text
+
+
 class Process:
     """A fnscope role (or the broker) running as a real OS process, stopped at the end of the test."""
 

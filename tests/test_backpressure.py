@@ -96,7 +96,7 @@ def test_embedded_store_saturated_is_429_and_every_retried_event_lands_once(tmp_
     proc = Process(
         [*FNSCOPE, "up", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
         tmp_path / "up.log",
-        {"FNSCOPE_LIMITS__MAX_PENDING_EVENTS": "1"},  # one request may wait while another is written
+        {"FNSCOPE_LIMITS__MAX_LOG_BYTES": "1"},  # the log takes a request only when it holds nothing
     ).start()
     wait_http(f"{url}/healthz", proc=proc.proc)
     refusals: list[httpx.Response] = []
@@ -128,9 +128,9 @@ def test_embedded_store_saturated_is_429_and_every_retried_event_lands_once(tmp_
 
 
 def _processor_child(bootstrap: str, dsn: str, conn: Connection) -> None:
-    """A real KafkaProcessor on a real chDB store, in its own process; the parent asks it to make the table
+    """A real Kafka processor on a real chDB store, in its own process; the parent asks it to make the table
     disappear (DETACH: ClickHouse itself then refuses every insert) and come back (ATTACH)."""
-    from fnscope.processors.kafka_processor import KafkaProcessor
+    from fnscope.processors.kafka_processor import kafka_processor
     from fnscope.processors.store import open_store
     from fnscope.processors.writer import EventWriter
     from fnscope.store import connect
@@ -143,7 +143,7 @@ def _processor_child(bootstrap: str, dsn: str, conn: Connection) -> None:
             failures += "insert failed" in record.getMessage()
 
     logging.getLogger("fnscope.processor").addHandler(CountFailures())
-    processor = KafkaProcessor(bootstrap, EventWriter(open_store(dsn)), session_timeout_ms=6000)
+    processor = kafka_processor(bootstrap, EventWriter(open_store(dsn)), session_timeout_ms=6000)
     threading.Thread(target=processor.run, daemon=True).start()
     control = connect(dsn)
     while True:

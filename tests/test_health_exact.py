@@ -26,7 +26,8 @@ from kafka import KafkaProducer
 
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation, stable_id
 from fnscope.kafka_admin import ensure_topics
-from fnscope.processors.kafka_processor import KafkaProcessor
+from fnscope.processors.kafka_processor import KafkaSource
+from fnscope.processors.log_processor import LogProcessor
 from fnscope.processors.store import open_store
 from fnscope.processors.writer import EventWriter
 from fnscope.query.runner import QueryRunner
@@ -336,31 +337,31 @@ def test_exact_across_a_rebalance_between_two_processors(broker: str, store: Cli
         produce(events[i : i + 60])
 
     writer = EventWriter(store)  # chDB allows one process per store: both members share this process's writer
-    first = KafkaProcessor(broker, writer, max_records=4, session_timeout_ms=6000)
+    first_source = KafkaSource(broker, session_timeout_ms=6000)
+    first = LogProcessor(first_source, writer, "processor", max_records=4)
     written = 0
     deadline = time.monotonic() + 60
     while written < len(events) // 3 and time.monotonic() < deadline:
-        written += first.poll_once(200)
+        written += first.poll_once(0.2)
     assert written > 0, "the first processor must have written part of the topics before the second joins"
 
-    second = KafkaProcessor(broker, writer, max_records=4, session_timeout_ms=6000)
+    second_source = KafkaSource(broker, session_timeout_ms=6000)
+    second = LogProcessor(second_source, writer, "processor", max_records=4)
     stop = threading.Event()
 
-    def run(member: KafkaProcessor) -> None:
+    def run(member: LogProcessor) -> None:
         while not stop.is_set():
-            member.poll_once(200)
+            member.poll_once(0.2)
 
     threads = [threading.Thread(target=run, args=(m,)) for m in (first, second)]
     for t in threads:
         t.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (
-            second._consumer.assignment() and len(first._consumer.assignment()) < 20
-        ):
+        while time.monotonic() < deadline and not (second_source.assignment() and len(first_source.assignment()) < 20):
             time.sleep(0.2)
         # The group rebalanced: the partitions are now split between the two members.
-        assert second._consumer.assignment() and len(first._consumer.assignment()) < 20
+        assert second_source.assignment() and len(first_source.assignment()) < 20
         produce(late)  # minutes late, and copies of facts already written
         wait_drained(broker, deadline=time.monotonic() + 90)
         writer.health.flush()

@@ -20,11 +20,13 @@ from fnscope.app.settings import Settings
 from fnscope.audit_chain import load_signer
 from fnscope.auth import check_bind, parse_grant
 from fnscope.collector.formats import cloudtrail
+from fnscope.collector.log_sink import LocalLogSink
 from fnscope.collector.routes import StoreFirst
+from fnscope.local_log import LocalLog
 from fnscope.malloc_tuning import tune_for_server
 from fnscope.processors.audit_sealer import start_audit_sealer
 from fnscope.processors.cloudtrail_bulk import CloudTrailBulk
-from fnscope.processors.group_commit import GroupCommitWriter
+from fnscope.processors.log_processor import LocalLogSource, LogProcessor
 from fnscope.processors.store import open_store
 from fnscope.processors.writer import EventWriter
 from fnscope.query.runner import QueryRunner
@@ -34,7 +36,11 @@ from fnscope.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)
 BULK_HANDLES = 2  # CloudTrail bodies mapped at once by the store (each statement runs on one core)
-QUERY_HANDLES = 4  # queries run at once: a slow one holds up only its own handle
+QUERY_HANDLES = 4
+# how long the embedded processor gathers appends into one insert: inserts follow time, not senders, and a line is
+# searchable well within a second of its 2xx
+EMBEDDED_LINGER_S = 0.3
+CLEAN_STOP_S = 30.0  # queries run at once: a slow one holds up only its own handle
 
 
 def _check_address(settings: Settings) -> None:
@@ -89,13 +95,21 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     metrics = pipeline_metrics()
     writer = EventWriter(open_store(dsn, settings.retention, settings.clickhouse_cluster), health_client=connect(dsn))
     _start_listeners(settings, writer)
-    sink = GroupCommitWriter(writer, settings.limits.max_pending_events, on_write=metrics.record_stored)
+    # receivers acknowledge on the local durable log; the processor stores it, as in distributed mode
+    local_log = LocalLog(settings.data_dir / "log" / "log.sqlite", settings.limits.max_log_bytes, metrics.log_bytes.set)
+    sink = LocalLogSink(local_log)
+    processor = LogProcessor(LocalLogSource(local_log), writer, "embedded", max_linger_s=EMBEDDED_LINGER_S)
+    storing = threading.Thread(target=processor.run, name="processor", daemon=True)
+    storing.start()
     runner = QueryRunner(*(connect(dsn) for _ in range(QUERY_HANDLES)))
     stopping = threading.Event()  # set as the server starts stopping: the demo traffic ends without a traceback
 
     def shutdown() -> None:
         stopping.set()
-        sink.close()
+        sink.close()  # every acknowledged request is in the log
+        processor.stop()
+        storing.join(CLEAN_STOP_S)
+        processor.drain(CLEAN_STOP_S)  # and in the store (what a stop leaves behind, the next start stores)
 
     app = build_app(
         settings,
@@ -203,7 +217,7 @@ def run_api(settings: Settings) -> None:
 
 def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_records: int = 2000) -> None:
     from fnscope.kafka_admin import ensure_topics
-    from fnscope.processors.kafka_processor import KafkaProcessor
+    from fnscope.processors.kafka_processor import kafka_processor
 
     tune_for_server()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -212,7 +226,7 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
     logging.getLogger("kafka").setLevel(logging.ERROR)
     _configure_telemetry(settings)
     stopping = threading.Event()
-    running: list[KafkaProcessor] = []
+    running: list[LogProcessor] = []
     if settings.metrics_port:  # /metrics, /healthz and /readyz on a port of its own (it has no HTTP API)
         # live while it waits for Kafka and the store (an orchestrator starts roles in any order); ready once both
         # answered and the store takes its writes
@@ -243,7 +257,7 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
             stopping,
         )
         _start_listeners(settings, writer)  # alert rules over this processor's partitions, and the audit chain
-        running.append(KafkaProcessor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records))
+        running.append(kafka_processor(settings.kafka, writer, settings.kafka_topic_prefix, group_id, max_records))
         if not stopping.is_set():
             running[0].run()
     except (KeyboardInterrupt, Stopped):
