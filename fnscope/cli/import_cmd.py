@@ -1,4 +1,5 @@
-"""`fnscope import cloudtrail PATH...`: backfill CloudTrail log files into a running instance.
+"""`fnscope import cloudtrail PATH...`: backfill CloudTrail log files into a running instance (from S3:
+fnscope/cli/import_s3.py, which walks the bucket and sends through the same path).
 
 The files go to the instance's `POST /ingest/cloudtrail` as they are (gzip included), several at a time; the
 instance parses and stores them (in embedded mode only `fnscope up` may open the store, and it maps large bodies
@@ -17,8 +18,9 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from tqdm import tqdm
 
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION
+from fnscope.timeparse import parse_time
 
 LOG_SUFFIXES = (".json", ".json.gz", ".ndjson", ".jsonl", ".gz")
 CHUNK_RECORDS = 5_000  # records per request when a file is too big for one
@@ -46,6 +49,23 @@ class Retryable(Exception):
 
 class TooBig(Exception):
     """The instance refused the file as too large (413): send it in chunks of records."""
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One CloudTrail log file wherever it lives (a local path, an S3 object): its name in reports, its size,
+    whether it is gzip, and how to read it (called in a sending thread, again if its request is split)."""
+
+    name: str
+    size: int
+    gzipped: bool
+    read: Callable[[], bytes] = field(compare=False, repr=False)
+
+    @classmethod
+    def local(cls, path: Path) -> LogFile:
+        with path.open("rb") as f:
+            gzipped = _is_gzip(f.read(2))
+        return cls(str(path), path.stat().st_size, gzipped, path.read_bytes)
 
 
 @dataclass
@@ -130,17 +150,17 @@ class Sender:
         response.raise_for_status()
         return response.json()
 
-    def send_file(self, path: Path) -> tuple[int, int]:
-        body = path.read_bytes()
+    def send_file(self, file: LogFile) -> tuple[int, int]:
+        body = file.read()
         try:
             answer = self.post(body)
             return answer.get("accepted", 0), answer.get("rejected", 0)
         except TooBig:
             return self._send_in_chunks(body)
 
-    def send_batch(self, paths: list[Path]) -> tuple[int, int]:
+    def send_batch(self, files: list[LogFile]) -> tuple[int, int]:
         """Several files in one request (all gzip, or all plain); raises as ``post`` does."""
-        bodies = [path.read_bytes() for path in paths]
+        bodies = [file.read() for file in files]
         answer = self.post(b"".join(bodies) if _is_gzip(bodies[0]) else b"\n".join(bodies))
         return answer.get("accepted", 0), answer.get("rejected", 0)
 
@@ -169,19 +189,16 @@ def _plain(body: bytes) -> bytes:
     return gzip.decompress(body) if _is_gzip(body) else body
 
 
-def batches(paths: list[Path], limit: int = BATCH_BYTES) -> list[list[Path]]:
+def batches(files: list[LogFile], limit: int = BATCH_BYTES) -> list[list[LogFile]]:
     """The files grouped into requests, in order: gzip with gzip, plain with plain, up to ``limit`` bytes each."""
-    out: list[list[Path]] = []
-    open_batches: dict[bool, tuple[list[Path], int]] = {}
-    for path in paths:
-        with path.open("rb") as f:
-            gzipped = _is_gzip(f.read(2))
-        size = path.stat().st_size
-        current, total = open_batches.get(gzipped, ([], 0))
-        if current and total + size > limit:
+    out: list[list[LogFile]] = []
+    open_batches: dict[bool, tuple[list[LogFile], int]] = {}
+    for file in files:
+        current, total = open_batches.get(file.gzipped, ([], 0))
+        if current and total + file.size > limit:
             out.append(current)
             current, total = [], 0
-        open_batches[gzipped] = ([*current, path], total + size)
+        open_batches[file.gzipped] = ([*current, file], total + file.size)
     out += [batch for batch, _ in open_batches.values() if batch]
     return out
 
@@ -198,37 +215,54 @@ def _records(body: bytes) -> list[Any]:
 # --- digests ----------------------------------------------------------------------------------------------------
 
 
-def check_digests(digests: list[Path], logs: list[Path], summary: Summary) -> None:
+def aws_logs_key(name: str) -> str:
+    """A log file's key from ``AWSLogs/`` on (as digests name it), whatever bucket, prefix or folder holds it."""
+    parts = name.split("/")
+    return "/".join(parts[parts.index("AWSLogs") :]) if "AWSLogs" in parts else name
+
+
+# A log file imported now, by its ``AWSLogs/...`` key: (its name in reports, the SHA-256 of its uncompressed content).
+ContentHash = Callable[[str], tuple[str, str] | None]
+
+
+def check_digests(digests: list[LogFile], content_hash: ContentHash, summary: Summary) -> None:
     """Each digest lists log files (S3 keys) with the SHA-256 of their uncompressed content: compare."""
-    by_key: dict[str, Path] = {}
-    for path in logs:
-        parts = path.resolve().parts
-        if "AWSLogs" in parts:
-            by_key["/".join(parts[parts.index("AWSLogs") :])] = path
-    for digest_path in digests:
+    for digest_file in digests:
         summary.digests += 1
         try:
-            digest = orjson.loads(_plain(digest_path.read_bytes()))
+            digest = orjson.loads(_plain(digest_file.read()))
         except (OSError, ValueError) as exc:
-            summary.failed[str(digest_path)] = f"unreadable digest file: {exc}"
+            summary.failed[digest_file.name] = f"unreadable digest file: {exc}"
             continue
         for entry in digest.get("logFiles") or []:
-            key = str(entry.get("s3Object", ""))
-            local = by_key.get(key[key.find("AWSLogs") :] if "AWSLogs" in key else key)
-            if local is None:
+            found = content_hash(aws_logs_key(str(entry.get("s3Object", ""))))
+            if found is None:
                 summary.digest_log_files_not_imported += 1
-                continue
-            actual = hashlib.sha256(_plain(local.read_bytes())).hexdigest()
-            if actual == str(entry.get("hashValue", "")).lower():
+            elif found[1] == str(entry.get("hashValue", "")).lower():
                 summary.digest_log_files_verified += 1
             else:
-                summary.digest_log_files_mismatched.append(str(local))
+                summary.digest_log_files_mismatched.append(found[0])
+
+
+def local_hashes(logs: list[Path]) -> ContentHash:
+    """Local log files under an ``AWSLogs/`` folder by their key (each read when a digest names it)."""
+    by_key = {aws_logs_key(path.resolve().as_posix()): path for path in logs if "AWSLogs" in path.resolve().parts}
+
+    def content_hash(key: str) -> tuple[str, str] | None:
+        path = by_key.get(key)
+        return None if path is None else (str(path), content_sha256(path.read_bytes()))
+
+    return content_hash
+
+
+def content_sha256(body: bytes) -> str:
+    return hashlib.sha256(_plain(body)).hexdigest()
 
 
 # --- the command ------------------------------------------------------------------------------------------------
 
 
-def _send(sender: Sender, batch: list[Path]) -> list[tuple[Path, tuple[int, int] | Exception]]:
+def _send(sender: Sender, batch: list[LogFile]) -> list[tuple[LogFile, tuple[int, int] | Exception]]:
     """Each file's (accepted, rejected) or error: the batch in one request; if it is refused (a file in it is
     unusable, or the lot too big), each half again, down to single files, so a bad file is named on its own."""
     if len(batch) == 1:
@@ -244,40 +278,66 @@ def _send(sender: Sender, batch: list[Path]) -> list[tuple[Path, tuple[int, int]
         half = len(batch) // 2
         return _send(sender, batch[:half]) + _send(sender, batch[half:])
     # the answer counts the whole request: it is credited to its first file, the others add nothing
-    return [(batch[0], (accepted, rejected)), *((path, (0, 0)) for path in batch[1:])]
+    return [(batch[0], (accepted, rejected)), *((file, (0, 0)) for file in batch[1:])]
+
+
+@dataclass
+class Sending:
+    """What sending files needs, open for one import: the instance, the threads, the progress bar, the tally."""
+
+    sender: Sender
+    pool: ThreadPoolExecutor
+    bar: tqdm
+    summary: Summary
+    batch_bytes: int = BATCH_BYTES
+
+    def send(self, files: list[LogFile]) -> bool:
+        """Send the files, several to a request and several requests at a time; True when none failed."""
+        failed = False
+        futures = {self.pool.submit(_send, self.sender, batch): batch for batch in batches(files, self.batch_bytes)}
+        for future in as_completed(futures):
+            try:
+                outcomes = future.result()
+            except click.ClickException:
+                self.pool.shutdown(cancel_futures=True)
+                raise
+            except (httpx.HTTPError, Retryable, ValueError, OSError) as exc:
+                outcomes = [(file, exc) for file in futures[future]]
+            for file, outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    self.summary.failed[file.name] = str(outcome)
+                    failed = True
+                else:
+                    self.summary.files += 1
+                    self.summary.events += outcome[0]
+                    self.summary.rejected += outcome[1]
+                self.bar.update(file.size)
+            self.bar.set_postfix(events=self.summary.events, refresh=False)
+        return not failed
+
+
+@contextmanager
+def sending(
+    api: str, token: str | None, workers: int, progress: bool, total: int | None, batch_bytes: int = BATCH_BYTES
+) -> Iterator[Sending]:
+    with (
+        tqdm(total=total, unit="B", unit_scale=True, desc="cloudtrail", disable=not progress) as bar,
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
+        yield Sending(Sender(api, token), pool, bar, Summary(), batch_bytes)
 
 
 def import_cloudtrail(
     paths: list[Path], api: str, token: str | None, workers: int, progress: bool, batch_bytes: int = BATCH_BYTES
 ) -> Summary:
-    summary = Summary()
-    logs, digests = find_files(paths, summary)
-    sender = Sender(api, token)
-    total = sum(path.stat().st_size for path in logs)
-    with (
-        tqdm(total=total, unit="B", unit_scale=True, desc="cloudtrail", disable=not progress) as bar,
-        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
-    ):
-        futures = {pool.submit(_send, sender, batch): batch for batch in batches(logs, batch_bytes)}
-        for future in as_completed(futures):
-            try:
-                outcomes = future.result()
-            except click.ClickException:
-                pool.shutdown(cancel_futures=True)
-                raise
-            except (httpx.HTTPError, Retryable, ValueError, OSError) as exc:
-                outcomes = [(path, exc) for path in futures[future]]
-            for path, outcome in outcomes:
-                if isinstance(outcome, Exception):
-                    summary.failed[str(path)] = str(outcome)
-                else:
-                    summary.files += 1
-                    summary.events += outcome[0]
-                    summary.rejected += outcome[1]
-                bar.update(path.stat().st_size)
-            bar.set_postfix(events=summary.events, refresh=False)
-    check_digests(digests, logs, summary)
-    return summary
+    found = Summary()
+    logs, digests = find_files(paths, found)
+    files = [LogFile.local(path) for path in logs]
+    with sending(api, token, workers, progress, sum(f.size for f in files), batch_bytes) as out:
+        out.summary.skipped = found.skipped
+        out.send(files)
+    check_digests([LogFile.local(path) for path in digests], local_hashes(logs), out.summary)
+    return out.summary
 
 
 @click.group(name="import")
@@ -286,27 +346,77 @@ def import_() -> None:
 
 
 @import_.command(name="cloudtrail")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--since", help="S3 only: date folders from this day on (2024-08-01, or 90d)")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="S3 only: where the import remembers how far it got "
+    "[default: $XDG_STATE_HOME/fnscope/cloudtrail-s3.json, else ~/.local/state/fnscope/cloudtrail-s3.json]",
+)
 @click.option("--workers", type=int, default=4, show_default=True, help="files sent at the same time")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @API_OPTION
 @TOKEN_OPTION
-def cloudtrail(paths: tuple[Path, ...], workers: int, as_json: bool, quiet: bool, api: str, token: str | None) -> None:
-    """CloudTrail log files: .json, .json.gz, or S3-style trees (AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/).
+def cloudtrail(
+    sources: tuple[str, ...],
+    since: str | None,
+    state_path: Path | None,
+    workers: int,
+    as_json: bool,
+    quiet: bool,
+    api: str,
+    token: str | None,
+) -> None:
+    """CloudTrail log files: .json, .json.gz, S3-style trees (AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/),
+    or the trail's bucket itself: s3://bucket[/prefix].
 
     Importing the same files again adds nothing twice. Digest files are checked against the log files imported
-    beside them (their signatures need AWS's public keys and are not checked here).
+    beside them (their signatures need AWS's public keys and are not checked here). From S3 (boto3's standard
+    credentials; AWS_ENDPOINT_URL honoured) only the date folders from --since on are listed, and a re-run
+    resumes where the last one got to: folders it finished are not listed again, files it sent not read again.
     """
+    buckets = [s for s in sources if s.startswith("s3://")]
+    paths = [Path(s) for s in sources if not s.startswith("s3://")]
+    if buckets and paths:
+        raise click.UsageError("import either local files or one s3:// location, not both")
+    if len(buckets) > 1:
+        raise click.UsageError("one s3:// location at a time")
+    if since and not buckets:
+        raise click.UsageError("--since is for an s3:// location (local files are imported as named)")
+    for path in paths:
+        if not path.exists():
+            raise click.BadParameter(f"{path} does not exist", param_hint="SOURCES")
     try:
         httpx.get(f"{api.rstrip('/')}/healthz", timeout=5)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach fnscope at {api}: {exc} (is `fnscope up` running?)") from exc
-    summary = import_cloudtrail(list(paths), api, token, workers, progress=not quiet and not as_json)
+    progress = not quiet and not as_json
+    extra: dict[str, Any] = {}
+    if buckets:
+        from fnscope.cli.import_s3 import default_state_path, import_from_s3
+
+        try:
+            start = parse_time(since) if since else None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+        with sending(api, token, workers, progress, None) as out:
+            counts = import_from_s3(buckets[0], start, state_path or default_state_path(), api, token, out)
+        summary, extra = out.summary, {"s3": asdict(counts)}
+    else:
+        summary = import_cloudtrail(paths, api, token, workers, progress)
     if as_json:
-        click.echo(json.dumps(asdict(summary)))
+        click.echo(json.dumps(asdict(summary) | extra))
     else:
         _print_summary(summary)
+        if "s3" in extra:
+            s3 = extra["s3"]
+            click.echo(
+                f"S3: {s3['listings']} listings, {s3['objects_read']} objects read, "
+                f"{s3['folders_done_before']} folders done by an earlier run"
+            )
     if summary.failed or summary.digest_log_files_mismatched:
         raise SystemExit(1)
 
