@@ -3,7 +3,9 @@
 
 A trail that delivers to a CloudWatch Logs group writes one CloudTrail record per log event; from a sender whose
 token may send audit events, those become audit events mapped exactly as the trail's S3 files are
-(``cloudtrail.record_to_event``), so the same record arriving both ways is stored once.
+(``cloudtrail.record_to_event``), so the same record arriving both ways is stored once. API Gateway access-log
+lines in the JSON format that names ``apiId`` (deploy/aws, `fnscope aws template`) become API requests as
+``POST /ingest/apigateway`` maps them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fnscope.collector.formats import cloudtrail
+from fnscope.collector.formats import apigateway, cloudtrail
 from fnscope.collector.formats.base import Parsed
 from fnscope.collector.formats.lambda_text import (
     CurrentInvocation,
@@ -122,7 +124,7 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
     )
     take_records(len(obj["logEvents"]))
     # A trail's log group: one CloudTrail record per log event. A Lambda group's lines are what its code printed,
-    # never audit records, whatever they look like.
+    # never audit records or API access logs, whatever they look like.
     trail = ctx.audit and group is None
     line_ids, current = LineIds(), CurrentInvocation()  # one message holds one log stream: one environment
     for log_event in obj["logEvents"]:
@@ -154,6 +156,9 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
         if trail and (record := cloudtrail.record_in_text(message)) is not None:
             # the same audit event (id, content) the trail's S3 file gives: the two deliveries are stored once
             parsed.collect(ctx, source, message, lambda: [cloudtrail.record_to_event(record, ctx)])  # noqa: B023
+            continue
+        if group is None and (access := apigateway.access_log_in_text(message)) is not None:
+            parsed.collect(ctx, source, message, lambda: [apigateway.record_to_event(access, message, ctx)])  # noqa: B023
             continue
         current.follow(message)
         line_src = current.attribute(_with_extracted(src, log_event))
