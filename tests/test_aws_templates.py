@@ -166,3 +166,27 @@ def test_the_logs_template_outputs_the_printed_formats() -> None:
     outputs = template("logs")["Outputs"]
     assert outputs["ApiGatewayRestAccessLogFormat"]["Value"] == printed("access-log-format", "--api", "rest").strip()
     assert outputs["ApiGatewayHttpAccessLogFormat"]["Value"] == printed("access-log-format", "--api", "http").strip()
+
+
+def test_what_the_readme_says_each_path_makes() -> None:
+    """Failed records: after 5 minutes of retries, gzip, kept 14 days; the trail: multi-region, validated, its group
+    kept 7 days, or an existing trail's group instead."""
+    for path, prefix in (("logs", "Logs"), ("cloudtrail", "Trail")):
+        doc = template(path)
+        resources = doc["Resources"]
+        http = resources[f"{prefix}DeliveryStream"]["Properties"]["HttpEndpointDestinationConfiguration"]
+        assert http["RetryOptions"]["DurationInSeconds"] == 300
+        assert (http["S3BackupMode"], http["S3Configuration"]["CompressionFormat"]) == ("FailedDataOnly", "GZIP")
+        (rule,) = resources[f"{prefix}BackupBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        assert (
+            rule["ExpirationInDays"] == {"Ref": "FailedRecordDays"}
+            and doc["Parameters"]["FailedRecordDays"]["Default"] == 14
+        )
+    doc = template("cloudtrail")
+    trail = doc["Resources"]["Trail"]["Properties"]
+    assert trail["IsMultiRegionTrail"] and trail["EnableLogFileValidation"] and trail["IsLogging"]
+    group = doc["Resources"]["TrailLogGroup"]["Properties"]
+    assert (group["LogGroupName"], group["RetentionInDays"]) == ("aws-cloudtrail-logs-fnscope", 7)
+    assert doc["Resources"]["TrailSubscription"]["Properties"]["LogGroupName"] == {
+        "Fn::If": ["NewTrail", {"Ref": "TrailLogGroup"}, {"Ref": "TrailLogGroupName"}]
+    }

@@ -24,6 +24,8 @@ import httpx
 import orjson
 import pytest
 
+from fnscope.auth import fingerprint
+from fnscope.cli.import_s3 import default_state_path
 from tests.conftest import FNSCOPE, ROOT, Process, free_port, wait_http
 from tests.fixtures.cloudtrail_set import ACCOUNT, REGION
 from tests.test_audit_support import FIXTURE_SET, derive
@@ -88,7 +90,9 @@ def _client_credentials() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("up")
-    url, proc = start_up(tmp / "data", tmp / "up.log", {"FNSCOPE_TOKENS": "tok-resume:resume,tok-tamper:tamper"})
+    url, proc = start_up(
+        tmp / "data", tmp / "up.log", {"FNSCOPE_TOKENS": "tok-resume:resume,tok-tamper:tamper,tok-org:org"}
+    )
     yield url
     proc.stop()
 
@@ -149,7 +153,8 @@ def test_import_from_s3_twice_adds_nothing_and_resumes(instance: str, s3: S3Stan
     assert len(objects_read(asked)) == FILES + 2 == first["s3"]["objects_read"]  # the logs, today's file, the digest
     # where it got to is in the user's state directory
     state = orjson.loads((state_home / "fnscope" / "cloudtrail-s3.json").read_bytes())
-    (entry,) = state["sources"].values()
+    ((key, entry),) = state["sources"].items()
+    assert key == f"{url} {fingerprint('tok-resume')} s3://{BUCKET}/{PREFIX}/"  # per instance, token, location
     digest_day = f"{PREFIX}/AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}"
     assert f"{DAY}/2024/08/" in entry["done"]  # a finished month is one entry
     assert f"{digest_day}/2024/" in entry["done"]  # as is a finished year
@@ -194,3 +199,30 @@ def test_a_log_file_changed_in_the_bucket_fails_its_digest(instance: str, s3: S3
     assert "verified 1, mismatched 1" in result.stdout
     assert f"MISMATCH s3://{BUCKET}/{prefix}/{logs[0].relative_to(tree).as_posix()}" in result.stderr
     assert state.is_file()
+
+
+def test_an_organization_trail_is_walked_through_its_accounts(instance: str, s3: S3StandIn, tmp_path: Path) -> None:
+    """An organization trail delivers under AWSLogs/<org id>/<account>/CloudTrail/...; other folders are not walked."""
+    records = [derive(r) for r in FIXTURE_SET.technique(FIXTURE_SET.techniques[1])]
+    when = datetime(2024, 8, 1, 13, tzinfo=UTC)
+    name = f"{ACCOUNT}_CloudTrail_{REGION}_{when:%Y%m%dT%H%MZ}_0001.json.gz"
+    s3.put(
+        f"org/AWSLogs/o-a1b2c3d4e5/{ACCOUNT}/CloudTrail/{REGION}/2024/08/01/{name}",
+        gzip.compress(orjson.dumps({"Records": records})),
+    )
+    s3.put(f"org/AWSLogs/not-an-account/CloudTrail/{REGION}/2024/08/01/{name}", b"{}")
+    env = {**AWS_ENV, "AWS_ENDPOINT_URL": s3.url, "FNSCOPE_TOKEN": "tok-org"}
+    state = tmp_path / "state.json"
+    result = _cli(instance, env, "import", "cloudtrail", f"s3://{BUCKET}/org", "--state", str(state), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["files"], summary["events"], summary["s3"]["objects_read"]) == (1, len(records), 1)
+    assert sorted(r["event_id"] for r in all_audit(instance, "org")) == sorted(r["eventID"] for r in records)
+
+
+def test_the_state_file_is_in_the_users_state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert default_state_path() == tmp_path / "xdg" / "fnscope" / "cloudtrail-s3.json"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_state_path() == tmp_path / "home" / ".local" / "state" / "fnscope" / "cloudtrail-s3.json"

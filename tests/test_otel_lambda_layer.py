@@ -239,6 +239,19 @@ def test_a_failed_invocation_keeps_its_status() -> None:
     assert report.status == "timeout"
 
 
+def test_durations_come_to_the_hundredth_the_receiver_writes() -> None:
+    precise = [dict(e) for e in batch()]
+    for element in precise:
+        if element["type"] == "platform.report":
+            element["record"] = {
+                **element["record"],
+                "metrics": {**element["record"]["metrics"], "durationMs": 120.756},
+            }
+    parsed = otlp.parse(receiver_export(precise).SerializeToString(), CTX, "application/x-protobuf")
+    (report,) = [e for e in parsed.events if isinstance(e, Invocation) and e.kind == "report"]
+    assert report.duration_ms == 120.76
+
+
 def test_other_otlp_logs_are_still_plain_lines() -> None:
     export = receiver_export(batch())
     export.resource_logs[0].scope_logs[0].scope.name = "my-app"
@@ -253,6 +266,7 @@ def test_the_example_collector_config_turns_on_the_report_and_sends_logs_here() 
     assert exporter["logs_endpoint"].endswith("/v1/logs")
     assert re.fullmatch(r"Bearer \$\{env:\w+\}", exporter["headers"]["Authorization"])
     assert config["service"]["pipelines"]["logs"]["receivers"] == ["telemetryapi"]
+    assert list(config["service"]["pipelines"]) == ["logs"]  # the receiver's metrics and init span stay out
 
 
 # --- end to end: both paths into one `fnscope up` -------------------------------------------------------------
