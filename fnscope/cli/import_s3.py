@@ -30,7 +30,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fnscope.auth import fingerprint
-from fnscope.cli.import_cmd import (
+from fnscope.cli.cloudtrail_files import (
     LOG_SUFFIXES,
     ContentHash,
     LogFile,
