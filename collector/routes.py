@@ -78,7 +78,13 @@ class Ingest:
         self.saturated = saturated
 
     async def __call__(
-        self, request: Request, tenant: str, source: str, parser: Parser, store_first: StoreFirst | None = None
+        self,
+        request: Request,
+        tenant: str,
+        source: str,
+        parser: Parser,
+        store_first: StoreFirst | None = None,
+        audit: bool = False,
     ) -> Parsed:
         started = time.perf_counter()
         if not self.sink.ready():
@@ -86,7 +92,7 @@ class Ingest:
             raise HTTPException(503, "store unavailable, retry later", headers={"Retry-After": RETRY_AFTER_S})
         body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
         self.metrics.received_bytes.add(len(body), {"format": source})
-        ctx = IngestContext(tenant=tenant, params=dict(request.query_params))
+        ctx = IngestContext(tenant=tenant, params=dict(request.query_params), audit=audit)
         handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
         if handed.future is not None:
             await self._durable(source, handed.future, handed.parsed)
@@ -192,7 +198,8 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
         scope = auth.audit if source == "cloudtrail" else auth.telemetry
 
         async def endpoint(request: Request, tenant: str = Depends(scope)) -> dict[str, Any]:
-            return counts(await ingest(request, tenant, source, parser, store_first))
+            audit = auth.allows(request, "audit")
+            return counts(await ingest(request, tenant, source, parser, store_first, audit))
 
         router.add_api_route(path, endpoint, methods=["POST"], summary=summary, name=f"ingest_{source}")
 
@@ -209,7 +216,7 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
         request_id = request.headers.get("x-amz-firehose-request-id", "")
         try:
             tenant = auth.check(request, "telemetry")
-            parsed = await ingest(request, tenant, "firehose", firehose.parse)
+            parsed = await ingest(request, tenant, "firehose", firehose.parse, audit=auth.allows(request, "audit"))
         except HTTPException as exc:
             detail = exc.detail if isinstance(exc.detail, str) else compact_json(exc.detail)
             return JSONResponse(

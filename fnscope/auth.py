@@ -127,6 +127,13 @@ class TokenAuth:
             )
         return tenant
 
+    def allows(self, request: Request, scope: str) -> bool:
+        """Whether the request's token also has ``scope`` (asked after ``check`` let the request in)."""
+        try:
+            return scope in self._identify(request)[2]
+        except HTTPException:
+            return False
+
     def _identify(self, request: Request) -> tuple[str, str, frozenset[str]]:
         if not self.grants:
             return DEFAULT_TENANT, "open", frozenset(SCOPES)

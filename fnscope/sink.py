@@ -16,6 +16,10 @@ class IngestContext:
 
     tenant: str = "default"
     params: dict[str, str] = field(default_factory=dict)
+    # The sender's token may send audit events: only then do CloudTrail records found in a log payload (a trail's
+    # CloudWatch Logs group) become audit events; otherwise they stay log lines, so the telemetry token every
+    # function's environment holds cannot forge audit history.
+    audit: bool = False
 
     def param(self, name: str, default: str = "") -> str:
         return self.params.get(name) or default

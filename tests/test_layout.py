@@ -40,6 +40,7 @@ COMPONENTS: dict[str, set[str]] = {
     "fnscope.alerts": set(),
     "fnscope.simulator": set(),
     "fnscope.console": set(),
+    "fnscope.deploy": set(),
     "fnscope.dashboards": {"fnscope.alerts"},
     "fnscope.query": {"fnscope.alerts", "fnscope.dashboards"},
 }
@@ -192,7 +193,7 @@ def test_wheel_has_one_top_level_package_and_everything_it_needs(wheel: zipfile.
     shipped = {name.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for name in names}
     missing = sorted(module for module in MODULES if module not in shipped)
     assert not missing, f"modules left out of the wheel: {missing}"
-    for folder in ("console/static", "dashboards/provisioning"):
+    for folder in ("console/static", "dashboards/provisioning", "deploy/aws"):
         package = f"fnscope/{folder}"
         files = sorted(p.relative_to(ROOT / folder).as_posix() for p in (ROOT / folder).rglob("*") if p.is_file())
         assert files, folder

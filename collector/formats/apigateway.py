@@ -284,6 +284,15 @@ def record_to_event(obj: dict[str, Any], line: str, ctx: IngestContext, source: 
     )
 
 
+def access_log_in_text(text: str) -> dict[str, Any] | None:
+    """An access-log line as a CloudWatch Logs group holds it, told apart from other JSON lines by the ``apiId``
+    key the recommended format carries (deploy/aws/apigateway-access-log-format.json); else None."""
+    if not text.startswith("{") or '"apiId"' not in text:
+        return None
+    obj = _loads(text)
+    return obj if isinstance(obj, dict) and "apiId" in obj and "status" in obj else None
+
+
 # --- the body -------------------------------------------------------------------------------------------------
 
 

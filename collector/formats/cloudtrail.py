@@ -17,7 +17,7 @@ from fnscope.decoding.arn import function_name
 from fnscope.decoding.budget import take_records
 from fnscope.decoding.compression import inflate_body
 from fnscope.decoding.errors import UnusableBody
-from fnscope.decoding.jsontext import Undecodable, compact_json, iter_documents_lenient
+from fnscope.decoding.jsontext import Undecodable, compact_json, iter_documents_lenient, load_body
 from fnscope.events import AuditEvent, stable_id
 from fnscope.sink import IngestContext
 from fnscope.timeparse import parse_iso_utc
@@ -39,6 +39,8 @@ _DIGEST_KEYS = frozenset(
     }
 )
 _LAMBDA_SOURCE = "lambda.amazonaws.com"
+# What every CloudTrail record carries, as strings: how a record is told apart from a log line that is JSON.
+RECORD_KEYS = ("eventVersion", "eventID", "eventSource", "eventName", "eventTime")
 _MAX_REASONS = 5
 
 
@@ -96,6 +98,20 @@ def is_digest(obj: Any) -> bool:
     if not isinstance(obj, dict) or "eventTime" in obj or "Records" in obj:
         return False
     return len(_DIGEST_KEYS.intersection(obj)) >= 2
+
+
+def record_in_text(text: str) -> dict[str, Any] | None:
+    """The CloudTrail record a log line holds whole (a trail delivering to CloudWatch Logs writes one record per
+    log event), or None when the line is anything else."""
+    if not text.startswith("{") or '"eventVersion"' not in text:  # most lines: no decoding at all
+        return None
+    try:
+        rec = load_body(text.encode("utf-8", "surrogatepass"), "")
+    except (UnusableBody, RecursionError):
+        return None
+    if not isinstance(rec, dict) or not all(isinstance(rec.get(key), str) and rec[key] for key in RECORD_KEYS):
+        return None
+    return rec
 
 
 def _event_id(rec: dict[str, Any]) -> str:

@@ -1,5 +1,11 @@
 """CloudWatch Logs subscription payloads: DATA_MESSAGE / CONTROL_MESSAGE, as delivered directly, via Firehose
 (gzip or zlib, several JSON objects back to back) or in the Lambda-trigger form `{"awslogs": {"data": ...}}`.
+
+A trail that delivers to a CloudWatch Logs group writes one CloudTrail record per log event; from a sender whose
+token may send audit events, those become audit events mapped exactly as the trail's S3 files are
+(``cloudtrail.record_to_event``), so the same record arriving both ways is stored once. API Gateway access-log
+lines in the JSON format that names ``apiId`` (deploy/aws, `fnscope aws template`) become API requests as
+``POST /ingest/apigateway`` maps them.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from fnscope.collector.formats import apigateway, cloudtrail
 from fnscope.collector.formats.base import Parsed
 from fnscope.collector.formats.lambda_text import (
     CurrentInvocation,
@@ -116,6 +123,9 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
         **({"version": version.group(1)} if version else {}),
     )
     take_records(len(obj["logEvents"]))
+    # A trail's log group: one CloudTrail record per log event. A Lambda group's lines are what its code printed,
+    # never audit records or API access logs, whatever they look like.
+    trail = ctx.audit and group is None
     line_ids, current = LineIds(), CurrentInvocation()  # one message holds one log stream: one environment
     for log_event in obj["logEvents"]:
         if not isinstance(log_event, dict):
@@ -143,6 +153,13 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
             cw_id = as_text(log_event.get("id"))
             event_id = stable_id(log_group, cw_id) if cw_id else stable_id(log_group, log_stream, timestamp, message)
         parsed.meta["log_events"] += 1
+        if trail and (record := cloudtrail.record_in_text(message)) is not None:
+            # the same audit event (id, content) the trail's S3 file gives: the two deliveries are stored once
+            parsed.collect(ctx, source, message, lambda: [cloudtrail.record_to_event(record, ctx)])  # noqa: B023
+            continue
+        if group is None and (access := apigateway.access_log_in_text(message)) is not None:
+            parsed.collect(ctx, source, message, lambda: [apigateway.record_to_event(access, message, ctx)])  # noqa: B023
+            continue
         current.follow(message)
         line_src = current.attribute(_with_extracted(src, log_event))
         parsed.collect(

@@ -1,4 +1,5 @@
-"""OTLP/HTTP logs (``POST /v1/logs``) in, FunctionLogs out.
+"""OTLP/HTTP logs (``POST /v1/logs``) in, FunctionLogs out (and, from the OpenTelemetry Lambda layer's telemetryapi
+receiver, the invocations its records state: otel_lambda.py).
 
 Protobuf bodies are decoded with the generated ``ExportLogsServiceRequest``; JSON bodies follow the OTLP/JSON
 mapping, which differs from plain proto3 JSON in one way that matters: ``traceId``/``spanId`` are hex, not
@@ -23,6 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from fnscope.collector.formats import otel_lambda
 from fnscope.collector.formats.base import Parsed, error_reason
 from fnscope.decoding.budget import take_records
 from fnscope.decoding.compression import inflate_body, is_gzip
@@ -323,6 +325,9 @@ def record_to_event(
 def _map(batches: list[_Scoped], parsed: Parsed, ctx: IngestContext, rejected: _Rejections) -> None:
     for batch in batches:
         resource_fields = flatten_attributes(batch.resource.attributes)
+        if batch.scope.name == otel_lambda.SCOPE_NAME:
+            _map_lambda_layer(batch, resource_fields, parsed, ctx, rejected)
+            continue
         scope_fields = _scope_fields(batch.scope)
         resource_bytes = batch.resource.SerializeToString(deterministic=True)
         take_records(len(batch.records))
@@ -331,6 +336,26 @@ def _map(batches: list[_Scoped], parsed: Parsed, ctx: IngestContext, rejected: _
                 parsed.events.append(record_to_event(record, resource_fields, scope_fields, resource_bytes, ctx))
             except ValueError as exc:  # pydantic's ValidationError and out-of-range times
                 rejected.add(parsed, ctx, error_reason(exc), record.SerializeToString(deterministic=True))
+
+
+def _map_lambda_layer(
+    batch: _Scoped, resource_fields: dict[str, str], parsed: Parsed, ctx: IngestContext, rejected: _Rejections
+) -> None:
+    """A batch of the OpenTelemetry Lambda layer's telemetryapi receiver: mapped as the Telemetry API batch it was."""
+    take_records(len(batch.records))
+    records = []
+    for record in batch.records:
+        try:
+            time = _time(record)
+        except ValueError as exc:
+            rejected.add(parsed, ctx, error_reason(exc), record.SerializeToString(deterministic=True))
+            continue
+        attributes = {kv.key: any_value(kv.value) for kv in record.attributes}
+        records.append((time, _message(record), attributes, _level(record)))
+    mapped = otel_lambda.parse(records, resource_fields, ctx)
+    parsed.events.extend(mapped.events)
+    for letter in mapped.dead:
+        rejected.add(parsed, ctx, letter.reason, letter.raw)
 
 
 def parse(body: bytes, ctx: IngestContext, content_type: str) -> Parsed:

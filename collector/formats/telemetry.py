@@ -39,9 +39,16 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
         data = [data]
     elif not isinstance(data, list):
         raise UnusableBody(f"telemetry body must be a JSON array of {{time, type, record}} objects, not {_kind(data)}")
-    function = ctx.param("function")
-    platform = LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type="platform")
-    sources = {name: LineSource.from_ctx(ctx, function=function, source=SOURCE, log_type=name) for name in _LOG_TYPES}
+    return parse_elements(data, ctx, function=ctx.param("function"))
+
+
+def parse_elements(data: list[Any], ctx: IngestContext, *, function: str, source: str = SOURCE, **kw: Any) -> Parsed:
+    """A batch of Telemetry API elements (``{time, type, record}``) of one function into events; ``kw`` names
+    what the batch says of its function (version, region, account) beyond the request's parameters."""
+    platform = LineSource.from_ctx(ctx, function=function, source=source, log_type="platform", **kw)
+    sources = {
+        name: LineSource.from_ctx(ctx, function=function, source=source, log_type=name, **kw) for name in _LOG_TYPES
+    }
     take_records(len(data))
     parsed = Parsed(meta={"records": len(data)})
     line_ids, current = LineIds(), CurrentInvocation()
@@ -49,7 +56,7 @@ def parse(body: bytes, ctx: IngestContext) -> Parsed:
         try:
             parsed.events.extend(_element(element, platform, sources, line_ids, current))
         except (ValueError, OverflowError, RecursionError) as exc:  # _BadElement, a value the event refuses
-            parsed.reject(ctx, SOURCE, f"telemetry element {index}: {error_reason(exc)}", json_bytes(element))
+            parsed.reject(ctx, source, f"telemetry element {index}: {error_reason(exc)}", json_bytes(element))
     return parsed
 
 
