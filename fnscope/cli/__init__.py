@@ -25,6 +25,7 @@ COMMANDS = {
     "stats": "fnscope.cli.stats:stats",
     "alerts": "fnscope.cli.alerts:alerts",
     "dashboards": "fnscope.cli.dashboards:dashboards",
+    "deploy": "fnscope.cli.deploy:deploy",
 }
 
 
