@@ -195,7 +195,7 @@ def judge_rate(metric: str, new: Figures, base: Figures, policy: Policy) -> Metr
     p = fisher_greater(x1, n1, x2, n2)
     upper = newcombe_upper(x1, n1, x2, n2, NormalDist().inv_cdf(1 - policy.alpha))
     figures |= {"new_rate": round(r1, 6), "baseline_rate": round(r2, 6), "p_value": p, "upper_bound": round(upper, 6)}
-    said = f"{name} {_pct(r1)} ({x1} of {n1}) against {_pct(r2)} ({x2} of {n2}) on {base.version}"
+    said = f"{name} {_pct(r1)} ({x1} of {n1}) against {_pct(r2)} ({x2} of {n2}) on version {base.version}"
     if p < policy.alpha / len(METRICS) and r1 - r2 > margin:
         return MetricVerdict(
             "fail", f"{said}: worse by {(r1 - r2) * 100:.1f} points (Fisher exact p = {p:.2g})", figures
@@ -230,7 +230,7 @@ def judge_p99(new: Figures, base: Figures, policy: Policy) -> MetricVerdict:
     _, upper = wilson(slow, timed, NormalDist().inv_cdf(1 - policy.alpha))
     figures |= {"p_value": p, "upper_bound": round(upper, 6)}
     said = (
-        f"p99 duration {new.p99_ms if new.p99_ms is not None else '?'} ms against {base.p99_ms:g} ms on {base.version}: "
+        f"p99 duration {new.p99_ms if new.p99_ms is not None else '?'} ms against {base.p99_ms:g} ms on version {base.version}: "
         f"{slow} of {timed} calls over {threshold:.0f} ms"
     )
     if p < policy.alpha / len(METRICS):

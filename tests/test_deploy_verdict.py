@@ -7,15 +7,19 @@ ran only before the window. The simulator's record of every invocation is the re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import boto3
 import httpx
 import pytest
+from botocore.stub import Stubber
 
 from fnscope.simulator.scheduler import FunctionSpec, Simulation, simulate
 from fnscope.simulator.sender import Sender
@@ -207,3 +211,89 @@ def test_cli_exit_codes(deployed: tuple[str, list[Simulation]]) -> None:
     assert unreachable.returncode == 3 and "cannot reach fnscope" in unreachable.stderr
     typo = subprocess.run([*FNSCOPE, "deploy", "verdict", "-f", "x"], capture_output=True, text=True, cwd=ROOT)
     assert typo.returncode == 3
+
+
+# --- the CodeDeploy lifecycle hook (examples/codedeploy_hook), against botocore's Stubber and this fnscope ---------
+
+
+def _hook_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "codedeploy_hook", ROOT / "examples" / "codedeploy_hook" / "handler.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stubbed_codedeploy(function: str, created: datetime, status: str) -> tuple[Any, Stubber]:
+    client = boto3.client("codedeploy", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_response("list_deployment_targets", {"targetIds": [f"{function}:live"]}, {"deploymentId": "d-ABC123"})
+    info = {
+        "functionName": function,
+        "functionAlias": "live",
+        "currentVersion": "1",
+        "targetVersion": "2",
+        "targetVersionWeight": 0.1,
+    }
+    stub.add_response(
+        "batch_get_deployment_targets",
+        {"deploymentTargets": [{"deploymentTargetType": "LambdaTarget", "lambdaTarget": {"lambdaFunctionInfo": info}}]},
+        {"deploymentId": "d-ABC123", "targetIds": [f"{function}:live"]},
+    )
+    stub.add_response("get_deployment", {"deploymentInfo": {"createTime": created}}, {"deploymentId": "d-ABC123"})
+    stub.add_response(
+        "put_lifecycle_event_hook_execution_status",
+        {"lifecycleEventHookExecutionId": "exec-1"},
+        {"deploymentId": "d-ABC123", "lifecycleEventHookExecutionId": "exec-1", "status": status},
+    )
+    return client, stub
+
+
+@pytest.mark.parametrize(
+    ("function", "hook", "status"),
+    [
+        ("checkout-api", "PostTraffic", "Failed"),  # worse: CodeDeploy rolls back
+        ("billing-worker", "PostTraffic", "Succeeded"),
+        ("quiet-worker", "PostTraffic", "Failed"),  # still too little traffic when the wait runs out
+        ("quiet-worker", "PreTraffic", "Succeeded"),  # no traffic yet is what a healthy PreTraffic sees
+    ],
+)
+def test_codedeploy_hook_reports_the_verdict(
+    deployed: tuple[str, list[Simulation]], function: str, hook: str, status: str
+) -> None:
+    url, _ = deployed
+    hook_module = _hook_module()
+    client, stub = _stubbed_codedeploy(function, datetime.now(UTC) - timedelta(minutes=10), status)
+    asked: list[dict[str, str]] = []
+    ask = hook_module.ask_fnscope(url, "")
+
+    def counting(params: dict[str, str]) -> dict[str, Any]:
+        asked.append(params)
+        return ask(params)
+
+    now = [0.0]
+    env = {"FNSCOPE_HOOK": hook, "FNSCOPE_MAX_WAIT_S": "60"}
+    with stub:
+        result = hook_module.run(
+            {"DeploymentId": "d-ABC123", "LifecycleEventHookExecutionId": "exec-1"}, client, counting, env,
+            sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0],
+        )  # fmt: skip
+        stub.assert_no_pending_responses()
+    assert result == status
+    assert asked[0]["function"] == function and (asked[0]["version"], asked[0]["baseline"]) == ("2", "1")
+    # a wait is asked again until the deadline (at 0, 20, 40 and 60 s of 60); an answer ends it at once
+    assert len(asked) == (4 if (function, hook) == ("quiet-worker", "PostTraffic") else 1)
+
+
+def test_codedeploy_hook_reports_failed_when_fnscope_is_down() -> None:
+    hook_module = _hook_module()
+    client, stub = _stubbed_codedeploy("checkout-api", datetime.now(UTC), "Failed")
+    with stub:
+        status = hook_module.run(
+            {"DeploymentId": "d-ABC123", "LifecycleEventHookExecutionId": "exec-1"}, client,
+            hook_module.ask_fnscope("http://127.0.0.1:9", ""), {"FNSCOPE_MAX_WAIT_S": "0"},
+        )  # fmt: skip
+        stub.assert_no_pending_responses()
+    assert status == "Failed"
