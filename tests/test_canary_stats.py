@@ -78,3 +78,22 @@ def test_the_policy_margins_move_the_line() -> None:
     new, base = _figures("2", 3000, errors=150), _figures("1", 3000, errors=60)  # 5 % against 2 %
     assert judge(new, base).verdict == "fail"
     assert judge(new, base, Policy(error_margin=0.05)).metrics["error_rate"].decision != "fail"
+
+
+def test_how_much_clean_traffic_a_pass_takes() -> None:
+    """What the README promises: with no failures, error and throttle rates pass after about 135 calls, the
+    timeout rate and the p99 after about 270."""
+    base = Figures("1", 100_000, p99_ms=100.0)
+
+    def decisions(n: int) -> dict[str, str]:
+        return {k: m.decision for k, m in judge(_figures("2", n), base).metrics.items()}
+
+    assert decisions(125) == dict.fromkeys(("error_rate", "timeout_rate", "throttle_rate", "p99_duration"), "wait")
+    assert decisions(145) == {
+        "error_rate": "pass",
+        "throttle_rate": "pass",
+        "timeout_rate": "wait",
+        "p99_duration": "wait",
+    }
+    assert decisions(260)["timeout_rate"] == decisions(260)["p99_duration"] == "wait"
+    assert set(decisions(280).values()) == {"pass"}

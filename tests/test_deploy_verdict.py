@@ -12,7 +12,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +21,9 @@ import httpx
 import pytest
 from botocore.stub import Stubber
 
-from fnscope.simulator.scheduler import FunctionSpec, Simulation, simulate
+from fnscope.simulator.scheduler import FunctionSpec, SimInvocation, Simulation, simulate
 from fnscope.simulator.sender import Sender
-from fnscope.simulator.wire import WireRequest, dumps, telemetry_events
+from fnscope.simulator.wire import WireRequest, cloudtrail_requests, dumps, telemetry_events
 from tests.conftest import FNSCOPE, ROOT, start_fnscope_up
 
 
@@ -79,6 +79,22 @@ def telemetry_batches(sim: Simulation, events_per_batch: int = 3000) -> list[Wir
     ]
 
 
+THROTTLED = 7  # checkout-api's version 2 calls throttled, as CloudTrail's Invoke data events show them
+
+
+def throttled(sim: Simulation, n: int) -> list[SimInvocation]:
+    """Calls throttled on their way to the simulation's version: Invoke events with TooManyRequestsException."""
+    return [
+        replace(
+            inv,
+            request_id=f"throttled-{i}-{inv.request_id}",
+            status="throttled",
+            throttle_reason="ReservedFunctionConcurrentInvocationLimitExceeded",
+        )
+        for i, inv in enumerate(sim.invocations[:n])
+    ]
+
+
 def _simulations(start: datetime) -> list[Simulation]:
     sims = []
     for i, d in enumerate(DEPLOYMENTS):
@@ -108,6 +124,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, li
         for sim in sims:
             for req in telemetry_batches(sim):
                 assert sender.send(req).status_code < 300
+        for req in cloudtrail_requests(sims[1], throttled(sims[1], THROTTLED)):
+            assert sender.send(req).status_code < 300
     ran = sum(1 for s in sims for i in s.invocations if i.status != "throttled")
     window = {"since": "20m", "versions": "true"}
     deadline = time.monotonic() + 90  # aggregates are rebuilt in the background, a moment after the 2xx
@@ -141,6 +159,10 @@ def test_a_regression_in_errors_fails(deployed: tuple[str, list[Simulation]]) ->
         assert out[key]["invocations"] == len(mine)
         assert out[key]["errors"] == sum(i.status != "success" for i in mine)
     assert any(r.startswith("error rate") for r in out["reasons"])
+    # throttles per version, from CloudTrail's throttled Invoke events: a trial of their own
+    assert (out["new"]["throttles"], out["baseline_figures"]["throttles"]) == (THROTTLED, 0)
+    throttle = out["metrics"]["throttle_rate"]["figures"]
+    assert (throttle["new"], throttle["new_of"]) == (THROTTLED, out["new"]["invocations"] + THROTTLED)
 
 
 def test_a_regression_in_p99_fails(deployed: tuple[str, list[Simulation]]) -> None:
@@ -258,6 +280,7 @@ def _stubbed_codedeploy(function: str, created: datetime, status: str) -> tuple[
         ("billing-worker", "PostTraffic", "Succeeded"),
         ("quiet-worker", "PostTraffic", "Failed"),  # still too little traffic when the wait runs out
         ("quiet-worker", "PreTraffic", "Succeeded"),  # no traffic yet is what a healthy PreTraffic sees
+        ("checkout-api", "PreTraffic", "Failed"),  # already failing on the calls it had
     ],
 )
 def test_codedeploy_hook_reports_the_verdict(
