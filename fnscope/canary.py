@@ -18,8 +18,8 @@ Each metric ends in one of three answers, so that too little traffic is never re
   margin; for p99, the Wilson upper bound of the slow share is below 1 %. A verdict passes only when every
   metric passes, each at ``alpha``: an intersection-union test (Berger 1982), so no correction is needed.
 - **wait**: neither yet. With no failures at all a rate passes only after about ``z^2 / margin`` invocations
-  (135 at the defaults), the p99 after about 270, and the p99 is not judged at all while the baseline has fewer
-  than ``min_p99_baseline`` invocations (below 100 its p99 is simply its slowest call).
+  (135 for the 2-point margins, 270 for timeouts' 1 point), the p99 after about 270, and the p99 is not judged at
+  all while the baseline has fewer than ``min_p99_baseline`` invocations (below 100 its p99 is its slowest call).
 """
 
 from __future__ import annotations
