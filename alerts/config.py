@@ -11,11 +11,26 @@ from fnscope.alerts.rules import BUILTIN_RULES, Rule
 
 
 class Target(BaseModel):
-    """A webhook. ``format``: ``json`` (the whole alert as JSON) or ``slack`` (``{"text": ...}``)."""
+    """Where notifications go. ``format``: ``json`` (the whole alert as JSON to ``url``), ``slack`` (``{"text": ...}``
+    to ``url``) or ``cloudwatch_alarm`` (SetAlarmState on ``alarm_name``: ALARM while firing, OK once resolved)."""
 
-    url: str
-    format: Literal["json", "slack"] = "json"
+    url: str = ""
+    format: Literal["json", "slack", "cloudwatch_alarm"] = "json"
     name: str = ""  # shown in the history instead of the URL (a Slack webhook URL is a secret)
+    rules: list[str] = Field(default_factory=list, description="only these rules' alerts (default: every rule)")
+    alarm_name: str = Field("", description="cloudwatch_alarm: the alarm; {function}, {version}, ... take labels")
+    region: str = Field("", description="cloudwatch_alarm: its region (default: the AWS SDK's)")
+
+    @model_validator(mode="after")
+    def _addressed(self) -> Target:
+        if self.format == "cloudwatch_alarm" and not self.alarm_name:
+            raise ValueError("a cloudwatch_alarm target needs alarm_name")
+        if self.format != "cloudwatch_alarm" and not self.url:
+            raise ValueError(f"a {self.format} target needs url")
+        return self
+
+    def wants(self, rule: str) -> bool:
+        return not self.rules or rule in self.rules
 
 
 class Silence(BaseModel):

@@ -13,6 +13,7 @@ from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.rules import Rule
 from fnscope.alerts.signals import AuditHit, SeriesKey, Signals
 from fnscope.alerts.silences import matching_silence
+from fnscope.canary import Policy, judge
 from fnscope.events import AuditEvent, Event, stable_id
 
 GroupKey = tuple[str, str]  # (rule name, fingerprint)
@@ -68,8 +69,10 @@ class Evaluator:
         signals: Signals,
         silences: list[Silence] | None = None,
         clock: Callable[[], float] = time.time,
+        canary_policy: Policy | None = None,
     ) -> None:
         self.rules = [r for r in rules if r.enabled]
+        self.canary_policy = canary_policy or Policy()
         self.signals = signals
         self.silences = silences or []
         self.clock = clock
@@ -103,7 +106,12 @@ class Evaluator:
                         groups[key] = (rule, labels)
                 continue
             for series in touched:
-                labels = self._group(rule, self._series_labels(series))
+                series_labels = self._series_labels(series)
+                if rule.kind == "canary":
+                    series_labels["version"] = self.signals.canary_version(series, rule.window_s, now)
+                    if not series_labels["version"]:
+                        continue
+                labels = self._group(rule, series_labels)
                 groups[(rule.name, fingerprint(rule.name, labels))] = (rule, labels)
         return self._evaluate(groups, now)
 
@@ -137,6 +145,8 @@ class Evaluator:
             lo = int(now - rule.window_s)
             count = sum(n for s, n in hit.seconds.items() if s >= lo) if hit else 0
             return count >= rule.threshold, {"value": count, **(hit.last if hit else {})}
+        if rule.kind == "canary":
+            return self._measure_canary(rule, labels, now)
         best: dict[str, Any] = {"value": 0.0}
         firing_functions = []
         for series in self._candidates(labels):
@@ -153,6 +163,21 @@ class Evaluator:
                     best = {**measured, "function": series[1], "account": series_labels["account"]}
         best["functions"] = sorted(firing_functions)
         return bool(firing_functions), best
+
+    def _measure_canary(self, rule: Rule, labels: dict[str, str], now: float) -> tuple[bool, dict[str, Any]]:
+        series, version = (labels.get("tenant", ""), labels.get("function", "")), labels.get("version", "")
+        new, base = self.signals.canary_figures(series, version, rule.window_s, now, self.canary_policy)
+        judged = judge(new, base, self.canary_policy)
+        fails = judged.verdict == "fail"
+        values = {
+            "value": 1.0 if fails else 0.0,
+            "function": series[1],
+            "version": version,
+            "baseline": base.version if base else "",
+            "verdict": judged.verdict,
+            "reasons": "; ".join(judged.reasons),
+        }
+        return fails and 1.0 >= rule.threshold, values
 
     def _candidates(self, labels: dict[str, str]) -> list[SeriesKey]:
         """The series a group can match: the one series when it names tenant and function (the default

@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from fnscope.alerts.cloudwatch_alarm import ClientFactory, boto3_client, set_alarm_state
 from fnscope.alerts.config import Target
 from fnscope.alerts.instances import Notice
 from fnscope.alerts.store import AlertStore, Delivery
@@ -89,6 +90,8 @@ def target_label(target: Target) -> str:
     """How a target shows in the history: its name, or only scheme and host (the path may be a secret)."""
     if target.name:
         return target.name
+    if target.format == "cloudwatch_alarm":
+        return f"cloudwatch-alarm:{target.alarm_name}"
     parts = urlsplit(target.url)
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -97,9 +100,15 @@ class Notifier:
     """Delivers notices one after another (so an alert's resolve never overtakes its firing) on its own thread."""
 
     def __init__(
-        self, targets: list[Target], store: AlertStore, base_url: str, attempts: int = 4, timeout_s: float = 5.0
+        self,
+        targets: list[Target],
+        store: AlertStore,
+        base_url: str,
+        attempts: int = 4,
+        timeout_s: float = 5.0,
+        cloudwatch: ClientFactory = boto3_client,
     ) -> None:
-        self.targets, self.store, self.base_url = targets, store, base_url
+        self.targets, self.store, self.base_url, self.cloudwatch = targets, store, base_url, cloudwatch
         self.attempts, self.timeout_s = attempts, timeout_s
         self._queue: queue.Queue[Notice | None] = queue.Queue()
         self._client = httpx.Client(timeout=timeout_s)
@@ -150,12 +159,15 @@ class Notifier:
     def _deliver_all(self, notice: Notice) -> list[Delivery]:
         if notice.silenced_by:
             return [Delivery("", "", "silenced", error=notice.silenced_by)]
-        if not self.targets:
+        targets = [t for t in self.targets if notice.kind == "test" or t.wants(notice.instance.rule)]
+        if not targets:
             return [Delivery("", "", "no_target", error="no webhook configured (FNSCOPE_ALERT_WEBHOOK_URL)")]
         body = payload(notice, self.base_url)
-        return [self.deliver(target, body) for target in self.targets]
+        return [self.deliver(target, body) for target in targets]
 
     def deliver(self, target: Target, body: dict[str, Any]) -> Delivery:
+        if target.format == "cloudwatch_alarm":
+            return set_alarm_state(target, body, target_label(target), self.cloudwatch)
         content = {"text": slack_text(body)} if target.format == "slack" else body
         started, attempts, status = time.perf_counter(), 0, 0
 

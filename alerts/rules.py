@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-RuleKind = Literal["throttles", "concurrency", "error_rate", "p99_duration", "timeouts", "audit"]
+RuleKind = Literal["throttles", "concurrency", "error_rate", "p99_duration", "timeouts", "audit", "canary"]
 
 
 class Rule(BaseModel):
@@ -19,6 +19,8 @@ class Rule(BaseModel):
     - p99_duration: 99th percentile duration in ms
     - timeouts: invocations that timed out
     - audit: CloudTrail records whose fields equal every ``match`` entry (a list means any of)
+    - canary: 1 while a function's newest numbered version, running beside another, gets a ``fail`` verdict
+      against the busiest other version (``fnscope.canary``; group by ``version`` to get one alert per version)
     """
 
     name: str
@@ -79,6 +81,16 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         threshold=1,
         window_s=300,
         summary="{function} timed out {value:g} times in the last {window}",
+    ),
+    Rule(
+        name="canary-regression",
+        kind="canary",
+        threshold=1,
+        window_s=600,
+        resolve_after_s=120,
+        severity="critical",
+        group_by=["tenant", "function", "version"],
+        summary="{function} version {version} is worse than version {baseline}: {reasons}",
     ),
     Rule(
         name="root-login",

@@ -17,6 +17,7 @@ from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.notify import Notifier
 from fnscope.alerts.signals import Signals
 from fnscope.alerts.store import AlertStore
+from fnscope.canary import Policy
 from fnscope.events import Event
 
 log = logging.getLogger("fnscope.alerts")
@@ -122,11 +123,13 @@ def start_alerts(
     account_concurrency_limit: int,
     client: Client,
     listeners: list[Callable[[list[Event]], None]],
+    canary_policy: Policy | None = None,
 ) -> AlertService:
     """Build the service over a store connection of its own and hook it onto the writer's ``listeners``."""
     rules = config.effective_rules()
     keep_s = max((r.window_s for r in rules if r.enabled), default=60.0) + 60
-    evaluator = Evaluator(rules, Signals(keep_s, account_concurrency_limit, config.audit_max_age_s), config.silences)
+    signals = Signals(keep_s, account_concurrency_limit, config.audit_max_age_s)
+    evaluator = Evaluator(rules, signals, config.silences, canary_policy=canary_policy)
     store = AlertStore(client)
     notifier = Notifier(targets, store, base_url, config.delivery_attempts, config.delivery_timeout_s)
     service = AlertService(config, evaluator, store, notifier).start()

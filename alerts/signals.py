@@ -10,15 +10,34 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fnscope.canary import Figures, Policy
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
 
 FAILED = frozenset({"error", "failure", "timeout", "oom"})
 MAX_RUN_S = 15 * 60 + 10  # Lambda's longest invocation plus init: a start without its report is over by then
 
 SeriesKey = tuple[str, str]  # (tenant, function)
+
+
+def _buckets() -> dict[int, int]:
+    return defaultdict(int)
+
+
+@dataclass
+class VersionState:
+    """One version's counts per second, for the canary rule (new version against the one it replaces)."""
+
+    invocations: dict[int, int] = field(default_factory=_buckets)
+    errors: dict[int, int] = field(default_factory=_buckets)
+    timeouts: dict[int, int] = field(default_factory=_buckets)
+    throttles: dict[int, int] = field(default_factory=_buckets)
+    durations: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def all_buckets(self) -> tuple[dict[int, Any], ...]:
+        return self.invocations, self.errors, self.timeouts, self.throttles, self.durations
 
 
 @dataclass
@@ -32,6 +51,9 @@ class FunctionState:
     # request id -> [start, end or None while still running], epoch seconds
     runs: dict[str, list[float | None]] = field(default_factory=dict)
     timed_out: set[str] = field(default_factory=set)
+    versions: dict[str, VersionState] = field(default_factory=lambda: defaultdict(VersionState))
+    version_timed_out: set[str] = field(default_factory=set)  # requests whose timeout a version has counted
+    run_versions: dict[str, str] = field(default_factory=dict)  # request id -> version, from its report
 
 
 @dataclass
@@ -43,6 +65,15 @@ class AuditHit:
 
 def _epoch(event: Event) -> float:
     return event.time.timestamp()
+
+
+def _routed_version(event: AuditEvent) -> str:
+    """The version a throttled Invoke was routed to, where CloudTrail names it (additionalEventData)."""
+    try:
+        extra = json.loads(event.raw).get("additionalEventData") or {}
+        return str(extra.get("functionVersion") or "").rsplit(":", 1)[-1]
+    except (ValueError, AttributeError):
+        return ""
 
 
 def _reserved(event: AuditEvent) -> int | None:
@@ -58,6 +89,10 @@ def _reserved(event: AuditEvent) -> int | None:
     except (ValueError, AttributeError):
         return None
     return int(value) if isinstance(value, int | float) else None
+
+
+def _p99(ordered: list[float]) -> float | None:
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] if ordered else None
 
 
 class Signals:
@@ -107,6 +142,8 @@ class Signals:
             t = _epoch(event)
             if t >= self._horizon:
                 self.functions[key].throttles["cloudtrail"][int(t)] += 1
+                if version := _routed_version(event):
+                    self.functions[key].versions[version].throttles[int(t)] += 1
                 touched.add(key)
         reserved = _reserved(event)
         if reserved is not None:
@@ -140,6 +177,18 @@ class Signals:
                 fn.errors[second] += 1
             if event.duration_ms is not None:
                 fn.durations[second].append(event.duration_ms)
+            if event.version:
+                fn.run_versions[run_id] = event.version
+                ver = fn.versions[event.version]
+                ver.invocations[second] += 1
+                ver.errors[second] += event.status in FAILED
+                if event.duration_ms is not None:
+                    ver.durations[second].append(event.duration_ms)
+        # a timeout fact and its report may come in any order: the version counts it once both are known
+        version = event.version or fn.run_versions.get(run_id, "")
+        if version and run_id in fn.timed_out and run_id not in fn.version_timed_out:
+            fn.version_timed_out.add(run_id)
+            fn.versions[version].timeouts[int(t)] += 1
 
     # --- measuring -------------------------------------------------------------------------------------
 
@@ -193,9 +242,44 @@ class Signals:
             return {"value": total(fn.timeouts), "invocations": invocations}
         if kind == "p99_duration":
             durations = sorted(d for s, ds in fn.durations.items() if s >= lo for d in ds)
-            p99 = durations[min(len(durations) - 1, math.ceil(0.99 * len(durations)) - 1)] if durations else 0.0
-            return {"value": p99, "invocations": invocations}
+            return {"value": _p99(durations) or 0.0, "invocations": invocations}
         raise ValueError(f"unknown rule kind {kind}")
+
+    def canary_version(self, key: SeriesKey, window_s: float, now: float) -> str:
+        """The newest numbered version of a function that ran in the window beside another one, or ''."""
+        fn = self.functions.get(key)
+        if fn is None:
+            return ""
+        lo = int(now - window_s)
+        running = [v for v, st in fn.versions.items() if v.isdigit() and any(s >= lo for s in st.invocations)]
+        return max(running, key=int) if len(running) > 1 else ""
+
+    def canary_figures(
+        self, key: SeriesKey, version: str, window_s: float, now: float, policy: Policy
+    ) -> tuple[Figures, Figures | None]:
+        """The new version's figures and its baseline's (the busiest other version) over the window, the new
+        version's calls slower than the baseline's p99 allowance counted."""
+        fn = self.functions.get(key)
+        lo = int(now - window_s)
+
+        def total(buckets: dict[int, int]) -> int:
+            return sum(n for s, n in buckets.items() if s >= lo)
+
+        durations: dict[str, list[float]] = {}
+        figures: dict[str, Figures] = {}
+        for v, st in fn.versions.items() if fn else ():
+            durations[v] = sorted(d for s, ds in st.durations.items() if s >= lo for d in ds)
+            figures[v] = Figures(
+                v, total(st.invocations), total(st.errors), total(st.timeouts), total(st.throttles), _p99(durations[v])
+            )
+        new = figures.get(version, Figures(version))
+        others = [f for v, f in sorted(figures.items()) if v != version and f.invocations]
+        base = max(others, key=lambda f: f.invocations, default=None)
+        if base is not None and base.p99_ms is not None:
+            threshold = policy.slow_threshold_ms(base.p99_ms)
+            mine = durations.get(version, [])
+            new = replace(new, slow=sum(d > threshold for d in mine), timed=len(mine))
+        return new, base
 
     # --- forgetting ------------------------------------------------------------------------------------
 
@@ -206,9 +290,17 @@ class Signals:
             for buckets in (*fn.throttles.values(), fn.invocations, fn.errors, fn.timeouts, fn.durations):
                 for s in [s for s in buckets if s < lo]:
                     del buckets[s]
+            for version, st in list(fn.versions.items()):
+                for buckets in st.all_buckets():
+                    for s in [s for s in buckets if s < lo]:
+                        del buckets[s]
+                if not st.invocations and not st.throttles:
+                    del fn.versions[version]
             for rid in [r for r, (b, e) in fn.runs.items() if (e if e is not None else (b or 0) + MAX_RUN_S) < lo]:
                 del fn.runs[rid]
                 fn.timed_out.discard(rid)
+                fn.version_timed_out.discard(rid)
+                fn.run_versions.pop(rid, None)
             if not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts:
                 del self.functions[key]
         for eid in [e for e, t in self._seen.items() if t < lo]:

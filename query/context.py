@@ -16,6 +16,7 @@ from fastapi import HTTPException, Response
 
 from fnscope.alerts.config import AlertSettings, Target
 from fnscope.auth import TokenAuth
+from fnscope.canary import Policy
 from fnscope.query.runner import QueryRunner
 from fnscope.timeparse import parse_time
 
@@ -32,6 +33,7 @@ class QuerySettings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     alert_targets: tuple[Target, ...] = ()
     alert_base_url: str = ""
+    canary: Policy = field(default_factory=Policy)
 
 
 @dataclass

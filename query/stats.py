@@ -275,9 +275,16 @@ def stats(runner: QueryRunner, req: StatsRequest, by_version: bool = False) -> d
     ]
     out: dict[str, Any] = {"since": _iso(_at(lo)), "until": _iso(_at(hi)), "functions": functions, "accounts": accounts}
     if by_version:
-        sql = _BY_VERSION.format(metrics=_MINUTE_METRICS, source=source)
-        out["versions"] = versions(runner, req, runner.rows(sql, {**params, **source_params}))
+        out["versions"] = by_version_stats(runner, req)
     return out
+
+
+def by_version_stats(runner: QueryRunner, req: StatsRequest) -> list[dict[str, Any]]:
+    """Per function version over the request's range (``--versions``; a canary verdict's figures)."""
+    lo, hi = _bounds(req)
+    source, source_params = _aggregates_source(lo, hi)
+    sql = _BY_VERSION.format(metrics=_MINUTE_METRICS, source=source)
+    return versions(runner, req, runner.rows(sql, {**_minute_params(req, lo, hi), **source_params}))
 
 
 def versions(runner: QueryRunner, req: StatsRequest, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

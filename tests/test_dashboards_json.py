@@ -99,7 +99,8 @@ def test_alerting_file_has_every_metric_rule_with_dollar_signs_escaped() -> None
     titles = {rule["title"] for rule in group["rules"]}
     assert {"function-throttled", "concurrency-headroom", "error-rate", "p99-duration"} <= titles
     assert {"root-login", "cloudtrail-stopped", "console-login-without-mfa"} <= titles  # the audit rules too
-    assert titles == {rule.name for rule in BUILTIN_RULES if rule.enabled}
+    # all but the canary verdict, whose exact tests (Fisher, binomial) run in fnscope, not in a rule's SQL
+    assert titles == {rule.name for rule in BUILTIN_RULES if rule.enabled and rule.kind != "canary"}
     for rule in group["rules"]:
         query, condition = rule["data"]
         assert query["datasourceUid"] == grafana.DATASOURCE_UID and query["model"]["rawSql"].startswith("SELECT")

@@ -173,6 +173,7 @@ def _start_listeners(settings: Settings, writer: EventWriter) -> None:
         settings.account_concurrency_limit,
         connect(dsn),
         writer.listeners,
+        settings.canary,
     )
 
 

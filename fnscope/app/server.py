@@ -104,6 +104,7 @@ def _query_settings(settings: Settings) -> QuerySettings:
         alerts=settings.alerts,
         alert_targets=tuple(settings.alerts.delivery_targets(settings.alert_webhook_url)),
         alert_base_url=settings.base_url(),
+        canary=settings.canary,
     )
 
 

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from fnscope.alerts.config import AlertSettings
+from fnscope.canary import Policy
 from fnscope.config import (
     DEFAULT_ACCOUNT_CONCURRENCY_LIMIT,
     DEFAULT_PRICE_PER_GB_SECOND,
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     price_per_request: float = Field(DEFAULT_PRICE_PER_REQUEST, description="USD per invocation")
     alert_webhook_url: str = Field("", description="default notification target for every alert rule")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="rules, targets, silences")
+    canary: Policy = Field(default_factory=Policy, description="what a canary verdict counts as worse")
     audit_signing_key: str = Field(
         "",
         description="signs the audit digests: an HMAC-SHA256 secret, or an Ed25519 private key (PEM text or the "

@@ -26,6 +26,7 @@ COMMANDS = {
     "alerts": "fnscope.cli.alerts:alerts",
     "dashboards": "fnscope.cli.dashboards:dashboards",
     "aws": "fnscope.cli.aws:aws",
+    "deploy": "fnscope.cli.deploy:deploy",
 }
 
 

@@ -1,0 +1,109 @@
+"""`fnscope deploy verdict`: is a function's new version worse than the one it replaces? For deploy scripts and
+pipelines, the answer is the exit code: 0 pass, 1 fail, 2 wait (too little traffic yet), 3 no verdict at all
+(fnscope unreachable, a refused request or a wrong option), so a script never mistakes a typo for a wait."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from fnscope.cli import human
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
+from fnscope.cli.flags import table_options
+from fnscope.cli.inert import terminal
+from fnscope.cli.output import Column, print_table, when
+
+EXIT = {"pass": 0, "fail": 1, "wait": 2}
+NO_VERDICT = 3
+
+METRIC_COLUMNS = [
+    Column("metric", keep=100),
+    Column("decision", style=lambda v: {"fail": "bold red", "wait": "yellow", "pass": "green"}.get(v), keep=95),
+    Column("new", keep=80, right=True),
+    Column("baseline", keep=80, right=True),
+    Column(
+        "p_value",
+        "p",
+        show=lambda v: "" if v is None else f"{v:.2g}",
+        style=when(lambda v: v < 0.05, "bold"),
+        keep=40,
+        right=True,
+    ),  # fmt: skip
+]
+
+
+class _VerdictCommand(click.Command):
+    """Any failure to get a verdict exits 3, a wrong option included (click's usage errors are 2, which is wait)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:
+            exc.exit_code = NO_VERDICT
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.exit_code = NO_VERDICT
+            raise
+
+
+def _rows(out: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, m in out.get("metrics", {}).items():
+        f = m["figures"]
+        if name == "p99_duration":
+            new, base = human.millis(f.get("new_p99_ms")), human.millis(f.get("baseline_p99_ms"))
+        else:
+            new = f"{human.percent(f['new_rate'])} ({f['new']}/{f['new_of']})" if "new_rate" in f else ""
+            base = (
+                f"{human.percent(f['baseline_rate'])} ({f['baseline']}/{f['baseline_of']})" if "new_rate" in f else ""
+            )
+        rows.append(
+            {"metric": name, "decision": m["decision"], "new": new, "baseline": base, "p_value": f.get("p_value")}
+        )
+    return rows
+
+
+@click.group()
+def deploy() -> None:
+    """Safe deploys: is a new version worse than the one it replaces?"""
+
+
+@deploy.command("verdict", cls=_VerdictCommand)
+@click.option("--function", "-f", required=True, help="the function")
+@click.option("--version", "-v", "version", required=True, help="the new version")
+@click.option("--baseline", "-b", default="", help="the version it replaces (default: the busiest other version)")
+@click.option("--since", default="10m", show_default=True, help="compare over this window (10m, 1h or ISO-8601)")
+@click.option("--until", default=None, help="end of the window (default now)")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@table_options
+@API_OPTION
+@TOKEN_OPTION
+def verdict(
+    function: str,
+    version: str,
+    baseline: str,
+    since: str,
+    until: str | None,
+    as_json: bool,
+    api: str,
+    token: str | None,
+) -> None:
+    """pass, fail or wait, with the reasons and each metric's figures. Exit 0 pass, 1 fail, 2 wait, 3 no verdict."""
+    params = {"function": function, "version": version, "baseline": baseline, "since": since, "until": until}
+    out = api_get(api, token, "/api/deployments/verdict", params)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        base = terminal(out.get("baseline") or "none")
+        click.echo(f"{out['verdict'].upper()}: {terminal(function)} version {terminal(version)} against {base}")
+        for reason in out["reasons"]:
+            click.echo(f"  - {terminal(reason)}")
+        if out.get("metrics"):
+            print_table(_rows(out), METRIC_COLUMNS)
+    click.get_current_context().exit(EXIT[out["verdict"]])

@@ -1,0 +1,137 @@
+"""The canary-regression rule on the evaluator (real events, a test clock), and the cloudwatch_alarm target
+against botocore's Stubber: firing sets ALARM, resolved sets OK, a test only looks the alarm up."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from fnscope.alerts.cloudwatch_alarm import alarm_name, set_alarm_state
+from fnscope.alerts.config import AlertSettings, Target
+from fnscope.alerts.evaluator import Evaluator
+from fnscope.alerts.instances import Instance, Notice
+from fnscope.alerts.notify import Notifier, payload
+from fnscope.alerts.signals import Signals
+from fnscope.events import Invocation
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reports(version: str, n: int, error_rate: float, at: float, seed: int, median_ms: float = 80.0) -> list[Invocation]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        when = datetime.fromtimestamp(at - rng.uniform(0, 240), UTC)
+        out.append(
+            Invocation(
+                event_id="",
+                time=when,
+                source="telemetry",
+                function="checkout",
+                version=version,
+                request_id=f"{version}-{seed}-{i}",
+                kind="report",
+                status="error" if rng.random() < error_rate else "success",
+                duration_ms=rng.lognormvariate(0, 0.3) * median_ms,
+                start_time=when - timedelta(milliseconds=median_ms),
+            )  # fmt: skip
+        )
+    return out
+
+
+def _evaluator(clock: Clock) -> Evaluator:
+    return Evaluator(AlertSettings().effective_rules(), Signals(3600, 1000), clock=clock)
+
+
+def test_a_worse_new_version_fires_once_per_version_and_resolves() -> None:
+    clock = Clock()
+    ev = _evaluator(clock)
+    _, notices = ev.ingest(reports("7", 800, 0.01, clock.now, 1) + reports("8", 80, 0.3, clock.now, 2))
+    firing = [n for n in notices if n.instance.rule == "canary-regression"]
+    assert [(n.kind, n.instance.labels["version"]) for n in firing] == [("firing", "8")]
+    assert firing[0].instance.values["baseline"] == "7"
+    assert firing[0].instance.summary.startswith("checkout version 8 is worse than version 7: error rate")
+
+    # once the new version stops taking traffic (rolled back), the alert resolves
+    clock.now += 600 + 121
+    kinds = [n.kind for n in ev.tick()[1] + ev.tick()[1] if n.instance.rule == "canary-regression"]
+    assert kinds == ["resolved"]
+
+
+def test_too_little_traffic_or_no_regression_never_fires() -> None:
+    clock = Clock()
+    ev = _evaluator(clock)
+    _, notices = ev.ingest(reports("7", 800, 0.01, clock.now, 3) + reports("8", 12, 0.0, clock.now, 4))
+    _, more = ev.ingest(reports("8", 600, 0.01, clock.now, 5))
+    assert not [n for n in notices + more if n.instance.rule == "canary-regression"]
+
+
+def _cloudwatch() -> tuple[object, Stubber]:
+    client = boto3.client("cloudwatch", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
+
+
+def _notice(kind: str, function: str = "checkout") -> Notice:
+    labels = {"tenant": "default", "function": function, "version": "8"}
+    inst = Instance(
+        "canary-regression", "fp", "default", labels, "firing", 1.0, {"function": function}, "checkout version 8 is worse",
+        active_since=T0.timestamp(), last_true=T0.timestamp(),
+    )  # fmt: skip
+    return Notice(kind, inst, "critical")  # type: ignore[arg-type]
+
+
+def test_alarm_target_sets_alarm_then_ok_and_a_test_only_looks() -> None:
+    client, stub = _cloudwatch()
+    target = Target(format="cloudwatch_alarm", alarm_name="fnscope-canary-{function}", rules=["canary-regression"])
+    notifier = Notifier([target], store=None, base_url="http://fnscope:4318", cloudwatch=lambda region: client)  # type: ignore[arg-type]
+    for state in ("ALARM", "OK"):
+        stub.add_response(
+            "set_alarm_state",
+            {},
+            {
+                "AlarmName": "fnscope-canary-checkout",
+                "StateValue": state,
+                "StateReason": "fnscope canary-regression: checkout version 8 is worse",
+                "StateReasonData": ANY,
+            },
+        )
+    stub.add_response(
+        "describe_alarms",
+        {"MetricAlarms": [{"AlarmName": "fnscope-canary-checkout"}]},
+        {"AlarmNames": ["fnscope-canary-checkout"]},
+    )
+    with stub:
+        for kind in ("firing", "resolved", "test"):
+            (delivery,) = notifier._deliver_all(_notice(kind))
+            assert (delivery.delivery, delivery.target) == ("delivered", "cloudwatch-alarm:fnscope-canary-{function}")
+        stub.assert_no_pending_responses()
+
+
+def test_alarm_target_refuses_names_from_crafted_labels_and_other_rules() -> None:
+    client, stub = _cloudwatch()
+    target = Target(format="cloudwatch_alarm", alarm_name="fnscope-{function}", rules=["canary-regression"])
+    with stub:  # no AWS call at all: the stubber fails on any
+        crafted = set_alarm_state(target, payload(_notice("firing", "x,prod-db-alarm"), ""), "t", lambda r: client)
+        assert crafted.delivery == "failed" and "cannot be part of an alarm name" in crafted.error
+        other_rule = _notice("firing")
+        other_rule.instance.rule = "function-throttled"
+        notifier = Notifier([target], store=None, base_url="", cloudwatch=lambda region: client)  # type: ignore[arg-type]
+        assert [d.delivery for d in notifier._deliver_all(other_rule)] == ["no_target"]
+    with pytest.raises(ValueError, match="alarm_name"):
+        Target(format="cloudwatch_alarm")
+    assert (
+        alarm_name("deploy-{function}-{version}", {"function": "orders_v2", "version": "$LATEST"})
+        == "deploy-orders_v2-$LATEST"
+    )
