@@ -116,7 +116,9 @@ class LocalLog:
                 self.appended.wait(timeout_s)
 
     def last_id(self) -> int:
-        return int(self._db().execute("SELECT coalesce(max(id), 0) FROM records").fetchone()[0])
+        """The id of the last record ever appended (committed ones included)."""
+        row = self._db().execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+        return int(row[0]) if row else 0
 
     def commit(self, upto: int) -> None:
         """Records up to ``upto`` are stored: move the position and drop them, in one transaction."""

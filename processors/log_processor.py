@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
 from pydantic import ValidationError
 
 from fnscope.events import Event, Signal, dead_letter
@@ -120,9 +121,25 @@ class LogProcessor:
         for message in messages:
             try:
                 events.extend(decode(message.signal, message.value))
+            except ValidationError:
+                events.extend(self._decode_each(message))
+        return events
+
+    def _decode_each(self, message: Message) -> list[Event]:
+        """A message with a record that no longer validates (written by another release, say): each record on
+        its own, so that one costs only itself."""
+        try:
+            records = orjson.loads(message.value)
+        except orjson.JSONDecodeError as exc:
+            return [dead_letter("log", f"undecodable message at {message.where}: {exc}", message.value)]
+        events: list[Event] = []
+        for n, record in enumerate(records if isinstance(records, list) else [records]):
+            raw = orjson.dumps(record)
+            try:
+                events.extend(decode(message.signal, b"[" + raw + b"]"))
             except ValidationError as exc:
-                reason = f"undecodable message at {message.where}: {exc.errors()[0]['msg']}"
-                events.append(dead_letter("log", reason, message.value))
+                reason = f"undecodable record {n} at {message.where}: {exc.errors()[0]['msg']}"
+                events.append(dead_letter("log", reason, raw, tenant=_tenant(record)))
         return events
 
     def _write_until_done(self, events: list[Event]) -> None:
@@ -173,3 +190,8 @@ class LocalLogSource:
 
     def close(self) -> None:
         self._log.close()
+
+
+def _tenant(record: object) -> str:
+    tenant = record.get("tenant") if isinstance(record, dict) else None
+    return tenant if isinstance(tenant, str) and tenant else "default"

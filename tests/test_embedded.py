@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FNSCOPE, Process, free_port, wait_http
+from tests.conftest import FNSCOPE, Process, all_stored, free_port, wait_http
 from tests.fixtures import cloudtrail_set, wire
 
 
@@ -49,6 +49,7 @@ def test_every_format_is_stored_and_queryable(embedded: tuple[str, Process]) -> 
     r = _post(url, "/v1/logs", wire.otlp_logs_json(), **{"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
 
+    all_stored(url)
     # The audit trail answers "who changed this function's code".
     audit = httpx.get(f"{url}/api/audit", params={"action": "UpdateFunctionCode", "since": "20000d"}).json()
     assert [(row["action"], row["function"]) for row in audit["results"]] == [
@@ -66,6 +67,7 @@ def test_redelivery_never_shows_twice(embedded: tuple[str, Process]) -> None:
     records = json.loads(body)
     for _ in range(3):
         assert _post(url, "/ingest/cloudtrail", body).status_code == 200
+    all_stored(url)
     rows = httpx.get(f"{url}/api/audit", params={"since": "20000d", "limit": 1000}).json()["results"]
     assert sorted(r["event_id"] for r in rows) == sorted(r["eventID"] for r in records)
 
@@ -75,6 +77,7 @@ def test_unusable_body_is_400_and_dead_lettered(embedded: tuple[str, Process]) -
     r = _post(url, "/ingest/cloudtrail", b"this is not json {")
     assert r.status_code == 400
     assert r.json()["detail"]
+    all_stored(url)
     dead = httpx.get(f"{url}/api/dead-letters").json()["results"]
     assert any(d["source"] == "cloudtrail" and d["raw_preview"].startswith("this is not json") for d in dead)
 
@@ -87,6 +90,7 @@ def test_partly_bad_batch_keeps_the_good_records(embedded: tuple[str, Process]) 
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == len(good)
     assert r.json()["rejected"] == 2
+    all_stored(url)
     dead = httpx.get(f"{url}/api/dead-letters", params={"source": "cloudtrail"}).json()["results"]
     assert len(dead) == 2 and all(d["reason"] for d in dead)
 
@@ -115,6 +119,7 @@ def test_kill9_then_restart_keeps_every_acknowledged_event(tmp_path: Path) -> No
     proc = Process(args, tmp_path / "up2.log").start()
     try:
         wait_http(f"{url}/healthz", proc=proc.proc)
+        all_stored(url)  # what the killed process acknowledged is in the log, stored by this one
         rows = httpx.get(f"{url}/api/audit", params={"since": "20000d", "limit": 100000}).json()["results"]
         stored = [r["event_id"] for r in rows]
         assert len(acked) == len(cloudtrail_set.all_records())
@@ -138,6 +143,7 @@ def test_tokens_scope_every_query_to_its_tenant(tmp_path: Path, tokens: str) -> 
         body = cloudtrail_set.technique_file("defense-evasion.cloudtrail-stop")
         assert _post(url, "/ingest/cloudtrail", body).status_code == 401
         assert _post(url, "/ingest/cloudtrail", body, Authorization="Bearer secret-a").status_code == 200
+        all_stored(url, "secret-a")
         a = httpx.get(f"{url}/api/audit", params={"since": "20000d"}, headers={"Authorization": "Bearer secret-a"})
         b = httpx.get(f"{url}/api/audit", params={"since": "20000d"}, headers={"Authorization": "Bearer secret-b"})
         assert len(a.json()["results"]) == len(json.loads(body))
@@ -175,6 +181,7 @@ def test_a_line_sent_by_extension_and_by_subscription_shows_once(embedded: tuple
         assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
         r = _post(url, "/ingest/cloudwatch", gzip.compress(json.dumps(subscription).encode()))
         assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+    all_stored(url)
     found = httpx.get(
         f"{url}/api/search", params={"q": f"request_id:{rid}", "function": "payments", "since": "20000d", "limit": 100}
     ).json()["results"]
