@@ -89,10 +89,10 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-def all_stored(url: str, token: str | None = None) -> None:
+def all_stored(url: str, authorization: str = "") -> None:
     """Wait until everything `fnscope up` at ``url`` acknowledged so far is in its store: a 2xx means durable (in its
     local log), and the processor stores it within a second; a test that reads its writes back waits for that."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {"Authorization": authorization} if authorization else {}
     r = httpx.post(f"{url}/ingest/telemetry?wait=stored", content=b"[]", headers=headers, timeout=60)
     assert r.status_code == 200 and r.json()["stored"] is True, r.text
 

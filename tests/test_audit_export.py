@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fnscope.cli import main
 from fnscope.cli.audit_bundle import SUMS
-from tests.conftest import start_fnscope_up
+from tests.conftest import all_stored, start_fnscope_up
 from tests.fixtures import cloudtrail_set
 
 
@@ -135,6 +135,7 @@ def test_versions_not_sealed_yet_are_left_out_and_said_so(tmp_path: Path) -> Non
     try:
         body = orjson.dumps(cloudtrail_set.technique("defense-evasion.cloudtrail-stop"))
         assert httpx.post(f"{url}/ingest/cloudtrail", content=body, timeout=60).status_code == 200
+        all_stored(url)
         out = CliRunner().invoke(main, ["audit", "export", "--api", url, "--since", "20000d", str(tmp_path / "b")])
         assert out.exit_code == 0 and "1 event versions in the range are not sealed yet" in out.output, out.output
         code, output = check(tmp_path / "b")

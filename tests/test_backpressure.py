@@ -18,7 +18,7 @@ from faults.load import cloudtrail_file
 from faults.processes import Managed, free_port, tansu_binary, wait_port
 from fnscope.kafka_admin import ensure_topics
 from fnscope.transport import all_topics
-from tests.conftest import FNSCOPE, Process, wait_http
+from tests.conftest import FNSCOPE, Process, all_stored, wait_http
 from tests.test_distributed import start_collector
 
 
@@ -120,6 +120,7 @@ def test_embedded_store_saturated_is_429_and_every_retried_event_lands_once(tmp_
             list(pool.map(send, range(8)))
         assert refusals, "8 concurrent senders against a one-request backlog must be told to wait"
         assert all(int(r.headers["Retry-After"]) > 0 and "busy" in r.json()["detail"] for r in refusals)
+        all_stored(url)
         rows = httpx.get(f"{url}/api/audit", params={"since": "1d", "limit": 100_000}).json()["results"]
         stored = [row["event_id"] for row in rows]
         assert len(stored) == len(set(stored)) and set(stored) == acked and len(acked) == 8 * 6 * 300

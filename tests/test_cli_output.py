@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FNSCOPE, ROOT, Process, free_port, start_fnscope_up, wait_http
+from tests.conftest import FNSCOPE, ROOT, Process, all_stored, free_port, start_fnscope_up, wait_http
 from tests.fixtures import cloudtrail_set
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -91,11 +91,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[
     try:
         sent = piped(["simulate", "--api", url, "--duration", "20s", "--rate", "40", "--fast"])
         assert sent.returncode == 0, sent.stderr
+        all_stored(url)
         functions = json.loads(piped(["stats", "--api", url, "--json", "--since", "1h"]).stdout)
         busiest = max(functions, key=lambda f: f["peak_concurrency"])
         assert busiest["peak_concurrency"] >= 2
         r = httpx.post(f"{url}/ingest/cloudtrail", content=_concurrency_limit(busiest["function"], 1), timeout=30)
         assert r.status_code == 200, r.text
+        all_stored(url)
         functions = json.loads(piped(["stats", "--api", url, "--json", "--since", "1h"]).stdout)
         yield url, functions
     finally:

@@ -28,6 +28,7 @@ from fnscope.processors.cloudtrail_bulk import MIN_BYTES, CloudTrailBulk
 from fnscope.processors.writer import EventWriter
 from fnscope.sink import IngestContext
 from tests import corpus
+from tests.conftest import all_stored
 from tests.test_audit_support import CLOUDTRAIL, DOC_EXAMPLES, FIXTURE_SET, STRATUS, chdb_store, derive
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -326,6 +327,7 @@ def test_a_partly_bad_backfill_file_through_fnscope_up(embedded: tuple[str, Any]
     answer = httpx.post(f"{url}/ingest/cloudtrail", content=body, timeout=60)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"accepted": count, "rejected": 1, "errors": ["not a CloudTrail record: no eventTime"]}
+    all_stored(url)
     found = httpx.get(
         f"{url}/api/audit", params={"principal": good[0]["userIdentity"]["arn"], "since": "3650d", "limit": 5000}
     )

@@ -143,7 +143,7 @@ def test_tokens_scope_every_query_to_its_tenant(tmp_path: Path, tokens: str) -> 
         body = cloudtrail_set.technique_file("defense-evasion.cloudtrail-stop")
         assert _post(url, "/ingest/cloudtrail", body).status_code == 401
         assert _post(url, "/ingest/cloudtrail", body, Authorization="Bearer secret-a").status_code == 200
-        all_stored(url, "secret-a")
+        all_stored(url, "Bearer secret-a")
         a = httpx.get(f"{url}/api/audit", params={"since": "20000d"}, headers={"Authorization": "Bearer secret-a"})
         b = httpx.get(f"{url}/api/audit", params={"since": "20000d"}, headers={"Authorization": "Bearer secret-b"})
         assert len(a.json()["results"]) == len(json.loads(body))

@@ -369,8 +369,8 @@ def test_exact_across_a_rebalance_between_two_processors(broker: str, store: Cli
         stop.set()
         for t in threads:
             t.join(30)
-        for member in (first, second):
-            member._consumer.close(autocommit=False)
+        for source in (first_source, second_source):
+            source.close()
         producer.close()
     assert_peaks_exact(store, tenant, events)
     assert_stats_exact(store, tenant, invs, {})

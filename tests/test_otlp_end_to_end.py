@@ -27,6 +27,7 @@ def test_sdk_exporter_logs_are_stored_and_searchable(embedded: tuple[str, Proces
         )
     assert provider.force_flush(10_000)
     provider.shutdown()
+    all_stored(url)
 
     found = httpx.get(f"{url}/api/search", params={"q": "inventory", "function": "checkout", "limit": 100}).json()
     rows = found["results"]

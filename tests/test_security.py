@@ -175,6 +175,7 @@ def test_every_endpoint_takes_its_token_and_every_query_stays_in_its_tenant(serv
     url, _ = server
     _ingest_all(url, ACME, "acmeword")
     _ingest_all(url, GLOBEX, "globexword")
+    all_stored(url, ACME)
     routes = _api_get_routes(url)
     assert {"/api/search", "/api/audit", "/api/stats", "/api/dead-letters"} <= set(routes)
     seen = {"acme": "", "globex": ""}
@@ -217,6 +218,7 @@ def test_sql_metacharacters_in_parameters_only_ever_filter(server: tuple[str, Pr
         [{"time": NOW.isoformat().replace("+00:00", "Z"), "type": "function", "record": f"customer {tricky} paid"}]
     ).encode()
     assert httpx.post(f"{url}/ingest/telemetry?function={fn}", content=body, headers=headers).status_code == 200
+    all_stored(url, ACME)
 
     def search(**params: str) -> list[dict]:
         """The rows a filter leaves; a value the API refuses outright (400) leaves none."""
@@ -268,6 +270,7 @@ def test_records_per_request_and_field_size_limits(server: tuple[str, Process]) 
     body = json.dumps([{"time": t, "type": "function", "record": long_line}]).encode()
     r = httpx.post(f"{url}/ingest/telemetry?function=bigfn", content=body, headers=headers)
     assert r.status_code == 200 and r.json()["accepted"] == 1
+    all_stored(url, ACME)
     rows = httpx.get(
         f"{url}/api/search", params={"q": "hugeline", "function": "bigfn", "since": "1d"}, headers=headers
     ).json()["results"]

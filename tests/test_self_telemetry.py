@@ -84,6 +84,7 @@ def test_embedded_counts_at_metrics_and_over_otlp_and_is_ready(tmp_path: Path) -
         assert httpx.post(f"{url}/ingest/cloudtrail", content=good).status_code == 200
         assert httpx.post(f"{url}/ingest/cloudtrail", content=partly_bad).status_code == 200
         assert httpx.post(f"{url}/ingest/cloudtrail", content=b"not json at all").status_code == 400
+        all_stored(url)
 
         m = scrape(f"{url}/metrics")
         assert value(m, "fnscope_received_requests_total", format="cloudtrail") == 3

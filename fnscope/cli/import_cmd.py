@@ -82,10 +82,9 @@ def cloudtrail(
         summary, extra = out.summary, {"s3": asdict(counts)}
     else:
         summary = import_cloudtrail(paths, api, token, workers, progress)
-    if began is not None:
-        _all_stored(api, token)  # what was acknowledged is durable; the count below needs it stored too
-        if (after := _arrivals(api, token, {"since_ms": began["now_ms"]})) is not None:
-            summary.new_versions = after["new_versions"]
+    _all_stored(api, token)  # acknowledged is durable; once stored, what was imported can be queried (and counted)
+    if began is not None and (after := _arrivals(api, token, {"since_ms": began["now_ms"]})) is not None:
+        summary.new_versions = after["new_versions"]
     if as_json:
         click.echo(json.dumps(asdict(summary) | extra))
     else:
