@@ -9,7 +9,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
-from tests.conftest import Process
+from tests.conftest import Process, all_stored
 
 
 def test_sdk_exporter_logs_are_stored_and_searchable(embedded: tuple[str, Process]) -> None:

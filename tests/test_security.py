@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from fnscope.collector.field_limits import MARKER
-from tests.conftest import FNSCOPE, Process, free_port, start_fnscope_up
+from tests.conftest import FNSCOPE, Process, all_stored, free_port, start_fnscope_up
 
 TOKENS = {"tok-acme-5f1d0c": "acme", "tok-globex-9a7e22": "globex", "tok-limited-33b1": "limited"}
 ACME, GLOBEX, LIMITED = (f"Bearer {t}" for t in TOKENS)

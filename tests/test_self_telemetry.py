@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from prometheus_client.parser import text_string_to_metric_families
 
 from faults.load import cloudtrail_file
-from tests.conftest import FNSCOPE, Process, free_port, wait_http
+from tests.conftest import FNSCOPE, Process, all_stored, free_port, wait_http
 from tests.test_distributed import start_collector
 
 
