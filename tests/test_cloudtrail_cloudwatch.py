@@ -157,7 +157,9 @@ def audit_rows(url: str, token: str) -> list[dict[str, Any]]:
 
 
 def _post(url: str, path: str, body: bytes, token: str) -> httpx.Response:
-    return httpx.post(f"{url}{path}", content=body, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    """Sent, then read back: ``?wait=stored`` answers once the request's records are in the store."""
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.post(f"{url}{path}", params={"wait": "stored"}, content=body, headers=headers, timeout=60)
 
 
 def test_both_deliveries_of_one_record_are_one_audit_row(instance: str, tmp_path: Path) -> None:

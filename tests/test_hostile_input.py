@@ -169,7 +169,7 @@ def test_runtime_out_of_memory_lines_are_counted(up: tuple[str, Process]) -> Non
 def test_a_million_character_line_is_cut_not_refused(up: tuple[str, Process]) -> None:
     url, _ = up
     r = post(url, "/ingest/cloudwatch", subscription("/aws/lambda/longline", "start " + "x" * 1_000_001))
-    assert r.status_code == 200 and r.json() == {"accepted": 1, "rejected": 0}
+    assert r.status_code == 200 and r.json() == {"accepted": 1, "rejected": 0, "stored": True}
     [line] = search(url, "start", function="longline")
     assert len(line["message"]) < 300_000 and line["message"].endswith("more characters]")
 

@@ -24,7 +24,7 @@ from fnscope.query.runner import QueryRunner
 from fnscope.query.search import page_query, search
 from fnscope.simulator.sender import run as simulate_and_send
 from fnscope.store import connect
-from tests.conftest import FNSCOPE, ROOT, Process, start_fnscope_up
+from tests.conftest import FNSCOPE, ROOT, Process, all_stored, start_fnscope_up
 
 A, B = "tok-acme", "tok-globex"
 NOW = datetime.now(UTC)
@@ -262,6 +262,7 @@ def test_cli_search_and_follow(server: str) -> None:
     url, cli = server, ["--api", server, "--token", A]
     old = json.dumps([{"time": _now(), "type": "function", "record": "cliword before follow"}]).encode()
     assert httpx.post(f"{url}/ingest/telemetry?function=clifn", content=old, headers=_auth(A)).status_code == 200
+    all_stored(url, _auth(A)["Authorization"])
     out = subprocess.run(
         [*FNSCOPE, "search", "cliword", *cli, "--json"], capture_output=True, text=True, cwd=ROOT, timeout=60
     )

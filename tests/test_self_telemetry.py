@@ -76,7 +76,7 @@ def test_embedded_counts_at_metrics_and_over_otlp_and_is_ready(tmp_path: Path) -
     try:
         wait_http(f"{url}/healthz", proc=proc.proc)
         ready = httpx.get(f"{url}/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"] == {"store_writer": True, "store": True}
+        assert ready.status_code == 200 and ready.json()["checks"] == {"local_log": True, "store": True}
 
         good, _ = cloudtrail_file(120, 0, 0)
         records = json.loads(good)["Records"]
