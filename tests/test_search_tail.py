@@ -79,6 +79,15 @@ def _stored(url: str, since: datetime) -> dict[str, dict[str, Any]]:
             return found
 
 
+def _settled(url: str, since: datetime) -> dict[str, dict[str, Any]]:
+    """What the store holds once it stops changing: a 2xx means durable, and the insert follows a moment later."""
+    deadline, before = time.monotonic() + 60, None
+    while (now := _stored(url, since)).keys() != (before or {}).keys() and time.monotonic() < deadline:
+        before = now
+        time.sleep(3)
+    return now
+
+
 def _drain(got: queue.Queue[dict[str, Any]], into: list[dict[str, Any]], want: set[str], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not want <= {row["event_id"] for row in into} and time.monotonic() < deadline:
@@ -128,7 +137,7 @@ def test_tail_and_follow_send_each_line_once_in_time_order_under_redelivery(serv
         threading.Thread(target=_read_cli, args=(cli, cli_rows), daemon=True).start()
         time.sleep(2)  # both followers are polling before the first line is sent
         functions = _send_live_with_redeliveries(url, seed=21)
-        stored = _stored(url, started)
+        stored = _settled(url, started)
         assert {row["function"] for row in stored.values()} == functions
         got_api: list[dict[str, Any]] = []
         got_cli: list[dict[str, Any]] = []
@@ -159,7 +168,7 @@ def test_console_live_tail_shows_each_line_once_in_order_with_count_and_histogra
         while sender.is_alive():  # what the user sees while the traffic flows
             counts.append(page.locator(".status").inner_text())
             time.sleep(0.5)
-        stored = _stored(url, started)
+        stored = _settled(url, started)
         want = f"{len(stored)} matching lines in the last 15m"
         page.wait_for_function(
             "want => document.querySelector('.status').textContent === want", arg=want, timeout=90_000
