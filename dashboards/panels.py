@@ -56,6 +56,22 @@ _QUANTILES = f"quantilesTDigestMerge({LEVELS})(duration)"
 _COST = f"sum(gb_seconds) * {PRICE_GB_S} + sum(invocations) * {PRICE_REQUEST}"
 
 
+# What "wrong" means on the fleet page: each table's state column (ok, warning, critical), sorted on and coloured
+# by the console (and mappable to colours in Grafana); thresholds here only.
+ERROR_RATE_WARN, ERROR_RATE_CRITICAL = 0.01, 0.05
+THROTTLE_RATE_CRITICAL = 0.01  # of the calls made (run + throttled); any throttle at all is a warning
+UTILISATION_WARN_PCT = 80  # of the concurrency limit; 100 % is critical
+
+
+def _state(critical: str, warning: str) -> str:
+    return f"multiIf({critical}, 'critical', {warning}, 'warning', 'ok')"
+
+
+_FUNCTION_STATE = _state(
+    critical=f"e >= {ERROR_RATE_CRITICAL} * greatest(n, 1) OR t >= {THROTTLE_RATE_CRITICAL} * greatest(n + t, 1)",
+    warning=f"e >= {ERROR_RATE_WARN} * greatest(n, 1) OR t > 0",
+)
+
 # --- Fleet overview --------------------------------------------------------------------------------------
 
 _MINUTES = f"FROM function_minutes FINAL WHERE {TENANT} AND $__timeFilter(bucket)"
@@ -115,32 +131,53 @@ GROUP BY time ORDER BY time""",
         ),
         Panel(
             "Concurrency against limits, per function",
-            f"""SELECT p.function AS function, p.peak AS peak_concurrency,
-    if(l.function != '' AND l.reserved >= 0, l.reserved, {_POOL}) AS concurrency_limit,
-    if(l.function != '' AND l.reserved >= 0, 'reserved', 'account') AS limit_source,
-    round(peak_concurrency / greatest(concurrency_limit, 1), 3) AS utilisation
+            f"""SELECT function, peak_concurrency, concurrency_limit, limit_source, utilisation_pct,
+    {_state(critical="utilisation_pct >= 100", warning=f"utilisation_pct >= {UTILISATION_WARN_PCT}")} AS state
 FROM (
-    SELECT key AS function, max(peak) AS peak FROM concurrency_peaks FINAL
-    WHERE {TENANT} AND scope = 'function' AND resolution = 60 AND $__timeFilter(bucket)
-    GROUP BY key) AS p
-LEFT JOIN {_LIMITS} AS l ON l.function = p.function
-ORDER BY utilisation DESC, function""",
+    SELECT p.function AS function, p.peak AS peak_concurrency,
+        if(l.function != '' AND l.reserved >= 0, l.reserved, {_POOL}) AS concurrency_limit,
+        if(l.function != '' AND l.reserved >= 0, 'reserved', 'account') AS limit_source,
+        round(100 * peak_concurrency / greatest(concurrency_limit, 1), 1) AS utilisation_pct
+    FROM (
+        SELECT key AS function, max(peak) AS peak FROM concurrency_peaks FINAL
+        WHERE {TENANT} AND scope = 'function' AND resolution = 60 AND $__timeFilter(bucket)
+        GROUP BY key) AS p
+    LEFT JOIN {_LIMITS} AS l ON l.function = p.function)
+ORDER BY utilisation_pct DESC, function""",
             Kind.TABLE,
-            ("function", "peak_concurrency", "concurrency_limit", "limit_source", "utilisation"),
-            description="Peak concurrency per function and the limit it runs against; throttling starts at 100%.",
+            ("function", "peak_concurrency", "concurrency_limit", "limit_source", "utilisation_pct", "state"),
+            description=f"Peak concurrency per function and the limit it runs against: warning from "
+            f"{UTILISATION_WARN_PCT}%, critical at 100% (throttling starts).",
         ),
         Panel(
             "Functions",
             f"""SELECT function, n AS invocations, e AS errors, round(e / greatest(n, 1), 4) AS error_rate,
-    c AS cold_starts, round(q[4], 1) AS p99_ms, round(gb, 3) AS gb_seconds, round(cost, 6) AS cost_usd
+    t AS throttles, c AS cold_starts, round(q[4], 1) AS p99_ms, round(gb, 3) AS gb_seconds,
+    round(cost, 6) AS cost_usd, {_FUNCTION_STATE} AS state
 FROM (
     SELECT function, sum(invocations) AS n, sum(errors) AS e, sum(cold_starts) AS c, {_QUANTILES} AS q,
         sum(gb_seconds) AS gb, {_COST} AS cost
     {_MINUTES}
-    GROUP BY function)
-ORDER BY invocations DESC, function""",
+    GROUP BY function) AS m
+LEFT JOIN (SELECT function, sum(throttles) AS t FROM ({_throttles_by_bucket()}) GROUP BY function) AS th
+    USING (function)
+ORDER BY indexOf(['critical', 'warning', 'ok'], state), errors + throttles DESC, invocations DESC, function""",
             Kind.TABLE,
-            ("function", "invocations", "errors", "error_rate", "cold_starts", "p99_ms", "gb_seconds", "cost_usd"),
+            (
+                "function",
+                "invocations",
+                "errors",
+                "error_rate",
+                "throttles",
+                "cold_starts",
+                "p99_ms",
+                "gb_seconds",
+                "cost_usd",
+                "state",
+            ),
+            description=f"Worst first. Critical: errors in {ERROR_RATE_CRITICAL:.0%} of invocations or more, or "
+            f"throttles in {THROTTLE_RATE_CRITICAL:.0%} of calls; warning: errors in {ERROR_RATE_WARN:.0%}, or "
+            "any throttle.",
             width=24,
         ),
         Row("Per function"),
@@ -263,12 +300,24 @@ GROUP BY time ORDER BY time""",
         ),
         Panel(
             "Cold starts",
-            f"""SELECT $__timeInterval(bucket) AS time, sum(cold_starts) AS cold_starts,
-    round(sum(init_sum) / greatest(sum(init_count), 1), 1) AS avg_init_ms
+            f"""SELECT $__timeInterval(bucket) AS time, sum(cold_starts) AS cold_starts
 {_ONE_MINUTES}
 GROUP BY time ORDER BY time""",
             Kind.TIMESERIES,
-            ("cold_starts", "avg_init_ms"),
+            ("cold_starts",),
+            width=6,
+        ),
+        Panel(
+            "Init duration",
+            f"""SELECT $__timeInterval(bucket) AS time,
+    if(sum(init_count) > 0, round(sum(init_sum) / sum(init_count), 1), NULL) AS avg_init_ms
+{_ONE_MINUTES}
+GROUP BY time ORDER BY time""",
+            Kind.TIMESERIES,
+            ("avg_init_ms",),
+            description="Average Init Duration of the cold starts (a count and milliseconds get an axis each).",
+            unit="ms",
+            width=6,
         ),
         Panel(
             "Memory used",

@@ -240,7 +240,9 @@ def test_function_page_from_a_fleet_link(console: Console, fleet: Fleet) -> None
     expect(page.locator('select[name="version"] option')).to_have_text(["All", *versions], timeout=WAIT_MS)
     table = _panel(page, "Versions").locator("table")
     expect(table).to_be_visible(timeout=WAIT_MS)
-    answer = fleet.api("/api/dashboards/fnscope-function/panels/6", since="1h", **params)
+    board = next(d for d in fleet.api("/api/dashboards")["dashboards"] if d["uid"] == "fnscope-function")
+    at = next(item["index"] for item in board["items"] if item.get("title") == "Versions")
+    answer = fleet.api(f"/api/dashboards/fnscope-function/panels/{at}", since="1h", **params)
     cells = [[td.inner_text() for td in tr.locator("td").all()] for tr in table.locator("tbody tr").all()]
     assert [(c[0], c[1]) for c in cells] == [(r[0], _number(r[1])) for r in answer["rows"]]
     assert sum(r[1] for r in answer["rows"]) == fleet.ran[name]

@@ -6,17 +6,19 @@ import { errorBox } from "./dom.js";
 import * as fleet from "./fleet.js";
 import * as fn from "./function.js";
 import * as search from "./search.js";
+import { REFRESHES, ZONES, refreshSeconds, setRefreshSeconds, setZone, zone } from "./settings.js";
 
 const RANGES = ["15m", "1h", "6h", "24h", "7d"];
 const DEFAULT_RANGE = "1h";
 
-// [pattern, page module, nav entry, whether the global range applies]
+// [pattern, page module, nav entry, whether the global range applies, whether it refreshes on the interval]
+// (search keeps what the user paged to and has its live tail instead)
 const ROUTES = [
-  [/^\/$/, fleet, "fleet", true],
-  [/^\/function\/([^/]+)$/, fn, "fleet", true],
-  [/^\/search$/, search, "search", true],
-  [/^\/audit$/, audit, "audit", false],
-  [/^\/alerts$/, alerts, "alerts", false],
+  [/^\/$/, fleet, "fleet", true, true],
+  [/^\/function\/([^/]+)$/, fn, "fleet", true, true],
+  [/^\/search$/, search, "search", true, false],
+  [/^\/audit$/, audit, "audit", false, true],
+  [/^\/alerts$/, alerts, "alerts", false, true],
 ];
 
 export function parseHash() {
@@ -37,10 +39,15 @@ export function setParams(updates) {
 }
 
 let cleanup = null;
+let refresh = null; // the current page's own refresh, else null (then it is drawn again)
+let refreshes = false;
+let lastDrawn = 0;
 
 async function render() {
   cleanup?.();
   cleanup = null;
+  refresh = null;
+  lastDrawn = Date.now();
   const { path, params } = parseHash();
   const range = RANGES.includes(params.get("range")) ? params.get("range") : DEFAULT_RANGE;
   const rangeSelect = document.getElementById("range");
@@ -59,15 +66,56 @@ async function render() {
     view.append(errorBox(new Error(`no page ${path}`)));
     return;
   }
-  const [pattern, page, , usesRange] = route;
+  const [pattern, page, , usesRange, refreshable] = route;
   rangeSelect.parentElement.hidden = !usesRange;
+  refreshes = refreshable;
   const args = pattern.exec(path).slice(1).map(decodeURIComponent);
   try {
-    cleanup = (await page.render(view, { params, range, args, setParams })) ?? null;
+    const out = (await page.render(view, { params, range, args, setParams })) ?? null;
+    if (typeof out === "function") cleanup = out;
+    else if (out) ({ cleanup = null, refresh = null } = out);
   } catch (error) {
     view.append(errorBox(error));
   }
 }
+
+// Auto-refresh: every chosen interval while the tab is shown; a hidden tab asks nothing, and catches up at once
+// when shown again.
+function tick() {
+  const every = refreshSeconds();
+  if (!every || !refreshes || document.visibilityState !== "visible") return;
+  if (Date.now() - lastDrawn < every * 1000 - 250) return;
+  lastDrawn = Date.now();
+  if (refresh) refresh();
+  else {
+    const y = window.scrollY;
+    render().then(() => window.scrollTo(0, y));
+  }
+}
+
+function choices(select, options, chosen, onChange) {
+  select.replaceChildren(
+    ...Object.entries(options).map(([value, text]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      option.selected = String(chosen) === value;
+      return option;
+    }),
+  );
+  select.addEventListener("change", () => onChange(select.value));
+}
+
+choices(document.getElementById("refresh"), REFRESHES, refreshSeconds(), (value) => {
+  setRefreshSeconds(value);
+  lastDrawn = Date.now();
+});
+choices(document.getElementById("zone"), ZONES, zone(), (value) => {
+  setZone(value);
+  render();
+});
+setInterval(tick, 1000);
+document.addEventListener("visibilitychange", tick);
 
 document.getElementById("range").addEventListener("change", (event) => setParams({ range: event.target.value }));
 window.addEventListener("hashchange", render);

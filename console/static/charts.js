@@ -1,8 +1,69 @@
 // Charts with uPlot (vendored under /console/vendor/uplot, loaded as the global `uPlot`).
 
 import { fmtValue } from "./dom.js";
+import { zone } from "./settings.js";
 
-const COLORS = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00"];
+// Twenty colours far apart (Kelly's and Tableau's), then golden-angle hues: distinct, never reused.
+const COLORS = [
+  "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+  "#003f5c", "#a05195", "#f95d6a", "#00876c", "#ffa600", "#665191", "#b3672b", "#4d9de0", "#e15554", "#3bb273",
+];
+
+function nthColour(n) {
+  return n < COLORS.length ? COLORS[n] : `hsl(${Math.round((n * 137.508) % 360)} 65% 42%)`;
+}
+
+const ASSIGNED_KEY = "fnscope.colours";
+
+// A label keeps its colour on every chart and every visit: the first label seen gets the first colour, the next
+// one the next, remembered in this browser; no two labels share one.
+function colourOf(label) {
+  let assigned;
+  try {
+    assigned = JSON.parse(localStorage.getItem(ASSIGNED_KEY) || "{}");
+  } catch {
+    assigned = {};
+  }
+  const key = String(label);
+  if (!(key in assigned)) {
+    assigned[key] = Object.keys(assigned).length;
+    localStorage.setItem(ASSIGNED_KEY, JSON.stringify(assigned));
+  }
+  return nthColour(assigned[key]);
+}
+
+// Axis ticks: short, with the unit; milliseconds of a second or more in seconds (20 s, not 20,000 ms).
+const SHORT = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
+function tick(value, unit) {
+  if (value === null || value === undefined) return "";
+  if (unit === "ms") return Math.abs(value) >= 1000 ? `${SHORT.format(value / 1000)} s` : `${SHORT.format(value)} ms`;
+  if (unit === "percent") return `${SHORT.format(value)} %`;
+  if (unit === "percentunit") return `${SHORT.format(value * 100)} %`;
+  if (unit === "currencyUSD") return `$${value < 1 ? value.toPrecision(2) : SHORT.format(value)}`;
+  return SHORT.format(value);
+}
+
+// An axis as wide as its longest tick label (none is cut), labelled with what it counts.
+function valueAxis(unit, label) {
+  return {
+    label,
+    labelSize: 18,
+    values: (_u, ticks) => ticks.map((t) => tick(t, unit)),
+    size: (u, values) => {
+      if (!values) return 50;
+      u.ctx.font = "12px system-ui, sans-serif";
+      return Math.ceil(Math.max(...values.map((v) => u.ctx.measureText(v).width))) + 18;
+    },
+  };
+}
+
+// Times on the x axis in the zone the viewer chose.
+function tzDate() {
+  return zone() === "utc" ? (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC") : (ts) => new Date(ts * 1e3);
+}
+
+// Ticks carry their unit (20 s, 75 %); the axis label says what is measured.
+const UNIT_WORDS = { ms: "duration", s: "duration", percent: "percent", percentunit: "percent", currencyUSD: "USD", short: "" };
 
 function epochSeconds(value) {
   const text = String(value);
@@ -12,8 +73,8 @@ function epochSeconds(value) {
 // Keep a chart as wide as its box.
 function fit(plot, box, height) {
   const observer = new ResizeObserver(() => {
-    if (!box.isConnected) {
-      observer.disconnect(); // the page was left
+    if (!plot.root.isConnected) {
+      observer.disconnect(); // the page was left, or the panel redrawn
       plot.destroy();
       return;
     }
@@ -25,13 +86,6 @@ function fit(plot, box, height) {
 }
 
 const MAX_SERIES = 10;
-
-// A label keeps its colour on every chart (a function is the same colour everywhere).
-function colourOf(label) {
-  let hash = 0;
-  for (const ch of String(label)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return COLORS[hash % COLORS.length];
-}
 
 // Long rows (time, label, value) to wide: one column per label, the MAX_SERIES labels with the highest peaks.
 function pivot(rows) {
@@ -64,12 +118,13 @@ export function timeSeries(box, columns, rows, { unit = "", height = 220, since,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true, ...(since && until ? { range: () => [epochSeconds(since), epochSeconds(until)] } : {}) } },
-    axes: [{}, { values: (_u, ticks) => ticks.map((t) => fmtValue(t, unit)), size: 70 }],
+    tzDate: tzDate(),
+    axes: [{}, valueAxis(unit, axisLabel(unit, seriesBy ? columns.at(-1) : "", names))],
     series: [
       {},
       ...names.map((name, i) => ({
         label: seriesBy ? String(name) : name.replaceAll("_", " "),
-        stroke: seriesBy ? colourOf(name) : COLORS[i % COLORS.length],
+        stroke: seriesBy ? colourOf(name) : nthColour(i),
         width: 1.5,
         spanGaps: true,
         value: (_u, v) => fmtValue(v, unit),
@@ -82,6 +137,14 @@ export function timeSeries(box, columns, rows, { unit = "", height = 220, since,
   return plot;
 }
 
+// What the value axis counts: the unit in words, else the one measured column's name, else a count.
+function axisLabel(unit, column, names) {
+  const words = UNIT_WORDS[unit] ?? unit;
+  if (words) return words;
+  if (column) return column.replaceAll("_", " ");
+  return names.length === 1 ? names[0].replaceAll("_", " ") : "count";
+}
+
 // The search histogram: matching lines per bucket, as bars.
 export function histogram(box, buckets, intervalSeconds, { height = 110 } = {}) {
   const data = [buckets.map((b) => epochSeconds(b.bucket)), buckets.map((b) => b.count)];
@@ -90,8 +153,9 @@ export function histogram(box, buckets, intervalSeconds, { height = 110 } = {}) 
     height,
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
+    tzDate: tzDate(),
     scales: { x: { time: true, range: (_u, min, max) => [min, max + intervalSeconds] } },
-    axes: [{}, { size: 50 }],
+    axes: [{}, valueAxis("", "lines")],
     series: [{}, { label: "lines", points: { show: false }, fill: "#3366cc99", stroke: "#3366cc", paths: uPlot.paths.bars({ size: [0.9, 40], align: 1 }) }],
   };
   box.dataset.series = "1";

@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the pages: elements, tables, links, formatting. Text is always set as text, never HTML.
 
+import { zone, zoneLabel } from "./settings.js";
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -36,11 +38,18 @@ export function loading() {
   return el("div", { class: "loading" }, "Loading…");
 }
 
+export function parseTime(value) {
+  return new Date(typeof value === "number" ? value : value.endsWith("Z") ? value : `${value}Z`);
+}
+
+// A time in the zone the viewer chose (settings.js), to the millisecond.
 export function fmtTime(value) {
   if (!value) return "";
-  const date = new Date(typeof value === "number" ? value : value.endsWith("Z") ? value : `${value}Z`);
+  const date = parseTime(value);
   if (Number.isNaN(date.getTime())) return String(value);
-  return date.toISOString().replace("T", " ").replace("Z", "").slice(0, 23);
+  if (zone() === "utc") return date.toISOString().replace("T", " ").replace("Z", "").slice(0, 23);
+  const local = new Date(date.getTime() - date.getTimezoneOffset() * 60_000);
+  return local.toISOString().replace("T", " ").replace("Z", "").slice(0, 23);
 }
 
 const NUMBER = new Intl.NumberFormat("en", { maximumFractionDigits: 3 });
@@ -69,18 +78,37 @@ export function fmtValue(value, unit = "") {
 
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
 
-// columns: names; rows: arrays or objects; cell(column, value, row) may return a node for a column.
+// The unit a table column's values are in, from its name (the dashboards name columns so).
+export function columnUnit(column) {
+  if (column === "error_rate") return "percentunit";
+  if (column.endsWith("_pct")) return "percent";
+  if (column.endsWith("_ms")) return "ms";
+  if (column === "cost_usd") return "currencyUSD";
+  return "";
+}
+
+// A column heading: its words, and the zone of a time column.
+function heading(column) {
+  const words = column.replace(/_pct$/, " %").replace(/_ms$/, "").replace(/_usd$/, "").replaceAll("_", " ");
+  return column === "time" || column.endsWith("_at") || column === "last_seen" ? `${words} (${zoneLabel()})` : words;
+}
+
+// columns: names; rows: arrays or objects; cell(column, value, row) may return a node for a column. A `state`
+// column (ok, warning, critical) colours its row and shows as a badge.
 export function table(columns, rows, { cell, className = "" } = {}) {
-  const head = el("tr", {}, columns.map((c) => el("th", {}, c.replaceAll("_", " "))));
+  const head = el("tr", {}, columns.map((c) => el("th", {}, heading(c))));
+  const stateAt = columns.indexOf("state");
   const body = rows.map((row) => {
     const values = Array.isArray(row) ? row : columns.map((c) => row[c]);
+    const state = stateAt >= 0 ? values[stateAt] : null;
     return el(
       "tr",
-      {},
+      { class: state ? `state-${state}` : "" },
       columns.map((column, i) => {
         const value = values[i];
+        if (i === stateAt) return el("td", {}, el("span", { class: `badge state-${value}` }, value));
         const custom = cell ? cell(column, value, row) : undefined;
-        const content = custom ?? (ISO_TIME.test(value) ? fmtTime(value) : fmtValue(value));
+        const content = custom ?? (ISO_TIME.test(value) ? fmtTime(value) : fmtValue(value, columnUnit(column)));
         const kind = typeof value === "number" ? "num" : typeof value === "string" && value.length > 60 ? "long" : "";
         return el("td", { class: kind }, content);
       }),

@@ -6,5 +6,5 @@ import { dashboard, renderDashboard } from "./panels.js";
 export async function render(view, { range }) {
   const board = await dashboard("fnscope-fleet");
   view.append(el("header", { class: "page-head" }, el("h1", {}, "Fleet"), el("p", {}, board.description)));
-  renderDashboard(view, board, { range });
+  return { refresh: renderDashboard(view, board, { range }) };
 }

@@ -37,5 +37,5 @@ export async function render(view, { args: [name], params, range, setParams }) {
     controls.append(el("label", {}, variable.label, " ", select));
     vars[variable.name] = chosen;
   }
-  renderDashboard(view, board, { range, vars });
+  return { refresh: renderDashboard(view, board, { range, vars }) };
 }

@@ -21,9 +21,12 @@ export function varParams(vars) {
   return Object.fromEntries(Object.entries(vars).map(([name, value]) => [`var-${name}`, value]));
 }
 
+// Draws the board into view; answers a function that fetches every panel again and redraws each in place when
+// its answer comes (no "Loading" flash on a refresh; a failed refresh shows its error in the panel).
 export function renderDashboard(view, board, { range, vars = {} }) {
   const grid = el("div", { class: "grid" });
   view.append(grid);
+  const bodies = [];
   for (const item of board.items) {
     if (item.type === "row") {
       grid.append(el("h2", { class: "row-title" }, item.title));
@@ -32,15 +35,23 @@ export function renderDashboard(view, board, { range, vars = {} }) {
     const body = el("div", { class: "panel-body" }, loading());
     const card = el(
       "section",
-      { class: `card panel kind-${item.kind}`, style: `grid-column: span ${item.width}`, dataset: { panel: item.title } },
+      { class: `card panel kind-${item.kind}`, style: `--span: ${item.width}`, dataset: { panel: item.title } },
       el("h3", { title: item.description || "" }, item.title),
       body,
     );
     grid.append(card);
-    api(`/api/dashboards/${board.uid}/panels/${item.index}`, { since: range, ...varParams(vars) })
-      .then((result) => draw(item, result, body, range))
-      .catch((error) => body.replaceChildren(errorBox(error)));
+    bodies.push([item, body]);
   }
+  const load = () =>
+    Promise.all(
+      bodies.map(([item, body]) =>
+        api(`/api/dashboards/${board.uid}/panels/${item.index}`, { since: range, ...varParams(vars) })
+          .then((result) => draw(item, result, body, range))
+          .catch((error) => body.replaceChildren(errorBox(error))),
+      ),
+    );
+  load();
+  return load;
 }
 
 function draw(item, result, body, range) {
@@ -71,9 +82,20 @@ function tablePanel(columns, rows, range) {
       cell: (column, value) => {
         if (column === "function" && value) return functionLink(value, range);
         if (column === "time" || column === "last_seen") return fmtTime(value);
+        if (column === "utilisation_pct" && value !== null) return meter(value);
         return undefined;
       },
   });
+}
+
+// A share of a limit as a number and a bar (full at 100 %, capped there; the number says how far past).
+function meter(pct) {
+  return el(
+    "span",
+    { class: "meter" },
+    el("span", { class: "meter-bar", style: `--fill: ${Math.min(100, Math.max(0, pct))}%` }),
+    fmtValue(pct, "percent"),
+  );
 }
 
 function logLines(columns, rows, range) {

@@ -22,19 +22,29 @@ export function highlighted(message, spans) {
   return out;
 }
 
+// A line's place in time order: its time in ms, then its event id (the order the API and the tail use).
+function lineKey(row) {
+  return [Date.parse(row.time.endsWith("Z") ? row.time : `${row.time}Z`), row.event_id];
+}
+
+function before(a, b) {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
 function lineItem(row, range, live = false) {
   const context = el("div", { class: "context", hidden: true });
   const toggle = el("button", { type: "button", class: "link context-link" }, "context");
   toggle.addEventListener("click", () => showContext(row, context, range));
   return el(
     "li",
-    { class: `line level-${row.level}${live ? " live" : ""}`, dataset: { ref: row.ref } },
+    { class: `line level-${row.level}${live ? " live" : ""}${row.late ? " late" : ""}`, dataset: { ref: row.ref, eventId: row.event_id, ms: lineKey(row)[0] } },
     el(
       "div",
       { class: "line-head" },
       el("time", {}, fmtTime(row.time)),
       functionLink(row.function, range),
       el("span", { class: "level" }, row.level),
+      row.late ? el("span", { class: "late-mark", title: "arrived after later lines were shown; placed in time order" }, "late") : null,
       el("span", { class: "message" }, highlighted(row.message, row.highlights || [])),
       toggle,
     ),
@@ -118,14 +128,31 @@ export async function render(view, { params, range, setParams }) {
   );
 
   const since = range;
+  const shown = new Map(); // event id -> its <li>: a line is on screen once
+  let total = 0;
+  let bars = null; // the histogram's data and chart, kept to count live lines in
+  function showTotal() {
+    status.textContent = `${total} matching lines in the last ${range}`;
+  }
   async function page(cursor) {
     const out = await api("/api/search", { q, since, limit: PAGE, cursor, histogram: !cursor });
     if (!cursor) {
       const hist = out.histogram;
-      status.textContent = `${hist.total} matching lines in the last ${range}`;
-      if (hist.total) histogram(chart, hist.buckets, hist.interval_seconds);
+      total = hist.total;
+      showTotal();
+      bars = { interval: hist.interval_seconds, xs: [], ys: [], plot: null };
+      for (const b of hist.buckets) {
+        bars.xs.push(Date.parse(b.bucket.endsWith("Z") ? b.bucket : `${b.bucket}Z`) / 1000);
+        bars.ys.push(b.count);
+      }
+      if (hist.total) bars.plot = histogram(chart, hist.buckets, hist.interval_seconds);
     }
-    list.append(...out.results.map((row) => lineItem(row, range)));
+    for (const row of out.results) {
+      if (shown.has(row.event_id)) continue;
+      const item = lineItem(row, range);
+      shown.set(row.event_id, item);
+      list.append(item);
+    }
     more.replaceChildren();
     if (out.next_cursor) {
       const older = el("button", { type: "button", class: "older" }, "Older");
@@ -136,13 +163,54 @@ export async function render(view, { params, range, setParams }) {
     }
   }
 
+  // A live line into the list (newest first) at its place in time: a late line goes below newer ones.
+  function place(row) {
+    const item = lineItem(row, range, true);
+    const key = lineKey(row);
+    let next = list.firstElementChild;
+    while (next && before(key, [Number(next.dataset.ms), next.dataset.eventId])) next = next.nextElementSibling;
+    list.insertBefore(item, next);
+    shown.set(row.event_id, item);
+    while (list.children.length > LIVE_MAX) {
+      shown.delete(list.lastElementChild.dataset.eventId);
+      list.lastElementChild.remove();
+    }
+  }
+
+  let redraw = null;
+  function count(row) {
+    total += 1;
+    showTotal();
+    if (!bars) return;
+    const at = Math.floor(lineKey(row)[0] / 1000 / bars.interval) * bars.interval;
+    if (!bars.xs.length) {
+      bars.xs.push(at);
+      bars.ys.push(0);
+    }
+    while (at > bars.xs[bars.xs.length - 1]) {
+      bars.xs.push(bars.xs[bars.xs.length - 1] + bars.interval);
+      bars.ys.push(0);
+    }
+    const i = bars.xs.indexOf(at);
+    if (i >= 0) bars.ys[i] += 1;
+    redraw ??= setTimeout(() => {
+      redraw = null;
+      const buckets = bars.xs.map((x, j) => ({ bucket: new Date(x * 1000).toISOString(), count: bars.ys[j] }));
+      if (bars.plot) bars.plot.setData([bars.xs, bars.ys]);
+      else if (chart.isConnected) bars.plot = histogram(chart, buckets, bars.interval);
+      chart.dataset.total = String(bars.ys.reduce((a, b) => a + b, 0));
+    }, 500);
+  }
+
   let tail = null;
   async function follow(controller) {
     try {
-      for await (const row of ndjson("/api/search/tail", { q }, controller.signal)) {
+      // the newest lines already stored come first, so none stored since the page was read is missed
+      for await (const row of ndjson("/api/search/tail", { q, backlog: PAGE }, controller.signal)) {
         if (row.error) throw new Error(row.error);
-        list.prepend(lineItem(row, range, true));
-        while (list.children.length > LIVE_MAX) list.lastElementChild.remove();
+        if (shown.has(row.event_id)) continue;
+        place(row);
+        count(row);
       }
     } catch (error) {
       if (error.name !== "AbortError") status.replaceChildren(errorBox(error));
@@ -162,5 +230,8 @@ export async function render(view, { params, range, setParams }) {
   } catch (error) {
     status.replaceChildren(errorBox(error)); // a query the API cannot run: its reason, where the user typed
   }
-  return () => tail?.abort();
+  return () => {
+    tail?.abort();
+    clearTimeout(redraw);
+  };
 }

@@ -45,6 +45,8 @@ def _print_line(row: dict[str, Any], as_json: bool, color: bool) -> None:
         return
     message = _bold(row["message"], row.get("highlights", [])) if color else terminal(row["message"])
     head = terminal(f"{row['time']} {row['function']} {row['request_id'][:8]:8} {row['level'] or '-':5}")
+    if row.get("late"):  # --follow: it arrived after a later line was printed
+        head += " " + (click.style("late", dim=True) if color else "late")
     click.echo(f"{head} {message}")
 
 
@@ -105,7 +107,12 @@ def _print_context(found: dict[str, Any]) -> None:
 @click.option("--request-id", default="")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--cursor", default=None, help="the page of older lines before a previous page (it prints the cursor)")
-@click.option("--follow", is_flag=True, help="after the newest lines, keep printing new ones as they arrive")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="after the newest lines, keep printing new ones: each once, in time order, a few seconds behind (a line "
+    "arriving after a later one is printed when it comes, marked late)",
+)
 @click.option("--context", "ref", default=None, help="a line's ref: its invocation, API request, recent changes")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @NO_COLOR_OPTION
