@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from fnscope.events import Event, Signal
 from fnscope.local_log import LocalLog, LogFull
 from fnscope.sink import Refused, Saturated, StoreUnavailable
-from fnscope.transport import encode_batches
+from fnscope.transport import encode_messages
 
 log = logging.getLogger("fnscope.log_sink")
 RETRY_AFTER_FAILURE_S = 2.0  # after a failed append, /readyz says not ready this long
@@ -32,7 +32,7 @@ class LocalLogSink:
 
     def __init__(self, local_log: LocalLog) -> None:
         self._log = local_log
-        self._pending: list[tuple[list[tuple[Signal, bytes]], Future[list[Refused]]]] = []
+        self._pending: list[tuple[list[tuple[Signal, bytes, list[Event]]], Future[list[Refused]]]] = []
         self._cond = threading.Condition()
         self._closed = False
         self._failed_at: float | None = None
@@ -47,7 +47,7 @@ class LocalLogSink:
             return future
         if self._log.held_bytes > self._log.max_bytes:
             raise LogBusy(f"the local log holds {self._log.held_bytes} bytes not yet stored")
-        messages = [(signal, value) for signal, _key, value in encode_batches(events)]
+        messages = [(signal, value, chunk) for signal, _key, value, chunk in encode_messages(events)]
         with self._cond:
             if self._closed:
                 raise Saturated("shutting down")
@@ -79,7 +79,9 @@ class LocalLogSink:
                     return
                 batch, self._pending = self._pending, []
             try:
-                self._last_appended = self._log.append([message for messages, _ in batch for message in messages])
+                messages = [message for requests, _ in batch for message in requests]
+                # the events go along: this process's processor stores them without parsing the bytes again
+                self._last_appended = self._log.append([(s, v) for s, v, _ in messages], [e for _, _, e in messages])
             except LogFull as exc:
                 for _, future in batch:
                     future.set_exception(LogBusy(str(exc)))

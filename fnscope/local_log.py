@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fnscope.events import Signal
 
@@ -38,6 +39,13 @@ class LogRecord:
     id: int
     signal: Signal
     value: bytes
+    decoded: Any = None  # what the appender handed over with it, while the same process still holds it
+
+
+# An in-process reader gets the appender's objects with each record while they total less than this (by their
+# encoded size): `fnscope up`'s processor then doesn't parse again what its receivers just validated. A restarted
+# process, or a reader that fell this far behind, decodes the bytes.
+RECENT_MAX_BYTES = 64 << 20
 
 
 class LocalLog:
@@ -56,6 +64,8 @@ class LocalLog:
                 db.execute("INSERT INTO position VALUES (0)")
         self._bytes = db.execute("SELECT coalesce(sum(length(value)), 0) FROM records").fetchone()[0]
         self._on_held = on_held
+        self._recent: dict[int, tuple[int, Any]] = {}  # id -> (encoded size, decoded form)
+        self._recent_bytes = 0
         on_held(self._bytes)
         self._lock = threading.Lock()
         self.appended = threading.Condition()  # notified after each append: an in-process reader wakes at once
@@ -76,9 +86,10 @@ class LocalLog:
         """Bytes of records not yet committed by the processor."""
         return self._bytes
 
-    def append(self, records: Sequence[tuple[Signal, bytes]]) -> int:
+    def append(self, records: Sequence[tuple[Signal, bytes]], decoded: Sequence[Any] | None = None) -> int:
         """Durably append ``records`` in one transaction; returns the id of the last. Raises ``LogFull`` past the
-        size limit (a log holding nothing takes any append, so one large request is not refused for ever)."""
+        size limit (a log holding nothing takes any append, so one large request is not refused for ever).
+        ``decoded``, one per record, is handed to an in-process reader with it (``RECENT_MAX_BYTES``)."""
         size = sum(len(value) for _, value in records)
         with self._lock:
             if self._bytes and self._bytes + size > self.max_bytes:
@@ -95,9 +106,19 @@ class LocalLog:
                 self._bytes -= size
                 self._on_held(self._bytes)
             raise
+        if decoded is not None:
+            self._remember(last - len(records) + 1, records, decoded)
         with self.appended:
             self.appended.notify_all()
         return last
+
+    def _remember(self, first: int, records: Sequence[tuple[Signal, bytes]], decoded: Sequence[Any]) -> None:
+        with self._lock:
+            for offset, ((_signal, value), form) in enumerate(zip(records, decoded, strict=True)):
+                if self._recent_bytes + len(value) > RECENT_MAX_BYTES:
+                    return
+                self._recent[first + offset] = (len(value), form)
+                self._recent_bytes += len(value)
 
     def position(self) -> int:
         """The id up to which records are stored (and gone from the log)."""
@@ -107,7 +128,10 @@ class LocalLog:
         rows = self._db().execute(
             "SELECT id, signal, value FROM records WHERE id > ? ORDER BY id LIMIT ?", (after, max_records)
         )
-        return [LogRecord(id, Signal(signal), value) for id, signal, value in rows]
+        with self._lock:
+            return [
+                LogRecord(id, Signal(signal), value, self._recent.get(id, (0, None))[1]) for id, signal, value in rows
+            ]
 
     def wait(self, after: int, timeout_s: float) -> None:
         """Return when a record after ``after`` may be there, or after ``timeout_s``."""
@@ -130,6 +154,8 @@ class LocalLog:
         with self._lock:
             self._bytes -= freed[0]
             self._on_held(self._bytes)
+            for id in [id for id in self._recent if id <= upto]:
+                self._recent_bytes -= self._recent.pop(id)[0]
         with self.committed:
             self.committed.notify_all()
 

@@ -31,6 +31,12 @@ def encode_batches(events: list[Event]) -> Iterator[tuple[Signal, str, bytes]]:
     Many events per message is what makes the Kafka hop cheap: kafka-python costs about the same per message
     whatever its size.
     """
+    for signal, key, value, _chunk in encode_messages(events):
+        yield signal, key, value
+
+
+def encode_messages(events: list[Event]) -> Iterator[tuple[Signal, str, bytes, list[Event]]]:
+    """As ``encode_batches``, each message with the events it holds."""
     groups: dict[tuple[Signal, str], list[Event]] = defaultdict(list)
     for event in events:
         groups[(event.signal, event.partition_key())].append(event)
@@ -38,7 +44,7 @@ def encode_batches(events: list[Event]) -> Iterator[tuple[Signal, str, bytes]]:
         yield from _chunks(signal, key, group)
 
 
-def _chunks(signal: Signal, key: str, group: list[Event]) -> Iterator[tuple[Signal, str, bytes]]:
+def _chunks(signal: Signal, key: str, group: list[Event]) -> Iterator[tuple[Signal, str, bytes, list[Event]]]:
     for start in range(0, len(group), MAX_EVENTS_PER_MESSAGE):
         chunk = group[start : start + MAX_EVENTS_PER_MESSAGE]
         value = _encode(signal, chunk)
@@ -47,7 +53,7 @@ def _chunks(signal: Signal, key: str, group: list[Event]) -> Iterator[tuple[Sign
             yield from _chunks(signal, key, chunk[:half])
             yield from _chunks(signal, key, chunk[half:])
         else:
-            yield signal, key, value
+            yield signal, key, value, chunk
 
 
 def _encode(signal: Signal, chunk: list[Event]) -> bytes:

@@ -37,6 +37,7 @@ class Message:
     signal: Signal
     value: bytes
     where: str  # for a dead letter's reason: topic@offset, or the local log's record id
+    events: list[Event] | None = None  # already decoded (the receivers in this process validated them)
 
 
 class LogSource(Protocol):
@@ -119,6 +120,9 @@ class LogProcessor:
     def _decode(self, messages: list[Message]) -> list[Event]:
         events: list[Event] = []
         for message in messages:
+            if message.events is not None:
+                events.extend(message.events)
+                continue
             try:
                 events.extend(decode(message.signal, message.value))
             except ValidationError:
@@ -159,7 +163,7 @@ class LogProcessor:
                 delay = min(delay * 2, 10.0)
                 continue
             self._store_failing = False
-            written = stored_counts(events, refused)
+            written = stored_counts(events, [refused])
             if refused:
                 log.warning("%d records refused by the store were dead-lettered", len(refused))
             self._metrics.record_insert(self._name, len(events), time.perf_counter() - started)
@@ -183,7 +187,7 @@ class LocalLogSource:
             records = self._log.read(self._read_upto, max_messages)
         if records:
             self._read_upto = records[-1].id
-        return [Message(r.signal, r.value, f"local log record {r.id}") for r in records]
+        return [Message(r.signal, r.value, f"local log record {r.id}", r.decoded) for r in records]
 
     def commit(self) -> None:
         self._log.commit(self._read_upto)
