@@ -53,7 +53,9 @@ class FunctionState:
     timed_out: set[str] = field(default_factory=set)
     versions: dict[str, VersionState] = field(default_factory=lambda: defaultdict(VersionState))
     version_timed_out: set[str] = field(default_factory=set)  # requests whose timeout a version has counted
-    run_versions: dict[str, str] = field(default_factory=dict)  # request id -> version, from its report
+    # request id -> (version, second) of its report: a version's timeout counts in its report's second, as its
+    # invocation does, so a version's timeouts in a window never outnumber its invocations
+    run_versions: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -178,17 +180,17 @@ class Signals:
             if event.duration_ms is not None:
                 fn.durations[second].append(event.duration_ms)
             if event.version:
-                fn.run_versions[run_id] = event.version
+                fn.run_versions[run_id] = (event.version, second)
                 ver = fn.versions[event.version]
                 ver.invocations[second] += 1
                 ver.errors[second] += event.status in FAILED
                 if event.duration_ms is not None:
                     ver.durations[second].append(event.duration_ms)
         # a timeout fact and its report may come in any order: the version counts it once both are known
-        version = event.version or fn.run_versions.get(run_id, "")
+        version, second = fn.run_versions.get(run_id, ("", 0))
         if version and run_id in fn.timed_out and run_id not in fn.version_timed_out:
             fn.version_timed_out.add(run_id)
-            fn.versions[version].timeouts[int(t)] += 1
+            fn.versions[version].timeouts[second] += 1
 
     # --- measuring -------------------------------------------------------------------------------------
 

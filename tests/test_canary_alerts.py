@@ -135,3 +135,30 @@ def test_alarm_target_refuses_names_from_crafted_labels_and_other_rules() -> Non
         alarm_name("deploy-{function}-{version}", {"function": "orders_v2", "version": "$LATEST"})
         == "deploy-orders_v2-$LATEST"
     )
+
+
+def _fact(request_id: str, kind: str, at: float, version: str = "8", status: str = "error") -> Invocation:
+    when = datetime.fromtimestamp(at, UTC)
+    return Invocation(
+        event_id="", time=when, source="telemetry", function="checkout", version=version, request_id=request_id,
+        kind=kind, status=status, duration_ms=80.0 if kind == "report" else None,
+    )  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_a_timeout_counts_in_its_reports_second_so_a_window_never_holds_more_timeouts_than_calls() -> None:
+    clock = Clock()
+    ev = _evaluator(clock)
+    now = clock.now
+    # version 8's two calls reported before the canary's 10-minute window, their "Task timed out" facts inside it
+    early = [_fact(f"old-{i}", "report", now - 700) for i in range(2)]
+    late = [_fact(f"old-{i}", "timeout", now - 100, status="timeout") for i in range(2)]
+    batch = reports("7", 300, 0.0, now, 11) + early + late + [_fact("new-0", "report", now - 50, status="success")]
+    ev.ingest(batch)  # before the fix: wilson() on 2 timeouts of 1 call, a ValueError out of the whole batch
+    new, base = ev.signals.canary_figures(("default", "checkout"), "8", 600, now, ev.canary_policy)
+    assert (new.invocations, new.timeouts) == (1, 0)
+    assert base is not None and base.version == "7"
+    # both facts are still the function's timeouts, counted where they happened
+    assert ev.signals.measure("timeouts", ("default", "checkout"), 600, now)["value"] == 2
+    # a report after its timeout fact counts in the report's second as well
+    ev.ingest([_fact("later", "timeout", now - 20, status="timeout"), _fact("later", "report", now - 650)])
+    assert ev.signals.canary_figures(("default", "checkout"), "8", 600, now, ev.canary_policy)[0].timeouts == 0

@@ -97,3 +97,19 @@ def test_how_much_clean_traffic_a_pass_takes() -> None:
     }
     assert decisions(260)["timeout_rate"] == decisions(260)["p99_duration"] == "wait"
     assert set(decisions(280).values()) == {"pass"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_counts_that_disagree_never_crash_a_verdict(data: st.DataObject) -> None:
+    # counts from different sources can disagree at a window's edge: more timeouts (or slow calls) than calls
+    count = st.integers(0, 500)
+    new = Figures(
+        "8", *(data.draw(count) for _ in range(4)), p99_ms=90.0, slow=data.draw(count), timed=data.draw(count)
+    )
+    base = Figures("7", *(data.draw(count) for _ in range(4)), p99_ms=data.draw(st.sampled_from([None, 80.0])))
+    verdict = judge(new, base, Policy(min_p99_baseline=1))
+    assert verdict.verdict in ("pass", "fail", "wait")
+    for metric in verdict.metrics.values():
+        rates = [metric.figures.get(k) for k in ("new_rate", "baseline_rate", "upper_bound")]
+        assert all(r is None or -1 <= r <= 1 for r in rates)
