@@ -320,3 +320,18 @@ def test_codedeploy_hook_reports_failed_when_fnscope_is_down() -> None:
         )  # fmt: skip
         stub.assert_no_pending_responses()
     assert status == "Failed"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deploy", "verdic", "-f", "x", "-v", "2"],  # a command name mistyped
+        ["deploy", "--wat", "verdict", "-f", "x", "-v", "2"],  # an option the group does not have
+        ["deploy", "verdict", "-f", "x"],  # a required option missing
+        ["deploy", "verdict", "-f", "x", "-v", "2", "--wat"],
+    ],
+)
+def test_a_typo_under_deploy_is_no_verdict_never_a_wait(args: list[str]) -> None:
+    done = subprocess.run([*FNSCOPE, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "Error:" in done.stderr
