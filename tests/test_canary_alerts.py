@@ -162,3 +162,35 @@ def test_a_timeout_counts_in_its_reports_second_so_a_window_never_holds_more_tim
     # a report after its timeout fact counts in the report's second as well
     ev.ingest([_fact("later", "timeout", now - 20, status="timeout"), _fact("later", "report", now - 650)])
     assert ev.signals.canary_figures(("default", "checkout"), "8", 600, now, ev.canary_policy)[0].timeouts == 0
+
+
+def _alert(kind: str, function: str) -> Notice:
+    notice = _notice(kind, function)
+    notice.instance.fingerprint = f"fp-{function}"
+    return notice
+
+
+def test_an_alarm_two_alerts_map_to_goes_back_to_ok_only_when_both_resolved() -> None:
+    client, stub = _cloudwatch()
+    target = Target(format="cloudwatch_alarm", alarm_name="fnscope-canary", rules=["canary-regression"])
+    notifier = Notifier([target], store=None, base_url="", cloudwatch=lambda region: client)  # type: ignore[arg-type]
+    expected = {"AlarmName": "fnscope-canary", "StateReason": ANY, "StateReasonData": ANY}
+    for state in ("ALARM", "ALARM", "OK"):
+        stub.add_response("set_alarm_state", {}, expected | {"StateValue": state})
+    with stub:  # the stubber fails on any call not queued: the first resolve must make none
+        for kind, function, result in (
+            ("firing", "checkout", "delivered"),
+            ("firing", "billing", "delivered"),
+            ("resolved", "checkout", "kept"),  # billing still fires: the deployment must still roll back
+            ("resolved", "billing", "delivered"),
+        ):
+            (delivery,) = notifier._deliver_all(_alert(kind, function))
+            assert delivery.delivery == result, (kind, function, delivery.error)
+        stub.assert_no_pending_responses()
+
+    # after a restart, an alert restored as firing still holds the alarm
+    restarted = Notifier([target], store=None, base_url="", cloudwatch=lambda region: client)  # type: ignore[arg-type]
+    restarted.restore([_alert("firing", "billing").instance])
+    with stub:
+        (delivery,) = restarted._deliver_all(_alert("resolved", "checkout"))
+    assert delivery.delivery == "kept" and "1 other alert" in delivery.error
