@@ -226,3 +226,28 @@ def test_the_state_file_is_in_the_users_state_directory(monkeypatch: pytest.Monk
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_state_path() == tmp_path / "home" / ".local" / "state" / "fnscope" / "cloudtrail-s3.json"
+
+
+def test_a_missing_bucket_or_a_corrupt_state_file_is_one_line_not_a_traceback(
+    instance: str, s3: S3StandIn, tmp_path: Path
+) -> None:
+    env = {**AWS_ENV, "AWS_ENDPOINT_URL": s3.url, "XDG_STATE_HOME": str(tmp_path), "FNSCOPE_TOKEN": "tok-resume"}
+    missing = _cli(instance, env, "import", "cloudtrail", "s3://no-such-bucket/trails", "--quiet")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr
+    assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
+    assert (
+        missing.stderr.startswith("Error: cannot list s3://no-such-bucket/trails/: ")
+        and "NoSuchBucket" in missing.stderr
+    )
+
+    state = tmp_path / "state.json"
+    state.write_bytes(b'{"version": 1, "sources": {"x": ')  # cut short, as a full disk might leave it
+    corrupt = _cli(instance, env, "import", "cloudtrail", f"s3://{BUCKET}/{PREFIX}", "--quiet", "--state", str(state))
+    assert corrupt.returncode == 1 and "Traceback" not in corrupt.stderr, corrupt.stderr
+    assert corrupt.stderr.startswith(f"Error: cannot use the state file {state}: ")
+    assert len(corrupt.stderr.strip().splitlines()) == 1
+    state.write_bytes(b'{"sources": []}')  # JSON, but not a state file
+    assert (
+        "cannot use the state file"
+        in _cli(instance, env, "import", "cloudtrail", f"s3://{BUCKET}/{PREFIX}", "--state", str(state)).stderr
+    )
