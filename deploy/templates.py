@@ -43,6 +43,15 @@ def _merge(into: dict[str, Any], part: dict[str, Any], origin: str) -> None:
             held[key] = value
 
 
+def _exclude_trail(out: dict[str, Any]) -> None:
+    """In one stack with both paths, the logs path's account policy leaves out the trail's group (new or existing)
+    and the CloudTrail stream's error logs too: the trail's records reach fnscope by their own stream only."""
+    criteria = out["Resources"]["LogsAccountPolicy"]["Properties"]["SelectionCriteria"]["Fn::Sub"][1]
+    names: list[Any] = criteria["Names"]["Fn::ToJsonString"]["Fn::Split"][1]["Fn::Join"][1]
+    names.append({"Ref": "TrailFirehoseLogGroup"})
+    names.append({"Fn::If": ["NewTrail", {"Ref": "TrailLogGroup"}, {"Ref": "TrailLogGroupName"}]})
+
+
 def render(path: str, url: str | None = None) -> dict[str, Any]:
     """The template for ``path`` (logs, cloudtrail, all); ``url`` becomes the FnscopeUrl parameter's default."""
     if path not in PATHS:
@@ -59,6 +68,8 @@ def render(path: str, url: str | None = None) -> dict[str, Any]:
         delivery = _read("delivery.yaml").replace("__P__", _PREFIX[name]).replace("__p__", name)
         _merge(out, yaml.safe_load(delivery), f"delivery.yaml for {name}")
     out["Description"] = " ".join(descriptions)
+    if "cloudtrail" in PATHS[path] and "logs" in PATHS[path]:
+        _exclude_trail(out)
     if "logs" in PATHS[path]:
         formats = access_log_formats()
         out["Outputs"]["ApiGatewayRestAccessLogFormat"]["Value"] = formats["rest"]
