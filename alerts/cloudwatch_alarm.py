@@ -23,7 +23,7 @@ from typing import Any
 from fnscope.alerts.config import Target
 from fnscope.alerts.store import Delivery
 
-_SAFE_LABEL = re.compile(r"^[A-Za-z0-9._$-]{1,128}$")
+_SAFE_LABEL = re.compile(r"[A-Za-z0-9._$-]{1,128}")
 MAX_REASON = 1023  # SetAlarmState's limits
 MAX_REASON_DATA = 4000
 
@@ -75,7 +75,7 @@ def alarm_name(template: str, labels: dict[str, str]) -> str:
 
     def label(match: re.Match[str]) -> str:
         value = labels.get(match.group(1), "")
-        if not _SAFE_LABEL.match(value):
+        if not _SAFE_LABEL.fullmatch(value):
             raise UnsafeName(f"label {match.group(1)}={value[:80]!r} cannot be part of an alarm name")
         return value
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from fnscope.alerts.cloudwatch_alarm import alarm_name, set_alarm_state
+from fnscope.alerts.cloudwatch_alarm import UnsafeName, alarm_name, set_alarm_state
 from fnscope.alerts.config import AlertSettings, Target
 from fnscope.alerts.evaluator import Evaluator
 from fnscope.alerts.instances import Instance, Notice
@@ -194,3 +194,9 @@ def test_an_alarm_two_alerts_map_to_goes_back_to_ok_only_when_both_resolved() ->
     with stub:
         (delivery,) = restarted._deliver_all(_alert("resolved", "checkout"))
     assert delivery.delivery == "kept" and "1 other alert" in delivery.error
+
+
+@pytest.mark.parametrize("value", ["checkout\n", "checkout\nprod-db", "", "a" * 129])
+def test_an_alarm_name_label_must_be_whole_lambda_name_characters(value: str) -> None:
+    with pytest.raises(UnsafeName, match="cannot be part of an alarm name"):
+        alarm_name("fnscope-{function}", {"function": value})
