@@ -20,8 +20,9 @@ PATHS: dict[str, tuple[str, ...]] = {"logs": ("logs",), "cloudtrail": ("cloudtra
 # Each path's name in the logical ids of its copy of the delivery.
 _PREFIX = {"logs": "Logs", "cloudtrail": "Trail"}
 _SECTIONS = ("Parameters", "Conditions", "Resources", "Outputs")
-# Firehose delivers to HTTPS endpoints only; the URL goes into YAML as a value, never as text.
-_URL = re.compile(r"https://[^\s/?#]+(/[^\s?#]*)?")
+# Firehose delivers to HTTPS endpoints only; the URL goes into YAML as a value, never as text. No user:password@:
+# the template is stored in CloudFormation and seen by all who can read the stack (the token is a NoEcho parameter).
+_URL = re.compile(r"https://[^\s/?#@]+(/[^\s?#]*)?")
 
 
 def _read(name: str) -> str:
@@ -75,6 +76,8 @@ def render(path: str, url: str | None = None) -> dict[str, Any]:
         out["Outputs"]["ApiGatewayRestAccessLogFormat"]["Value"] = formats["rest"]
         out["Outputs"]["ApiGatewayHttpAccessLogFormat"]["Value"] = formats["http"]
     if url is not None:
+        if "@" in url.partition("://")[2].split("/", 1)[0]:
+            raise ValueError("an https:// URL without user:password@, please: the token is the stream's access key")
         if not _URL.fullmatch(url):
             raise ValueError(f"not an https:// URL: {url!r} (Firehose delivers to HTTPS endpoints only)")
         out["Parameters"]["FnscopeUrl"]["Default"] = url.rstrip("/")

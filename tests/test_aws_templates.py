@@ -235,3 +235,9 @@ def test_one_stack_with_both_paths_leaves_the_trail_and_both_streams_error_logs_
     left_out = set(json.loads(criteria.removeprefix("LogGroupName NOT IN ")))
     trail = trail_group or "aws-cloudtrail-logs-fnscope"  # the new trail's group
     assert {trail, "/aws/kinesisfirehose/stack-logs", "/aws/kinesisfirehose/stack-cloudtrail"} <= left_out
+
+
+def test_credentials_in_the_url_are_refused_and_never_printed() -> None:
+    result = CliRunner().invoke(main, ["aws", "template", "--url", "https://ops:s3cret@fnscope.example.com/x"])
+    assert result.exit_code != 0 and "without user:password@" in result.output
+    assert "s3cret" not in result.output

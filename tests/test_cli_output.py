@@ -276,3 +276,11 @@ def test_a_second_import_says_it_added_nothing_and_verify_counts_once(
     assert report["events"] == report["versions"] == len(records)
     sealed_versions = report["versions"] - report["unsealed_events"]
     assert 0 <= sealed_versions <= len(records) and report["unsealed_events"] <= len(records)
+
+
+def test_a_password_in_the_api_url_is_never_printed() -> None:
+    port = free_port()  # nothing listens there
+    for command in (["stats"], ["search"], ["deploy", "verdict", "-f", "x", "-v", "2"]):
+        out = piped([*command, "--api", f"http://ops:s3cret@127.0.0.1:{port}"])
+        assert out.returncode in (1, 3) and f"cannot reach fnscope at http://127.0.0.1:{port}:" in out.stderr
+        assert "s3cret" not in out.stderr + out.stdout and "ops@" not in out.stderr

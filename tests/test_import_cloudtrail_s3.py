@@ -251,3 +251,25 @@ def test_a_missing_bucket_or_a_corrupt_state_file_is_one_line_not_a_traceback(
         "cannot use the state file"
         in _cli(instance, env, "import", "cloudtrail", f"s3://{BUCKET}/{PREFIX}", "--state", str(state)).stderr
     )
+
+
+def test_a_password_in_the_api_url_is_not_kept_in_the_state_file(s3: S3StandIn, tmp_path: Path) -> None:
+    # an instance without tokens, as behind a proxy that takes the URL's user:password (sent as Basic auth)
+    url, proc = start_up(tmp_path / "data", tmp_path / "up.log")
+    prefix = "with-userinfo"
+    records = [derive(r) for r in FIXTURE_SET.technique(FIXTURE_SET.techniques[0])]
+    key, body = log_file(records, datetime(2024, 8, 2, 9, tzinfo=UTC), 7)
+    s3.put(key.replace(PREFIX, prefix, 1), body)
+    env = {**AWS_ENV, "AWS_ENDPOINT_URL": s3.url}
+    state = tmp_path / "state.json"
+    try:
+        with_password = url.replace("http://", "http://ops:s3cret@")
+        args = ("import", "cloudtrail", f"s3://{BUCKET}/{prefix}", "--json", "--state", str(state))
+        done = _cli(with_password, env, *args)
+    finally:
+        proc.stop()
+    assert done.returncode == 0 and json.loads(done.stdout)["events"] == len(records), done.stderr
+    text = state.read_text()
+    assert "s3cret" not in text and "ops@" not in text
+    (entry,) = orjson.loads(text)["sources"]
+    assert entry == f"{url} {fingerprint('')} s3://{BUCKET}/{prefix}/"

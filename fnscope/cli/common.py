@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import httpx
@@ -52,8 +53,17 @@ class Duration(click.ParamType):
             self.fail(terminal(str(exc)), param, ctx)
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part: what is printed or stored of an --api URL."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def unreachable(api_url: str, exc: Exception) -> click.ClickException:
-    return click.ClickException(f"cannot reach fnscope at {api_url}: {terminal(str(exc))} (is `fnscope up` running?)")
+    shown = terminal(without_userinfo(api_url))
+    return click.ClickException(f"cannot reach fnscope at {shown}: {terminal(str(exc))} (is `fnscope up` running?)")
 
 
 def check_reachable(api_url: str) -> None:

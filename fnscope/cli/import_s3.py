@@ -40,6 +40,7 @@ from fnscope.cli.cloudtrail_files import (
     check_digests,
     content_sha256,
 )
+from fnscope.cli.common import without_userinfo
 from fnscope.cli.inert import terminal
 
 # CloudTrail delivers a log file within minutes of the calls in it (an average of about 5, not guaranteed): a
@@ -287,7 +288,7 @@ def import_from_s3(
 ) -> S3Counts:
     """Import the trail's files under ``url`` into the instance, resuming from the state file."""
     source = Source.parse(url)
-    state = StateFile(state_path, f"{api.rstrip('/')} {fingerprint(token or '')} {source}")
+    state = StateFile(state_path, f"{without_userinfo(api).rstrip('/')} {fingerprint(token or '')} {source}")
     try:
         walker = TrailWalker(source, since, state, out)
         walker.run()

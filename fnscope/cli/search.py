@@ -9,7 +9,7 @@ from typing import Any
 import click
 import httpx
 
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, without_userinfo
 from fnscope.cli.flags import NO_COLOR_OPTION
 from fnscope.cli.inert import terminal
 from fnscope.cli.output import color_enabled
@@ -61,10 +61,10 @@ def _follow(api: str, token: str | None, params: dict[str, Any], as_json: bool, 
                 if line:
                     row = json.loads(line)
                     if "error" in row:
-                        raise click.ClickException(row["error"])
+                        raise click.ClickException(terminal(str(row["error"])))
                     _print_line(row, as_json, color)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"lost fnscope at {api}: {exc}") from exc
+        raise click.ClickException(f"lost fnscope at {terminal(without_userinfo(api))}: {terminal(str(exc))}") from exc
 
 
 def _echo(text: str) -> None:
