@@ -11,6 +11,7 @@ import httpx
 from fnscope.cli.inert import terminal
 
 DEFAULT_API = "http://127.0.0.1:4318"
+MAX_ERROR_TEXT = 1000  # of an error answer, printed
 
 
 def api_url(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
@@ -87,9 +88,17 @@ def api_call(method: str, api_url: str, token: str | None, path: str, params: di
     except httpx.HTTPError as exc:
         raise unreachable(api_url, exc) from exc
     if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise click.ClickException(f"{response.status_code}: {detail}")
+        raise refused(response)
     return response.json()
+
+
+def refused(response: httpx.Response) -> click.ClickException:
+    """An error answer, terminal-safe: fnscope's JSON ``detail``, else the text of whatever answered (a proxy's
+    error page), cut short."""
+    try:
+        answer = response.json()
+        detail = answer.get("detail", response.text) if isinstance(answer, dict) else response.text
+    except ValueError:
+        detail = response.text
+    text = str(detail)
+    return click.ClickException(f"{response.status_code}: {terminal(text[:MAX_ERROR_TEXT])}")
