@@ -349,13 +349,13 @@ def test_codedeploy_hook_fails_at_once_when_fnscope_refuses_the_question(
     client, stub = _stubbed_codedeploy("checkout-api", datetime.now(UTC) - timedelta(minutes=10), "Failed", current="2")
     asked: list[dict[str, str]] = []
     ask = hook_module.ask_fnscope(url, "")
-    printed = io.StringIO()
+    printed, now = io.StringIO(), [0.0]
     with stub, contextlib.redirect_stdout(printed):
         status = hook_module.run(
             {"DeploymentId": "d-ABC123", "LifecycleEventHookExecutionId": "exec-1"}, client,
             lambda params: asked.append(params) or ask(params),
             {"FNSCOPE_HOOK": "PostTraffic", "FNSCOPE_MAX_WAIT_S": "600", "FNSCOPE_ON_WAIT": "Succeeded"},
-            sleep=lambda s: None, clock=lambda: 0.0,
+            sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0],
         )  # fmt: skip
         stub.assert_no_pending_responses()
     assert status == "Failed" and len(asked) == 1
