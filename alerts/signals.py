@@ -50,9 +50,10 @@ class FunctionState:
     durations: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     # request id -> [start, end or None while still running], epoch seconds
     runs: dict[str, list[float | None]] = field(default_factory=dict)
-    timed_out: set[str] = field(default_factory=set)
+    # request id (else event id) -> second it was seen: runs that timed out, and those whose version counted it
+    timed_out: dict[str, int] = field(default_factory=dict)
     versions: dict[str, VersionState] = field(default_factory=lambda: defaultdict(VersionState))
-    version_timed_out: set[str] = field(default_factory=set)  # requests whose timeout a version has counted
+    version_timed_out: dict[str, int] = field(default_factory=dict)
     # request id -> (version, second) of its report: a version's timeout counts in its report's second, as its
     # invocation does, so a version's timeouts in a window never outnumber its invocations
     run_versions: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -170,7 +171,7 @@ class Signals:
             fn.throttles["invocation"][int(t)] += 1
         timed_out = event.status == "timeout" or event.kind == "timeout" or event.error_type == "Sandbox.Timedout"
         if timed_out and run_id not in fn.timed_out:
-            fn.timed_out.add(run_id)
+            fn.timed_out[run_id] = int(t)
             fn.timeouts[int(t)] += 1
         if event.kind == "report":
             second = int(t)
@@ -189,7 +190,7 @@ class Signals:
         # a timeout fact and its report may come in any order: the version counts it once both are known
         version, second = fn.run_versions.get(run_id, ("", 0))
         if version and run_id in fn.timed_out and run_id not in fn.version_timed_out:
-            fn.version_timed_out.add(run_id)
+            fn.version_timed_out[run_id] = second
             fn.versions[version].timeouts[second] += 1
 
     # --- measuring -------------------------------------------------------------------------------------
@@ -300,9 +301,16 @@ class Signals:
                     del fn.versions[version]
             for rid in [r for r, (b, e) in fn.runs.items() if (e if e is not None else (b or 0) + MAX_RUN_S) < lo]:
                 del fn.runs[rid]
-                fn.timed_out.discard(rid)
-                fn.version_timed_out.discard(rid)
+                fn.timed_out.pop(rid, None)
+                fn.version_timed_out.pop(rid, None)
                 fn.run_versions.pop(rid, None)
+            # what no run holds (a report without a request id, a timeout fact whose run never started here)
+            # goes with its second
+            for facts in (fn.timed_out, fn.version_timed_out):
+                for rid in [r for r, s in facts.items() if s < lo and r not in fn.runs]:
+                    del facts[rid]
+            for rid in [r for r, (_v, s) in fn.run_versions.items() if s < lo and r not in fn.runs]:
+                del fn.run_versions[rid]
             if not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts:
                 del self.functions[key]
         for eid in [e for e, t in self._seen.items() if t < lo]:

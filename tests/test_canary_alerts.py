@@ -16,6 +16,7 @@ from fnscope.alerts.evaluator import Evaluator
 from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.notify import Notifier, payload
 from fnscope.alerts.signals import Signals
+from fnscope.canary import Policy
 from fnscope.events import Invocation
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -200,3 +201,22 @@ def test_an_alarm_two_alerts_map_to_goes_back_to_ok_only_when_both_resolved() ->
 def test_an_alarm_name_label_must_be_whole_lambda_name_characters(value: str) -> None:
     with pytest.raises(UnsafeName, match="cannot be part of an alarm name"):
         alarm_name("fnscope-{function}", {"function": value})
+
+
+def test_per_request_facts_without_a_run_are_forgotten_with_their_second() -> None:
+    signals, now = Signals(120, 1000), T0.timestamp()
+    # an hour of reports without request ids (a path that has none), each a timeout, plus timeout facts of runs
+    # never seen starting here; the function keeps running, so its state as a whole is never dropped
+    for minute in range(60):
+        at = now + minute * 60
+        batch = [_fact("", "report", at - i, status="timeout").model_copy(update={"event_id": f"r{minute}-{i}"})
+                 for i in range(20)]  # fmt: skip
+        batch += [_fact(f"orphan-{minute}-{i}", "timeout", at - i, status="timeout") for i in range(5)]
+        signals.observe(batch, at)
+        signals.prune(at)
+    fn = signals.functions[("default", "checkout")]
+    kept = 3 * 25  # the last ~2 minutes' worth, no more
+    assert len(fn.run_versions) <= kept and len(fn.timed_out) <= kept and len(fn.version_timed_out) <= kept
+    # and what is kept still counts: the version's timeouts in the last half minute are its reports'
+    new, _ = signals.canary_figures(("default", "checkout"), "8", 30, now + 59 * 60, Policy())
+    assert new.timeouts == new.invocations == 20
