@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fnscope.canary import Figures, Policy
+from fnscope.canary import Figures, Policy, routed_version
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
 
 FAILED = frozenset({"error", "failure", "timeout", "oom"})
@@ -71,10 +71,11 @@ def _epoch(event: Event) -> float:
 
 
 def _routed_version(event: AuditEvent) -> str:
-    """The version a throttled Invoke was routed to, where CloudTrail names it (additionalEventData)."""
+    """The version a throttled Invoke was routed to, where its CloudTrail record says (``routed_version``)."""
     try:
-        extra = json.loads(event.raw).get("additionalEventData") or {}
-        return str(extra.get("functionVersion") or "").rsplit(":", 1)[-1]
+        record = json.loads(event.raw)
+        extra, params = record.get("additionalEventData") or {}, record.get("requestParameters") or {}
+        return routed_version(str(extra.get("functionVersion") or ""), str(params.get("functionName") or ""))
     except (ValueError, AttributeError):
         return ""
 

@@ -107,6 +107,21 @@ class Verdict:
         }
 
 
+# --- which version ---------------------------------------------------------------------------------------------
+
+_QUALIFIED_PARTS = (2, 8)  # name:7, or arn:aws:lambda:region:account:function:name:7
+
+
+def routed_version(function_version: str, function_name: str) -> str:
+    """The version a throttled ``Invoke`` was routed to, from its CloudTrail record: ``additionalEventData.
+    functionVersion`` (an ARN ending in the version), else a numeric qualifier in the ``requestParameters.
+    functionName`` it was called with; '' when neither says (an alias, or the unqualified name)."""
+    if function_version:
+        return function_version.rsplit(":", 1)[-1]
+    ref = function_name.split(":")
+    return ref[-1] if len(ref) in _QUALIFIED_PARTS and ref[-1].isascii() and ref[-1].isdigit() else ""
+
+
 # --- the tests ---------------------------------------------------------------------------------------------
 
 

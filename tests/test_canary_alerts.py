@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import orjson
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -17,7 +18,9 @@ from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.notify import Notifier, payload
 from fnscope.alerts.signals import Signals
 from fnscope.canary import Policy
+from fnscope.collector.formats import cloudtrail
 from fnscope.events import Invocation
+from fnscope.sink import IngestContext
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -220,3 +223,33 @@ def test_per_request_facts_without_a_run_are_forgotten_with_their_second() -> No
     # and what is kept still counts: the version's timeouts in the last half minute are its reports'
     new, _ = signals.canary_figures(("default", "checkout"), "8", 30, now + 59 * 60, Policy())
     assert new.timeouts == new.invocations == 20
+
+
+def _throttled_invoke(n: int, at: float, called: str, routed: str = "") -> bytes:
+    when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = {
+        "eventVersion": "1.09", "eventTime": when, "eventSource": "lambda.amazonaws.com", "eventName": "Invoke",
+        "awsRegion": "eu-west-1", "recipientAccountId": "111122223333", "eventID": f"7c1e5d2a-0000-4000-8000-{n:012d}",
+        "eventType": "AwsApiCall", "eventCategory": "Data", "errorCode": "TooManyRequestsException",
+        "userIdentity": {"type": "AWSService", "invokedBy": "apigateway.amazonaws.com"},
+        "requestParameters": {"functionName": called},
+        "additionalEventData": {"functionVersion": routed} if routed else {},
+        "resources": [{"type": "AWS::Lambda::Function", "ARN": "arn:aws:lambda:eu-west-1:111122223333:function:checkout"}],
+    }  # fmt: skip
+    return orjson.dumps({"Records": [record]})
+
+
+def test_a_throttled_invoke_counts_for_the_version_it_named_as_the_verdict_api_counts_it() -> None:
+    signals, now = Signals(3600, 1000), T0.timestamp()
+    arn = "arn:aws:lambda:eu-west-1:111122223333:function:checkout"
+    bodies = [
+        _throttled_invoke(1, now - 10, f"{arn}:live", routed=f"{arn}:8"),
+        _throttled_invoke(2, now - 9, f"{arn}:8"),  # no functionVersion: the qualifier it was called with
+        _throttled_invoke(3, now - 8, "checkout:7"),
+        _throttled_invoke(4, now - 7, f"{arn}:live"),  # an alias alone: no version
+    ]
+    events = [e for body in bodies for e in cloudtrail.parse(body, IngestContext(audit=True)).events]
+    assert len(events) == 4 and all(e.function == "checkout" for e in events)
+    signals.observe(events, now)
+    fn = signals.functions[("default", "checkout")]
+    assert {v: sum(st.throttles.values()) for v, st in fn.versions.items()} == {"8": 2, "7": 1}
