@@ -6,20 +6,24 @@ alert's labels. A label value can come from ingested data (a function name), so 
 function names and versions are let into the name: a crafted name can never point the target at another alarm.
 A test notification only checks that the alarm exists (DescribeAlarms): it never flips an alarm that may roll a
 deployment back.
+
+Several alerts can map to one alarm (a name without ``{function}``, or two rules on one target): the alarm goes
+back to OK only when the last of them resolves (``AlarmHolders``); until then a resolve is recorded as ``kept``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fnscope.alerts.config import Target
 from fnscope.alerts.store import Delivery
 
-_SAFE_LABEL = re.compile(r"^[A-Za-z0-9._$-]{1,128}$")
+_SAFE_LABEL = re.compile(r"[A-Za-z0-9._$-]{1,128}")
 MAX_REASON = 1023  # SetAlarmState's limits
 MAX_REASON_DATA = 4000
 
@@ -36,12 +40,42 @@ class UnsafeName(ValueError):
     pass
 
 
+class AlarmHolders:
+    """Which firing alerts (rule and fingerprint) hold each alarm in ALARM."""
+
+    def __init__(self) -> None:
+        self._by_alarm: dict[str, set[tuple[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    def fire(self, alarm: str, alert: tuple[str, str]) -> None:
+        with self._lock:
+            self._by_alarm.setdefault(alarm, set()).add(alert)
+
+    def resolve(self, alarm: str, alert: tuple[str, str]) -> int:
+        """Let go of the alarm; how many other alerts still hold it."""
+        with self._lock:
+            holders = self._by_alarm.get(alarm, set())
+            holders.discard(alert)
+            if not holders:
+                self._by_alarm.pop(alarm, None)
+            return len(holders)
+
+    def restore(self, target: Target, firing: Iterable[tuple[str, str, dict[str, str]]]) -> None:
+        """The alerts still firing after a restart ((rule, fingerprint, labels) each) that hold the target's alarms."""
+        for rule, fp, labels in firing:
+            if target.wants(rule):
+                try:
+                    self.fire(alarm_name(target.alarm_name, {**labels, "rule": rule}), (rule, fp))
+                except UnsafeName:
+                    continue  # never set ALARM either
+
+
 def alarm_name(template: str, labels: dict[str, str]) -> str:
     """The alarm's name from the target's template and the alert's labels (checked, see the module's docstring)."""
 
     def label(match: re.Match[str]) -> str:
         value = labels.get(match.group(1), "")
-        if not _SAFE_LABEL.match(value):
+        if not _SAFE_LABEL.fullmatch(value):
             raise UnsafeName(f"label {match.group(1)}={value[:80]!r} cannot be part of an alarm name")
         return value
 
@@ -60,9 +94,14 @@ def _reason_data(body: dict[str, Any]) -> str:
 
 
 def set_alarm_state(
-    target: Target, body: dict[str, Any], label: str, client_for: ClientFactory = boto3_client
+    target: Target,
+    body: dict[str, Any],
+    label: str,
+    client_for: ClientFactory = boto3_client,
+    holders: AlarmHolders | None = None,
 ) -> Delivery:
-    """Deliver one notification (``payload``'s body) to a ``cloudwatch_alarm`` target."""
+    """Deliver one notification (``payload``'s body) to a ``cloudwatch_alarm`` target; ``holders`` (one per
+    target, kept by the notifier) keeps an alarm in ALARM while another alert on it still fires."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     started = time.perf_counter()
@@ -77,6 +116,12 @@ def set_alarm_state(
                 raise UnsafeName(f"no CloudWatch alarm named {name}")
         else:
             state = "OK" if body["kind"] == "resolved" else "ALARM"
+            alert = (str(body.get("rule", "")), str(body.get("fingerprint", "")))
+            if holders is not None and state == "ALARM":
+                holders.fire(name, alert)
+            elif holders is not None and (others := holders.resolve(name, alert)):
+                delivery.delivery, delivery.error = "kept", f"{name} stays in ALARM: {others} other alert(s) on it fire"
+                return delivery
             reason = f"fnscope {body['rule']}: {body['summary']}"
             client.set_alarm_state(
                 AlarmName=name, StateValue=state, StateReason=reason[:MAX_REASON], StateReasonData=_reason_data(body)

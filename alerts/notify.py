@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -13,9 +14,9 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from fnscope.alerts.cloudwatch_alarm import ClientFactory, boto3_client, set_alarm_state
+from fnscope.alerts.cloudwatch_alarm import AlarmHolders, ClientFactory, boto3_client, set_alarm_state
 from fnscope.alerts.config import Target
-from fnscope.alerts.instances import Notice
+from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.store import AlertStore, Delivery
 
 log = logging.getLogger("fnscope.alerts")
@@ -109,6 +110,7 @@ class Notifier:
         cloudwatch: ClientFactory = boto3_client,
     ) -> None:
         self.targets, self.store, self.base_url, self.cloudwatch = targets, store, base_url, cloudwatch
+        self._holders = {id(t): AlarmHolders() for t in targets if t.format == "cloudwatch_alarm"}
         self.attempts, self.timeout_s = attempts, timeout_s
         self._queue: queue.Queue[Notice | None] = queue.Queue()
         self._client = httpx.Client(timeout=timeout_s)
@@ -118,6 +120,13 @@ class Notifier:
         self._thread = threading.Thread(target=self._run, name="alert-notifier", daemon=True)
         self._thread.start()
         return self
+
+    def restore(self, instances: Iterable[Instance]) -> None:
+        """Alerts still firing from before a restart: they keep their alarms in ALARM until they resolve."""
+        firing = [(i.rule, i.fingerprint, i.labels) for i in instances if i.state == "firing"]
+        for target in self.targets:
+            if id(target) in self._holders:
+                self._holders[id(target)].restore(target, firing)
 
     def submit(self, notice: Notice) -> None:
         self._queue.put(notice)
@@ -167,7 +176,7 @@ class Notifier:
 
     def deliver(self, target: Target, body: dict[str, Any]) -> Delivery:
         if target.format == "cloudwatch_alarm":
-            return set_alarm_state(target, body, target_label(target), self.cloudwatch)
+            return set_alarm_state(target, body, target_label(target), self.cloudwatch, self._holders.get(id(target)))
         content = {"text": slack_text(body)} if target.format == "slack" else body
         started, attempts, status = time.perf_counter(), 0, 0
 

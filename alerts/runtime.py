@@ -45,7 +45,9 @@ class AlertService:
 
     def start(self) -> AlertService:
         try:
-            self.evaluator.restore(self.store.load_active())
+            active = self.store.load_active()
+            self.evaluator.restore(active)
+            self.notifier.restore(active)
             self.evaluator.signals.reserved.update(self.store.load_limits())
         except Exception:
             log.exception("could not restore alert state")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fnscope.canary import Figures, Policy
+from fnscope.canary import Figures, Policy, routed_version
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
 
 FAILED = frozenset({"error", "failure", "timeout", "oom"})
@@ -50,10 +50,13 @@ class FunctionState:
     durations: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     # request id -> [start, end or None while still running], epoch seconds
     runs: dict[str, list[float | None]] = field(default_factory=dict)
-    timed_out: set[str] = field(default_factory=set)
+    # request id (else event id) -> second it was seen: runs that timed out, and those whose version counted it
+    timed_out: dict[str, int] = field(default_factory=dict)
     versions: dict[str, VersionState] = field(default_factory=lambda: defaultdict(VersionState))
-    version_timed_out: set[str] = field(default_factory=set)  # requests whose timeout a version has counted
-    run_versions: dict[str, str] = field(default_factory=dict)  # request id -> version, from its report
+    version_timed_out: dict[str, int] = field(default_factory=dict)
+    # request id -> (version, second) of its report: a version's timeout counts in its report's second, as its
+    # invocation does, so a version's timeouts in a window never outnumber its invocations
+    run_versions: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,10 +71,11 @@ def _epoch(event: Event) -> float:
 
 
 def _routed_version(event: AuditEvent) -> str:
-    """The version a throttled Invoke was routed to, where CloudTrail names it (additionalEventData)."""
+    """The version a throttled Invoke was routed to, where its CloudTrail record says (``routed_version``)."""
     try:
-        extra = json.loads(event.raw).get("additionalEventData") or {}
-        return str(extra.get("functionVersion") or "").rsplit(":", 1)[-1]
+        record = json.loads(event.raw)
+        extra, params = record.get("additionalEventData") or {}, record.get("requestParameters") or {}
+        return routed_version(str(extra.get("functionVersion") or ""), str(params.get("functionName") or ""))
     except (ValueError, AttributeError):
         return ""
 
@@ -168,7 +172,7 @@ class Signals:
             fn.throttles["invocation"][int(t)] += 1
         timed_out = event.status == "timeout" or event.kind == "timeout" or event.error_type == "Sandbox.Timedout"
         if timed_out and run_id not in fn.timed_out:
-            fn.timed_out.add(run_id)
+            fn.timed_out[run_id] = int(t)
             fn.timeouts[int(t)] += 1
         if event.kind == "report":
             second = int(t)
@@ -178,17 +182,17 @@ class Signals:
             if event.duration_ms is not None:
                 fn.durations[second].append(event.duration_ms)
             if event.version:
-                fn.run_versions[run_id] = event.version
+                fn.run_versions[run_id] = (event.version, second)
                 ver = fn.versions[event.version]
                 ver.invocations[second] += 1
                 ver.errors[second] += event.status in FAILED
                 if event.duration_ms is not None:
                     ver.durations[second].append(event.duration_ms)
         # a timeout fact and its report may come in any order: the version counts it once both are known
-        version = event.version or fn.run_versions.get(run_id, "")
+        version, second = fn.run_versions.get(run_id, ("", 0))
         if version and run_id in fn.timed_out and run_id not in fn.version_timed_out:
-            fn.version_timed_out.add(run_id)
-            fn.versions[version].timeouts[int(t)] += 1
+            fn.version_timed_out[run_id] = second
+            fn.versions[version].timeouts[second] += 1
 
     # --- measuring -------------------------------------------------------------------------------------
 
@@ -298,9 +302,16 @@ class Signals:
                     del fn.versions[version]
             for rid in [r for r, (b, e) in fn.runs.items() if (e if e is not None else (b or 0) + MAX_RUN_S) < lo]:
                 del fn.runs[rid]
-                fn.timed_out.discard(rid)
-                fn.version_timed_out.discard(rid)
+                fn.timed_out.pop(rid, None)
+                fn.version_timed_out.pop(rid, None)
                 fn.run_versions.pop(rid, None)
+            # what no run holds (a report without a request id, a timeout fact whose run never started here)
+            # goes with its second
+            for facts in (fn.timed_out, fn.version_timed_out):
+                for rid in [r for r, s in facts.items() if s < lo and r not in fn.runs]:
+                    del facts[rid]
+            for rid in [r for r, (_v, s) in fn.run_versions.items() if s < lo and r not in fn.runs]:
+                del fn.run_versions[rid]
             if not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts:
                 del self.functions[key]
         for eid in [e for e, t in self._seen.items() if t < lo]:

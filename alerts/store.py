@@ -34,7 +34,7 @@ def _epoch(value: datetime | None) -> float | None:
 class Delivery:
     target: str
     format: str
-    delivery: str  # delivered | failed | silenced | no_target
+    delivery: str  # delivered | failed | silenced | no_target | kept (an alarm another alert holds)
     attempts: int = 0
     http_status: int = 0
     error: str = ""

@@ -20,8 +20,9 @@ PATHS: dict[str, tuple[str, ...]] = {"logs": ("logs",), "cloudtrail": ("cloudtra
 # Each path's name in the logical ids of its copy of the delivery.
 _PREFIX = {"logs": "Logs", "cloudtrail": "Trail"}
 _SECTIONS = ("Parameters", "Conditions", "Resources", "Outputs")
-# Firehose delivers to HTTPS endpoints only; the URL goes into YAML as a value, never as text.
-_URL = re.compile(r"https://[^\s/?#]+(/[^\s?#]*)?")
+# Firehose delivers to HTTPS endpoints only; the URL goes into YAML as a value, never as text. No user:password@:
+# the template is stored in CloudFormation and seen by all who can read the stack (the token is a NoEcho parameter).
+_URL = re.compile(r"https://[^\s/?#@]+(/[^\s?#]*)?")
 
 
 def _read(name: str) -> str:
@@ -43,6 +44,15 @@ def _merge(into: dict[str, Any], part: dict[str, Any], origin: str) -> None:
             held[key] = value
 
 
+def _exclude_trail(out: dict[str, Any]) -> None:
+    """In one stack with both paths, the logs path's account policy leaves out the trail's group (new or existing)
+    and the CloudTrail stream's error logs too: the trail's records reach fnscope by their own stream only."""
+    criteria = out["Resources"]["LogsAccountPolicy"]["Properties"]["SelectionCriteria"]["Fn::Sub"][1]
+    names: list[Any] = criteria["Names"]["Fn::ToJsonString"]["Fn::Split"][1]["Fn::Join"][1]
+    names.append({"Ref": "TrailFirehoseLogGroup"})
+    names.append({"Fn::If": ["NewTrail", {"Ref": "TrailLogGroup"}, {"Ref": "TrailLogGroupName"}]})
+
+
 def render(path: str, url: str | None = None) -> dict[str, Any]:
     """The template for ``path`` (logs, cloudtrail, all); ``url`` becomes the FnscopeUrl parameter's default."""
     if path not in PATHS:
@@ -59,11 +69,15 @@ def render(path: str, url: str | None = None) -> dict[str, Any]:
         delivery = _read("delivery.yaml").replace("__P__", _PREFIX[name]).replace("__p__", name)
         _merge(out, yaml.safe_load(delivery), f"delivery.yaml for {name}")
     out["Description"] = " ".join(descriptions)
+    if "cloudtrail" in PATHS[path] and "logs" in PATHS[path]:
+        _exclude_trail(out)
     if "logs" in PATHS[path]:
         formats = access_log_formats()
         out["Outputs"]["ApiGatewayRestAccessLogFormat"]["Value"] = formats["rest"]
         out["Outputs"]["ApiGatewayHttpAccessLogFormat"]["Value"] = formats["http"]
     if url is not None:
+        if "@" in url.partition("://")[2].split("/", 1)[0]:
+            raise ValueError("an https:// URL without user:password@, please: the token is the stream's access key")
         if not _URL.fullmatch(url):
             raise ValueError(f"not an https:// URL: {url!r} (Firehose delivers to HTTPS endpoints only)")
         out["Parameters"]["FnscopeUrl"]["Default"] = url.rstrip("/")

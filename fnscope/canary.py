@@ -74,12 +74,16 @@ class Figures:
     timed: int | None = None
 
     def count(self, metric: str) -> tuple[int, int]:
-        """(failures, trials) of a rate metric; a throttled call never ran, so it is a trial of its own."""
+        """(failures, trials) of a rate metric; a throttled call never ran, so it is a trial of its own. Counts
+        from different sources (a timeout fact, a report) can disagree at a window's edge: failures are clamped
+        to the trials, never past them (no rate above 1)."""
         if metric == "error_rate":
-            return self.errors, self.invocations
-        if metric == "timeout_rate":
-            return self.timeouts, self.invocations
-        return self.throttles, self.invocations + self.throttles
+            failures, trials = self.errors, self.invocations
+        elif metric == "timeout_rate":
+            failures, trials = self.timeouts, self.invocations
+        else:
+            failures, trials = self.throttles, self.invocations + self.throttles
+        return max(0, min(failures, trials)), max(0, trials)
 
 
 @dataclass
@@ -101,6 +105,21 @@ class Verdict:
             "reasons": self.reasons,
             "metrics": {k: asdict(v) for k, v in self.metrics.items()},
         }
+
+
+# --- which version ---------------------------------------------------------------------------------------------
+
+_QUALIFIED_PARTS = (2, 8)  # name:7, or arn:aws:lambda:region:account:function:name:7
+
+
+def routed_version(function_version: str, function_name: str) -> str:
+    """The version a throttled ``Invoke`` was routed to, from its CloudTrail record: ``additionalEventData.
+    functionVersion`` (an ARN ending in the version), else a numeric qualifier in the ``requestParameters.
+    functionName`` it was called with; '' when neither says (an alias, or the unqualified name)."""
+    if function_version:
+        return function_version.rsplit(":", 1)[-1]
+    ref = function_name.split(":")
+    return ref[-1] if len(ref) in _QUALIFIED_PARTS and ref[-1].isascii() and ref[-1].isdigit() else ""
 
 
 # --- the tests ---------------------------------------------------------------------------------------------
@@ -222,7 +241,8 @@ def judge_p99(new: Figures, base: Figures, policy: Policy) -> MetricVerdict:
             figures,
         )
     threshold = policy.slow_threshold_ms(base.p99_ms)
-    slow, timed = new.slow or 0, new.timed or 0
+    timed = max(0, new.timed or 0)
+    slow = max(0, min(new.slow or 0, timed))
     figures |= {"slow_threshold_ms": round(threshold, 3), "slow": slow, "new_of": timed}
     if timed == 0:
         return MetricVerdict("wait", "p99 duration: no timed invocations of the new version yet", figures)

@@ -12,6 +12,7 @@ same window (a weighted alias or a canary stage runs both at once). When the bas
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,26 +20,22 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from fnscope.canary import Figures, Policy, judge
+from fnscope.canary import Figures, Policy, judge, routed_version
 from fnscope.query.context import QueryContext, api_time
 from fnscope.query.runner import QueryRunner
 from fnscope.query.stats import StatsRequest, by_version_stats
 
 MAX_WINDOW = timedelta(days=1)
 
-# The version a throttled call was routed to: Invoke's additionalEventData.functionVersion (an ARN ending in the
-# version), else a numeric qualifier in the function name it was called with.
+# Throttled calls by what their records say of the version (``routed_version`` reads it): few distinct pairs.
 _THROTTLES = """
-SELECT version, uniqExact(event_id) AS throttles FROM (
-    SELECT event_id,
-        splitByChar(':', JSONExtractString(raw, 'additionalEventData', 'functionVersion'))[-1] AS routed,
-        splitByChar(':', JSONExtractString(raw, 'requestParameters', 'functionName')) AS ref,
-        if(routed != '', routed, if(length(ref) IN (2, 8) AND match(ref[-1], '^[0-9]+$'), ref[-1], '')) AS version
-    FROM audit_events
-    WHERE tenant = {tenant:String} AND function = {function:String} AND error_code = 'TooManyRequestsException'
-      AND time >= {lo:DateTime64(3)} AND time < {hi:DateTime64(3)}
-)
-GROUP BY version"""
+SELECT JSONExtractString(raw, 'additionalEventData', 'functionVersion') AS routed,
+       JSONExtractString(raw, 'requestParameters', 'functionName') AS called,
+       uniqExact(event_id) AS throttles
+FROM audit_events
+WHERE tenant = {tenant:String} AND function = {function:String} AND error_code = 'TooManyRequestsException'
+  AND time >= {lo:DateTime64(3)} AND time < {hi:DateTime64(3)}
+GROUP BY routed, called"""
 
 # The new version's reports de-duplicated by request, as the minute aggregates count them (a request belongs to
 # the minute of its earliest report), with how many ran longer than the baseline's p99 allowance.
@@ -79,7 +76,9 @@ class Window:
         self.lo, self.hi = lo, hi
         self.rows = by_version_stats(runner, StatsRequest(tenant, lo, hi, function))
         params = {"tenant": tenant, "function": function, "lo": lo, "hi": hi}
-        self.throttles = {r["version"]: r["throttles"] for r in runner.rows(_THROTTLES, params)}
+        self.throttles: dict[str, int] = defaultdict(int)
+        for r in runner.rows(_THROTTLES, params):
+            self.throttles[routed_version(r["routed"], r["called"])] += r["throttles"]
 
     def versions(self) -> dict[str, int]:
         return {r["version"]: r["invocations"] for r in self.rows}

@@ -190,3 +190,54 @@ def test_what_the_readme_says_each_path_makes() -> None:
     assert doc["Resources"]["TrailSubscription"]["Properties"]["LogGroupName"] == {
         "Fn::If": ["NewTrail", {"Ref": "TrailLogGroup"}, {"Ref": "TrailLogGroupName"}]
     }
+
+
+def _evaluate(node: Any, doc: dict[str, Any], params: dict[str, Any]) -> Any:
+    """The few intrinsic functions the account policy's SelectionCriteria uses, as CloudFormation resolves them
+    (a log group's Ref is its name; the stack is called ``stack``)."""
+    if isinstance(node, list):
+        return [_evaluate(n, doc, params) for n in node]
+    if not isinstance(node, dict):
+        return node
+    ((fn, arg),) = node.items()
+    if fn == "Ref":
+        if arg in params:
+            return params[arg]
+        return _evaluate(doc["Resources"][arg]["Properties"]["LogGroupName"], doc, params)
+    if fn == "Fn::If":
+        condition = doc["Conditions"][arg[0]]["Fn::Equals"]
+        holds = _evaluate(condition[0], doc, params) == _evaluate(condition[1], doc, params)
+        return _evaluate(arg[1] if holds else arg[2], doc, params)
+    if fn == "Fn::Join":
+        return arg[0].join(_flat(_evaluate(arg[1], doc, params)))
+    if fn == "Fn::Split":
+        return _evaluate(arg[1], doc, params).split(arg[0])
+    if fn == "Fn::ToJsonString":
+        return json.dumps(_evaluate(arg, doc, params))
+    if fn == "Fn::Sub":
+        text, given = (arg, {}) if isinstance(arg, str) else arg
+        names = {k: _evaluate(v, doc, params) for k, v in given.items()}
+        names["AWS::StackName"] = "stack"
+        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], text)
+    raise AssertionError(f"not evaluated here: {fn}")
+
+
+def _flat(items: list[Any]) -> list[str]:
+    return [x for item in items for x in (item if isinstance(item, list) else [item])]
+
+
+@pytest.mark.parametrize("trail_group", ["", "org-trail-group"])
+def test_one_stack_with_both_paths_leaves_the_trail_and_both_streams_error_logs_out(trail_group: str) -> None:
+    doc = template("all")
+    params = {"TrailLogGroupName": trail_group, "ExcludedLogGroups": ["aws-cloudtrail-logs-fnscope"]}
+    criteria = _evaluate(doc["Resources"]["LogsAccountPolicy"]["Properties"]["SelectionCriteria"], doc, params)
+    assert criteria.startswith("LogGroupName NOT IN [")
+    left_out = set(json.loads(criteria.removeprefix("LogGroupName NOT IN ")))
+    trail = trail_group or "aws-cloudtrail-logs-fnscope"  # the new trail's group
+    assert {trail, "/aws/kinesisfirehose/stack-logs", "/aws/kinesisfirehose/stack-cloudtrail"} <= left_out
+
+
+def test_credentials_in_the_url_are_refused_and_never_printed() -> None:
+    result = CliRunner().invoke(main, ["aws", "template", "--url", "https://ops:s3cret@fnscope.example.com/x"])
+    assert result.exit_code != 0 and "without user:password@" in result.output
+    assert "s3cret" not in result.output

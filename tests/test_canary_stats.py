@@ -8,7 +8,16 @@ from math import comb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fnscope.canary import Figures, Policy, binomial_tail, fisher_greater, judge, newcombe_upper, wilson
+from fnscope.canary import (
+    Figures,
+    Policy,
+    binomial_tail,
+    fisher_greater,
+    judge,
+    newcombe_upper,
+    routed_version,
+    wilson,
+)
 
 Z95 = 1.959963984540054
 
@@ -97,3 +106,34 @@ def test_how_much_clean_traffic_a_pass_takes() -> None:
     }
     assert decisions(260)["timeout_rate"] == decisions(260)["p99_duration"] == "wait"
     assert set(decisions(280).values()) == {"pass"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_counts_that_disagree_never_crash_a_verdict(data: st.DataObject) -> None:
+    # counts from different sources can disagree at a window's edge: more timeouts (or slow calls) than calls
+    count = st.integers(0, 500)
+    new = Figures(
+        "8", *(data.draw(count) for _ in range(4)), p99_ms=90.0, slow=data.draw(count), timed=data.draw(count)
+    )
+    base = Figures("7", *(data.draw(count) for _ in range(4)), p99_ms=data.draw(st.sampled_from([None, 80.0])))
+    verdict = judge(new, base, Policy(min_p99_baseline=1))
+    assert verdict.verdict in ("pass", "fail", "wait")
+    for metric in verdict.metrics.values():
+        rates = [metric.figures.get(k) for k in ("new_rate", "baseline_rate", "upper_bound")]
+        assert all(r is None or -1 <= r <= 1 for r in rates)
+
+
+def test_the_version_a_throttled_invoke_went_to_is_read_one_way() -> None:
+    arn = "arn:aws:lambda:eu-west-1:111122223333:function:checkout"
+    cases = [
+        ((f"{arn}:8", f"{arn}:live"), "8"),  # where Lambda routed it, over the alias it was called through
+        ((f"{arn}:$LATEST", "checkout"), "$LATEST"),
+        (("", f"{arn}:7"), "7"),  # no functionVersion: a numeric qualifier in the name called
+        (("", "checkout:7"), "7"),
+        (("", f"{arn}:live"), ""),  # an alias says nothing of the version
+        (("", "checkout"), ""),
+        (("", "111122223333:checkout:7"), ""),  # neither name:7 nor a whole ARN
+        (("", "checkout:\u0667"), ""),  # a digit, but not 0-9
+    ]
+    assert [routed_version(*given) for given, _ in cases] == [want for _, want in cases]

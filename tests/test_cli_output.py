@@ -11,10 +11,12 @@ import re
 import struct
 import subprocess
 import termios
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -276,3 +278,44 @@ def test_a_second_import_says_it_added_nothing_and_verify_counts_once(
     assert report["events"] == report["versions"] == len(records)
     sealed_versions = report["versions"] - report["unsealed_events"]
     assert 0 <= sealed_versions <= len(records) and report["unsealed_events"] <= len(records)
+
+
+def test_a_password_in_the_api_url_is_never_printed() -> None:
+    port = free_port()  # nothing listens there
+    for command in (["stats"], ["search"], ["deploy", "verdict", "-f", "x", "-v", "2"]):
+        out = piped([*command, "--api", f"http://ops:s3cret@127.0.0.1:{port}"])
+        assert out.returncode in (1, 3) and f"cannot reach fnscope at http://127.0.0.1:{port}:" in out.stderr
+        assert "s3cret" not in out.stderr + out.stdout and "ops@" not in out.stderr
+
+
+class _HostileProxy(BaseHTTPRequestHandler):
+    """What may stand at --api instead of fnscope: a proxy answering every request with an error page that
+    tries to steer the terminal (retitle it, hide what follows)."""
+
+    body = b"bad gateway \x1b]0;pwned\x07\x1b[8m hidden"
+
+    def _answer(self) -> None:
+        self.send_response(502)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_error_answer_never_reaches_the_terminal_as_control_characters() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostileProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for command in (["stats"], ["alerts", "test"], ["search", "--follow"]):
+            out = piped([*command, "--api", api])
+            assert out.returncode == 1 and "Traceback" not in out.stderr, (command, out.stderr)
+            assert "502: bad gateway \\x1b]0;pwned\\x07\\x1b[8m hidden" in out.stderr, (command, out.stderr)
+            assert "\x1b" not in out.stderr + out.stdout and "\x07" not in out.stderr
+    finally:
+        server.shutdown()

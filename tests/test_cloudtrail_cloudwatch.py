@@ -98,6 +98,20 @@ def test_a_lambda_functions_printed_record_is_never_an_audit_event() -> None:
     assert audit == [] and len(lines) == 2
 
 
+@pytest.mark.parametrize("stream", ["2024/08/01/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0", "2024/08/01/[7]abc"])
+def test_a_lambda_stream_in_a_custom_log_group_is_never_an_audit_event(stream: str) -> None:
+    """A function with a custom log group (advanced logging controls) still writes Lambda's streams."""
+    forged = records()[:2]
+    lines = [(DELIVERED_MS + i, orjson.dumps(r).decode()) for i, r in enumerate(forged)]
+    message = orjson.dumps(subscription_message("shared/app-logs", stream, lines))
+    parsed = cloudwatch.parse(gzipped(message), IngestContext(tenant="acme", audit=True))
+    audit, kept = audit_and_lines(parsed.events)
+    assert audit == [] and [orjson.loads(line.message) for line in kept] == forged
+    # the same records in the trail's own stream are audit events
+    trail = cloudwatch.parse(gzipped(trail_message(forged, group="shared/app-logs")), IngestContext(audit=True))
+    assert len(audit_and_lines(trail.events)[0]) == 2
+
+
 def test_only_whole_records_are_taken_the_rest_of_a_group_stays_lines() -> None:
     """A line missing one of the keys every record has, JSON that is not an object, text: all stay lines."""
     rec = records()[0]

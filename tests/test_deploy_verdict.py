@@ -7,7 +7,9 @@ ran only before the window. The simulator's record of every invocation is the re
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import subprocess
 import time
@@ -248,14 +250,14 @@ def _hook_module() -> Any:
     return module
 
 
-def _stubbed_codedeploy(function: str, created: datetime, status: str) -> tuple[Any, Stubber]:
+def _stubbed_codedeploy(function: str, created: datetime, status: str, current: str = "1") -> tuple[Any, Stubber]:
     client = boto3.client("codedeploy", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(client)
     stub.add_response("list_deployment_targets", {"targetIds": [f"{function}:live"]}, {"deploymentId": "d-ABC123"})
     info = {
         "functionName": function,
         "functionAlias": "live",
-        "currentVersion": "1",
+        "currentVersion": current,
         "targetVersion": "2",
         "targetVersionWeight": 0.1,
     }
@@ -320,3 +322,41 @@ def test_codedeploy_hook_reports_failed_when_fnscope_is_down() -> None:
         )  # fmt: skip
         stub.assert_no_pending_responses()
     assert status == "Failed"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deploy", "verdic", "-f", "x", "-v", "2"],  # a command name mistyped
+        ["deploy", "--wat", "verdict", "-f", "x", "-v", "2"],  # an option the group does not have
+        ["deploy", "verdict", "-f", "x"],  # a required option missing
+        ["deploy", "verdict", "-f", "x", "-v", "2", "--wat"],
+    ],
+)
+def test_a_typo_under_deploy_is_no_verdict_never_a_wait(args: list[str]) -> None:
+    done = subprocess.run([*FNSCOPE, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "Error:" in done.stderr
+
+
+def test_codedeploy_hook_fails_at_once_when_fnscope_refuses_the_question(
+    deployed: tuple[str, list[Simulation]],
+) -> None:
+    """A 4xx (here: the version it replaces is the version deployed) is a setup mistake, never a wait: even with
+    FNSCOPE_ON_WAIT=Succeeded the hook fails at once, with fnscope's reason in its log."""
+    url, _ = deployed
+    hook_module = _hook_module()
+    client, stub = _stubbed_codedeploy("checkout-api", datetime.now(UTC) - timedelta(minutes=10), "Failed", current="2")
+    asked: list[dict[str, str]] = []
+    ask = hook_module.ask_fnscope(url, "")
+    printed, now = io.StringIO(), [0.0]
+    with stub, contextlib.redirect_stdout(printed):
+        status = hook_module.run(
+            {"DeploymentId": "d-ABC123", "LifecycleEventHookExecutionId": "exec-1"}, client,
+            lambda params: asked.append(params) or ask(params),
+            {"FNSCOPE_HOOK": "PostTraffic", "FNSCOPE_MAX_WAIT_S": "600", "FNSCOPE_ON_WAIT": "Succeeded"},
+            sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0],
+        )  # fmt: skip
+        stub.assert_no_pending_responses()
+    assert status == "Failed" and len(asked) == 1
+    assert "refused the request (400): function and version are required" in printed.getvalue()

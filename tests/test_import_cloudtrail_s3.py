@@ -226,3 +226,50 @@ def test_the_state_file_is_in_the_users_state_directory(monkeypatch: pytest.Monk
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_state_path() == tmp_path / "home" / ".local" / "state" / "fnscope" / "cloudtrail-s3.json"
+
+
+def test_a_missing_bucket_or_a_corrupt_state_file_is_one_line_not_a_traceback(
+    instance: str, s3: S3StandIn, tmp_path: Path
+) -> None:
+    env = {**AWS_ENV, "AWS_ENDPOINT_URL": s3.url, "XDG_STATE_HOME": str(tmp_path), "FNSCOPE_TOKEN": "tok-resume"}
+    missing = _cli(instance, env, "import", "cloudtrail", "s3://no-such-bucket/trails", "--quiet")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr
+    assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
+    assert (
+        missing.stderr.startswith("Error: cannot list s3://no-such-bucket/trails/: ")
+        and "NoSuchBucket" in missing.stderr
+    )
+
+    state = tmp_path / "state.json"
+    state.write_bytes(b'{"version": 1, "sources": {"x": ')  # cut short, as a full disk might leave it
+    corrupt = _cli(instance, env, "import", "cloudtrail", f"s3://{BUCKET}/{PREFIX}", "--quiet", "--state", str(state))
+    assert corrupt.returncode == 1 and "Traceback" not in corrupt.stderr, corrupt.stderr
+    assert corrupt.stderr.startswith(f"Error: cannot use the state file {state}: ")
+    assert len(corrupt.stderr.strip().splitlines()) == 1
+    state.write_bytes(b'{"sources": []}')  # JSON, but not a state file
+    assert (
+        "cannot use the state file"
+        in _cli(instance, env, "import", "cloudtrail", f"s3://{BUCKET}/{PREFIX}", "--state", str(state)).stderr
+    )
+
+
+def test_a_password_in_the_api_url_is_not_kept_in_the_state_file(s3: S3StandIn, tmp_path: Path) -> None:
+    # an instance without tokens, as behind a proxy that takes the URL's user:password (sent as Basic auth)
+    url, proc = start_up(tmp_path / "data", tmp_path / "up.log")
+    prefix = "with-userinfo"
+    records = [derive(r) for r in FIXTURE_SET.technique(FIXTURE_SET.techniques[0])]
+    key, body = log_file(records, datetime(2024, 8, 2, 9, tzinfo=UTC), 7)
+    s3.put(key.replace(PREFIX, prefix, 1), body)
+    env = {**AWS_ENV, "AWS_ENDPOINT_URL": s3.url}
+    state = tmp_path / "state.json"
+    try:
+        with_password = url.replace("http://", "http://ops:s3cret@")
+        args = ("import", "cloudtrail", f"s3://{BUCKET}/{prefix}", "--json", "--state", str(state))
+        done = _cli(with_password, env, *args)
+    finally:
+        proc.stop()
+    assert done.returncode == 0 and json.loads(done.stdout)["events"] == len(records), done.stderr
+    text = state.read_text()
+    assert "s3cret" not in text and "ops@" not in text
+    (entry,) = orjson.loads(text)["sources"]
+    assert entry == f"{url} {fingerprint('')} s3://{BUCKET}/{prefix}/"

@@ -15,6 +15,8 @@ the same ids, and, on a real `fnscope up` sent both, each fact and line once.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +31,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from fnscope.collector.formats import otlp, telemetry
+from fnscope.collector.formats import otel_lambda, otlp, telemetry
 from fnscope.events import FunctionLog, Invocation
 from fnscope.sink import IngestContext
 from tests.conftest import ROOT
@@ -327,3 +329,41 @@ def test_the_layer_gives_the_stats_the_extension_gives_and_both_together_count_o
     assert (layer["p50_ms"], layer["avg_init_ms"], layer["memory_utilisation_max"]) == (120.75, 380.25, 0.3438)
     search = {"q": '"looking up order 17"', "since": "1d", "function": FUNCTION}
     assert len(httpx.get(f"{url}/api/search", params=search, timeout=30).json()["results"]) == 1
+
+
+# Per platform type: the line's start, and what repeats to ~100 KB without ever completing it: the shape that
+# makes several ``(.*)`` groups under fullmatch backtrack polynomially (a 15 KB INIT_REPORT took 30 s).
+CRAFTED = {
+    "platform.initReport": ("INIT_REPORT Initialization Type: ", " Phase: Status: Duration: 1"),
+    "platform.initStart": ("INIT_START Runtime Version: ", " Runtime Version ARN"),
+    "platform.restoreStart": ("RESTORE_START Runtime Version: ", " Runtime Version ARN"),
+    "platform.restoreReport": ("RESTORE_REPORT Status: ", " Duration: 1"),
+    "platform.telemetrySubscription": ("TELEMETRY: ", " Subscribed Types: ["),
+    "platform.extension": ("EXTENSION Name: ", " State: Events: ["),
+    "platform.report": ("REPORT RequestId: r", " Duration: 1.00 ms Status:"),
+}
+_LINEAR = """
+import sys
+from fnscope.collector.formats import otel_lambda
+from tests.test_otel_lambda_layer import CRAFTED
+for type_, (head, repeat) in CRAFTED.items():
+    body = head + repeat * (100_000 // len(repeat))
+    assert otel_lambda.platform_record(type_, body) == {}, type_
+    pattern = otel_lambda._REPORT if type_ == "platform.report" else otel_lambda._FORMATS[type_]
+    pattern.fullmatch(body)  # the patterns themselves, past the size cap: one pass each
+print("read", len(CRAFTED))
+"""
+
+
+def test_crafted_platform_bodies_are_read_in_one_pass_and_long_ones_refused() -> None:
+    # Under a generous timeout in a child process: the old patterns took hours on these, holding the GIL.
+    done = subprocess.run([sys.executable, "-c", _LINEAR], cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["read", str(len(CRAFTED))]
+    # a real line still reads; one past the cap is no platform event, whatever it says
+    line = "INIT_REPORT Initialization Type: on-demand Phase: init Status: timeout Duration: 3000.00 ms"
+    assert otel_lambda.platform_record("platform.initReport", line) == {
+        "initializationType": "on-demand", "phase": "init", "status": "timeout", "metrics": {"durationMs": 3000.0}
+    }  # fmt: skip
+    padded = line.replace("on-demand", "on-demand" + "x" * otel_lambda.MAX_PLATFORM_BODY)
+    assert otel_lambda.platform_record("platform.initReport", padded) == {}

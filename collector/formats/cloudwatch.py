@@ -36,6 +36,7 @@ SOURCE = "cloudwatch"
 # Lambda@Edge groups are `/aws/lambda/us-east-1.NAME`; function names cannot contain dots, so the prefix is safe.
 _LAMBDA_GROUP = re.compile(r"/aws/lambda/(?:[a-z]{2}(?:-[a-z]+)+-\d\.)?([^/]+)$")
 _STREAM_VERSION = re.compile(r"\d{4}/\d\d/\d\d/\[([^\]]+)\]")
+_LAMBDA_STREAM = re.compile(r"\d{4}/\d\d/\d\d/\[")  # how Lambda names a stream, whatever the group's name
 
 
 def parse(body: bytes, ctx: IngestContext) -> Parsed:
@@ -124,8 +125,9 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
     )
     take_records(len(obj["logEvents"]))
     # A trail's log group: one CloudTrail record per log event. A Lambda group's lines are what its code printed,
-    # never audit records or API access logs, whatever they look like.
-    trail = ctx.audit and group is None
+    # never audit records or API access logs, whatever they look like; so are a Lambda stream's (YYYY/MM/DD/[...])
+    # in a group of another name (a function's custom log group).
+    trail = ctx.audit and group is None and not _LAMBDA_STREAM.match(log_stream)
     line_ids, current = LineIds(), CurrentInvocation()  # one message holds one log stream: one environment
     for log_event in obj["logEvents"]:
         if not isinstance(log_event, dict):

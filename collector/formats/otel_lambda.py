@@ -32,6 +32,10 @@ _NUM = r"\d+(?:\.\d+)?"
 _NUMBER = f"({_NUM})"
 
 # receiver.go's platform*LogFmt formats, read back. REPORT's parts are each written only when known.
+# Every group but a line's last is a run of non-spaces (or, in a Go list, of non-"]"), so it cannot stretch over
+# the literal that follows it: a line matches or fails in one pass. Several ``(.*)`` groups under fullmatch
+# backtrack polynomially, which a long crafted body turns into minutes of CPU held under the GIL.
+_WORD = r"\S*"
 _REPORT = re.compile(
     r"REPORT RequestId: (?P<requestId>\S+)"
     rf"(?: Duration: {_NUMBER} ms)?(?: Billed Duration: {_NUMBER} ms)?(?: Memory Size: {_NUMBER} MB)?"
@@ -42,23 +46,30 @@ _FORMATS: dict[str, re.Pattern[str]] = {
     "platform.start": re.compile(r"START RequestId: (?P<requestId>\S+) Version: (?P<version>.*)"),
     "platform.runtimeDone": re.compile(r"END RequestId: (?P<requestId>\S+) Version: .*"),
     "platform.initStart": re.compile(
-        r"INIT_START Runtime Version: (?P<runtimeVersion>.*) Runtime Version ARN: (?P<runtimeVersionArn>.*)"
+        rf"INIT_START Runtime Version: (?P<runtimeVersion>{_WORD}) Runtime Version ARN: (?P<runtimeVersionArn>.*)"
     ),
     "platform.initRuntimeDone": re.compile(r"INIT_RUNTIME_DONE Status: (?P<status>.*)"),
     "platform.initReport": re.compile(
-        rf"INIT_REPORT Initialization Type: (?P<initializationType>.*) Phase: (?P<phase>.*) Status: (?P<status>.*) Duration: (?P<durationMs>{_NUM}) ms"
+        rf"INIT_REPORT Initialization Type: (?P<initializationType>{_WORD}) Phase: (?P<phase>{_WORD}) "
+        rf"Status: (?P<status>{_WORD}) Duration: (?P<durationMs>{_NUM}) ms"
     ),
     "platform.restoreStart": re.compile(
-        r"RESTORE_START Runtime Version: (?P<runtimeVersion>.*) Runtime Version ARN: (?P<runtimeVersionArn>.*)"
+        rf"RESTORE_START Runtime Version: (?P<runtimeVersion>{_WORD}) Runtime Version ARN: (?P<runtimeVersionArn>.*)"
     ),
     "platform.restoreRuntimeDone": re.compile(r"RESTORE_RUNTIME_DONE Status: (?P<status>.*)"),
-    "platform.restoreReport": re.compile(rf"RESTORE_REPORT Status: (?P<status>.*) Duration: (?P<durationMs>{_NUM}) ms"),
-    "platform.telemetrySubscription": re.compile(r"TELEMETRY: (?P<name>.*) Subscribed Types: \[(?P<types>.*)\]"),
-    "platform.extension": re.compile(r"EXTENSION Name: (?P<name>.*) State: (?P<state>.*) Events: \[(?P<events>.*)\]"),
+    "platform.restoreReport": re.compile(
+        rf"RESTORE_REPORT Status: (?P<status>{_WORD}) Duration: (?P<durationMs>{_NUM}) ms"
+    ),
+    "platform.telemetrySubscription": re.compile(r"TELEMETRY: (?P<name>\S*) Subscribed Types: \[(?P<types>[^\]]*)\]"),
+    "platform.extension": re.compile(
+        r"EXTENSION Name: (?P<name>\S*) State: (?P<state>\S*) Events: \[(?P<events>[^\]]*)\]"
+    ),
     "platform.logsDropped": re.compile(
         rf"LOGS_DROPPED DroppedRecords: (?P<droppedRecords>{_NUM}) DroppedBytes: (?P<droppedBytes>{_NUM}) Reason: (?P<reason>.*)"
     ),
 }
+# A platform line the receiver writes is a few hundred bytes; a longer one is not read as a platform event.
+MAX_PLATFORM_BODY = 1024
 _METRICS = frozenset({"durationMs"})
 _NUMBERS = frozenset({"droppedRecords", "droppedBytes"})
 _LISTS = frozenset({"types", "events"})  # Go's %v of a list: "[a b c]"
@@ -71,6 +82,8 @@ def telemetry_time(time: datetime) -> str:
 
 def platform_record(type_: str, body: str) -> dict[str, Any]:
     """The Telemetry API record a platform line was written from, as far as the line states it."""
+    if len(body) > MAX_PLATFORM_BODY:
+        return {}
     if type_ == "platform.report":
         match = _REPORT.fullmatch(body)
         if not match:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -40,14 +41,28 @@ Ask = Callable[[dict[str, str]], dict[str, Any]]
 POLL_S = 20.0
 
 
+class Refused(Exception):
+    """fnscope answered 4xx (a wrong token, scope, function or version): asking again will not change it."""
+
+
 def ask_fnscope(api: str, token: str) -> Ask:
     """GET /api/deployments/verdict on the fnscope at ``api``."""
 
     def ask(params: dict[str, str]) -> dict[str, Any]:
         url = f"{api.rstrip('/')}/api/deployments/verdict?{urllib.parse.urlencode(params)}"
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the operator's own URL)
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the operator's own URL)
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if not 400 <= exc.code < 500:
+                raise  # 5xx: fnscope is there but not answering yet, like unreachable
+            text = exc.read(2000).decode("utf-8", "replace")
+            try:
+                detail = json.loads(text).get("detail", text)
+            except (ValueError, AttributeError):
+                detail = text
+            raise Refused(f"fnscope refused the request ({exc.code}): {detail}") from None
 
     return ask
 
@@ -81,6 +96,9 @@ def decide(
     while True:
         try:
             last = ask(params)
+        except Refused as exc:  # a mistake in the setup, not too little traffic: never a wait, never Succeeded
+            print(json.dumps({"hook": hook, "verdict": "refused", "reasons": [str(exc)]}))
+            return "Failed", None
         except OSError as exc:  # fnscope unreachable: keep asking until the deadline, then it counts as a wait
             print(f"fnscope did not answer: {exc}")
         verdict = last["verdict"] if last else "wait"

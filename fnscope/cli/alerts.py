@@ -7,7 +7,7 @@ import json
 import click
 import httpx
 
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, unreachable
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, refused, unreachable
 from fnscope.cli.flags import table_options
 from fnscope.cli.output import Column, print_table, when
 
@@ -105,7 +105,7 @@ def test(api: str, token: str | None) -> None:
     except httpx.HTTPError as exc:
         raise unreachable(api, exc) from exc
     if response.status_code >= 400:
-        raise click.ClickException(f"{response.status_code}: {response.text}")
+        raise refused(response)
     deliveries = response.json()["deliveries"]
     print_table(deliveries, DELIVERY_COLUMNS)
     if any(d["delivery"] != "delivered" for d in deliveries):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import httpx
@@ -10,6 +11,7 @@ import httpx
 from fnscope.cli.inert import terminal
 
 DEFAULT_API = "http://127.0.0.1:4318"
+MAX_ERROR_TEXT = 1000  # of an error answer, printed
 
 
 def api_url(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
@@ -52,8 +54,17 @@ class Duration(click.ParamType):
             self.fail(terminal(str(exc)), param, ctx)
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part: what is printed or stored of an --api URL."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def unreachable(api_url: str, exc: Exception) -> click.ClickException:
-    return click.ClickException(f"cannot reach fnscope at {api_url}: {terminal(str(exc))} (is `fnscope up` running?)")
+    shown = terminal(without_userinfo(api_url))
+    return click.ClickException(f"cannot reach fnscope at {shown}: {terminal(str(exc))} (is `fnscope up` running?)")
 
 
 def check_reachable(api_url: str) -> None:
@@ -77,9 +88,17 @@ def api_call(method: str, api_url: str, token: str | None, path: str, params: di
     except httpx.HTTPError as exc:
         raise unreachable(api_url, exc) from exc
     if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise click.ClickException(f"{response.status_code}: {detail}")
+        raise refused(response)
     return response.json()
+
+
+def refused(response: httpx.Response) -> click.ClickException:
+    """An error answer, terminal-safe: fnscope's JSON ``detail``, else the text of whatever answered (a proxy's
+    error page), cut short."""
+    try:
+        answer = response.json()
+        detail = answer.get("detail", response.text) if isinstance(answer, dict) else response.text
+    except ValueError:
+        detail = response.text
+    text = str(detail)
+    return click.ClickException(f"{response.status_code}: {terminal(text[:MAX_ERROR_TEXT])}")

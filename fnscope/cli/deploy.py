@@ -34,22 +34,31 @@ METRIC_COLUMNS = [
 ]
 
 
-class _VerdictCommand(click.Command):
-    """Any failure to get a verdict exits 3, a wrong option included (click's usage errors are 2, which is wait)."""
+class _NoVerdictOnError:
+    """Any failure to get a verdict exits 3, a wrong option or command name included, at the group's level as at
+    the command's (click's usage errors are 2, which is wait)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, args)  # type: ignore[misc]
         except click.ClickException as exc:
             exc.exit_code = NO_VERDICT
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            return super().invoke(ctx)  # type: ignore[misc]
         except click.ClickException as exc:
             exc.exit_code = NO_VERDICT
             raise
+
+
+class _VerdictCommand(_NoVerdictOnError, click.Command):
+    pass
+
+
+class _DeployGroup(_NoVerdictOnError, click.Group):
+    pass
 
 
 def _rows(out: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,7 +78,7 @@ def _rows(out: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@click.group()
+@click.group(cls=_DeployGroup)
 def deploy() -> None:
     """Safe deploys: is a new version worse than the one it replaces?"""
 

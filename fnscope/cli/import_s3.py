@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import click
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -39,6 +40,8 @@ from fnscope.cli.cloudtrail_files import (
     check_digests,
     content_sha256,
 )
+from fnscope.cli.common import without_userinfo
+from fnscope.cli.inert import terminal
 
 # CloudTrail delivers a log file within minutes of the calls in it (an average of about 5, not guaranteed): a
 # period is taken as complete, never to be listed again, a day after it ended.
@@ -91,10 +94,17 @@ class StateFile:
     def __init__(self, path: Path, entry: str) -> None:
         self.path, self.entry = path, entry
         self.doc: dict[str, Any] = {"version": 1, "sources": {}}
-        if path.exists():
-            self.doc = orjson.loads(path.read_bytes())
-        saved = self.doc["sources"].get(entry, {})
-        self.progress = Progress(set(saved.get("done", [])), {k: set(v) for k, v in saved.get("sent", {}).items()})
+        try:
+            if path.exists():
+                self.doc = orjson.loads(path.read_bytes())
+            saved = self.doc["sources"].get(entry, {})
+            done, sent = saved.get("done", []), saved.get("sent", {})
+            self.progress = Progress({str(p) for p in done}, {str(k): {str(x) for x in v} for k, v in sent.items()})
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise click.ClickException(
+                f"cannot use the state file {terminal(str(path))}: {terminal(str(exc) or type(exc).__name__)} "
+                "(move it aside, or choose another with --state)"
+            ) from None
 
     def save(self) -> None:
         self.doc["sources"][self.entry] = {
@@ -278,8 +288,11 @@ def import_from_s3(
 ) -> S3Counts:
     """Import the trail's files under ``url`` into the instance, resuming from the state file."""
     source = Source.parse(url)
-    state = StateFile(state_path, f"{api.rstrip('/')} {fingerprint(token or '')} {source}")
-    walker = TrailWalker(source, since, state, out)
-    walker.run()
+    state = StateFile(state_path, f"{without_userinfo(api).rstrip('/')} {fingerprint(token or '')} {source}")
+    try:
+        walker = TrailWalker(source, since, state, out)
+        walker.run()
+    except (BotoCoreError, ClientError) as exc:  # credentials, no such bucket, endpoint down: one line, not a trace
+        raise click.ClickException(f"cannot list {terminal(str(source))}: {terminal(str(exc))}") from None
     check_digests(walker.digests, walker.content_hash(), out.summary)
     return walker.counts

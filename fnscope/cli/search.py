@@ -9,7 +9,7 @@ from typing import Any
 import click
 import httpx
 
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
+from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get, refused, without_userinfo
 from fnscope.cli.flags import NO_COLOR_OPTION
 from fnscope.cli.inert import terminal
 from fnscope.cli.output import color_enabled
@@ -58,15 +58,15 @@ def _follow(api: str, token: str | None, params: dict[str, Any], as_json: bool, 
         with httpx.stream("GET", url, params=clean, headers=headers, timeout=httpx.Timeout(10, read=None)) as r:
             if r.status_code >= 400:
                 r.read()
-                raise click.ClickException(f"{r.status_code}: {r.json().get('detail', r.text)}")
+                raise refused(r)
             for line in r.iter_lines():
                 if line:
                     row = json.loads(line)
                     if "error" in row:
-                        raise click.ClickException(row["error"])
+                        raise click.ClickException(terminal(str(row["error"])))
                     _print_line(row, as_json, color)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"lost fnscope at {api}: {exc}") from exc
+        raise click.ClickException(f"lost fnscope at {terminal(without_userinfo(api))}: {terminal(str(exc))}") from exc
 
 
 def _echo(text: str) -> None:

@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from fnscope.app.settings import load_settings, settings_help
-from fnscope.cli.common import API_OPTION, CONFIG_OPTION, TOKEN_OPTION, Duration, api_url, check_reachable
+from fnscope.cli.common import (
+    API_OPTION,
+    CONFIG_OPTION,
+    TOKEN_OPTION,
+    Duration,
+    api_url,
+    check_reachable,
+    without_userinfo,
+)
 
 
 @click.command(epilog=settings_help())
@@ -100,7 +108,7 @@ def simulate(
     try:
         run(api, functions, rate, duration, seed, token=token, fast=fast)
     except SendError as exc:
-        raise click.ClickException(f"fnscope at {api} stopped answering: {exc}") from exc
+        raise click.ClickException(f"fnscope at {without_userinfo(api)} stopped answering: {exc}") from exc
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
         raise SystemExit(130) from None
