@@ -21,16 +21,7 @@ from fnscope.canary import Policy
 from fnscope.collector.formats import cloudtrail
 from fnscope.events import Invocation
 from fnscope.sink import IngestContext
-
-T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
+from tests.test_alerts_rules import T0, Clock
 
 
 def reports(version: str, n: int, error_rate: float, at: float, seed: int, median_ms: float = 80.0) -> list[Invocation]:
