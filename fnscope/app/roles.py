@@ -109,7 +109,10 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
         sink.close()  # every acknowledged request is in the log
         processor.stop()
         storing.join(CLEAN_STOP_S)
-        processor.drain(CLEAN_STOP_S)  # and in the store (what a stop leaves behind, the next start stores)
+        try:
+            processor.drain(CLEAN_STOP_S)  # and in the store
+        except Exception as exc:  # noqa: BLE001 - the store is down: the log keeps it, the next start stores it
+            log.warning("stopped with %d bytes not yet stored (kept in the log): %s", local_log.held_bytes, exc)
 
     app = build_app(
         settings,
