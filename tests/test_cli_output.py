@@ -84,6 +84,19 @@ def _concurrency_limit(function: str, limit: int) -> bytes:
     }]}).encode()  # fmt: skip
 
 
+def settled_stats(url: str) -> list[dict]:
+    """`stats --json` once what was sent is stored and the health tables, rebuilt in the background a moment after
+    each insert, stopped changing."""
+    all_stored(url)
+    last: list[dict] = []
+    deadline = time.monotonic() + 60
+    while (now := json.loads(piped(["stats", "--api", url, "--json", "--since", "1h"]).stdout)) != last:
+        assert time.monotonic() < deadline, "the health tables never settled"
+        last = now
+        time.sleep(1)
+    return now
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[dict]]]:
     """`fnscope up` with a simulated fleet's traffic sent by `fnscope simulate --api`, one function squeezed under
@@ -93,14 +106,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[
     try:
         sent = piped(["simulate", "--api", url, "--duration", "20s", "--rate", "40", "--fast"])
         assert sent.returncode == 0, sent.stderr
-        all_stored(url)
-        functions = json.loads(piped(["stats", "--api", url, "--json", "--since", "1h"]).stdout)
+        functions = settled_stats(url)
         busiest = max(functions, key=lambda f: f["peak_concurrency"])
         assert busiest["peak_concurrency"] >= 2
         r = httpx.post(f"{url}/ingest/cloudtrail", content=_concurrency_limit(busiest["function"], 1), timeout=30)
         assert r.status_code == 200, r.text
-        all_stored(url)
-        functions = json.loads(piped(["stats", "--api", url, "--json", "--since", "1h"]).stdout)
+        functions = settled_stats(url)
         yield url, functions
     finally:
         proc.stop()

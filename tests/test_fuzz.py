@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from tests.conftest import Process, start_fnscope_up
+from tests.conftest import Process, all_stored, start_fnscope_up
 from tests.fixtures import cloudtrail_set, wire
 
 BACKPRESSURE = {429, 503}
@@ -158,6 +158,7 @@ def test_receivers_survive_mutated_and_random_bodies(server: tuple[str, Process]
 
         one()
         assert proc.proc is not None and proc.proc.poll() is None, "the process is still up"
+        all_stored(url)
         dead = client.get("/api/dead-letters", params={"limit": 10_000}).json()["results"]
         assert dead and all(d["reason"] for d in dead), "every dead letter says why"
 
