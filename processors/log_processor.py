@@ -82,7 +82,7 @@ class LogProcessor:
             self._source.close()
 
     def drain(self, timeout_s: float) -> None:
-        """Store what the log holds (a clean stop), for up to ``timeout_s``; then ``run`` may end."""
+        """After ``run`` ended (a clean stop): store what the source still holds, for up to ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.poll_once(timeout_s=0.05):
             pass
