@@ -1,7 +1,8 @@
 """The HTTP receivers: one endpoint per wire format, all sharing one ingest path.
 
 Body within limits → parse (good events + dead letters) → hand everything to the sink → wait until it is
-durable → answer. A 2xx is only sent once the sink confirmed (insert returned, or Kafka acked with acks=all).
+durable → answer. A 2xx is only sent once the sink confirmed (the local log's append committed, or Kafka acked with acks=all);
+``?wait=stored`` also waits until the processor stored it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The contract between the receivers and whatever makes their events durable (the embedded store's group
-commit, or Kafka): who sent a request, where its events go, and the backpressure answer a sink may give."""
+"""The contract between the receivers and whatever makes their events durable (`fnscope up`'s local log, or
+Kafka): who sent a request, where its events go, and the backpressure answer a sink may give."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ Refused = tuple[Event, DeadLetter]
 
 
 class Sink(Protocol):
-    """Where accepted events go: the embedded store's group commit, or Kafka.
+    """Where accepted events go: `fnscope up`'s local durable log, or Kafka.
 
     Both methods are called from worker threads and may block briefly; ``ready`` must answer fast (a cached
     state), since it is asked on the event loop before a body is read. The future ends when the events are

@@ -1,6 +1,6 @@
 """The processor-side health hook: after a batch is stored, rebuild every health bucket it touched.
 
-``EventWriter.write`` (the embedded group commit and the Kafka processor alike) calls ``mark`` with the
+``EventWriter.write`` (the processor, over the local log or Kafka alike) calls ``mark`` with the
 events it just stored. Marking is cheap bookkeeping; a background thread coalesces what was marked over a
 fraction of a second and rebuilds those buckets, so an ingest request never waits for aggregation (a
 sequential sender would otherwise pay a rebuild per request). ``flush`` waits until everything marked so far
