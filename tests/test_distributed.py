@@ -198,6 +198,9 @@ def test_a_collector_started_before_its_broker_serves_health_and_connects_when_i
                 ).status_code
             assert status == 200
             assert httpx.get(f"{collector_url}/readyz").status_code == 200
+            # durable in Kafka; when processors store it, a collector can't tell, and says so at once
+            asked = httpx.post(f"{collector_url}/ingest/telemetry?function=late&wait=stored", content=b"[]")
+            assert asked.status_code == 200 and asked.json()["stored"] is False
         finally:
             tansu.stop()
     finally:
