@@ -156,23 +156,23 @@ class Ingest:
             return None
         try:
             return self.sink.submit(events)
-        except self.saturated as exc:
-            log.warning("ingest refused, sink busy: %s", exc)
-            raise HTTPException(429, "store busy, retry later", headers={"Retry-After": RETRY_AFTER_S}) from exc
         except Exception as exc:
-            log.warning("ingest refused, sink unavailable: %s", exc)
-            raise HTTPException(503, plain_refusal(exc), headers={"Retry-After": RETRY_AFTER_S}) from exc
+            raise self._refusal(exc) from exc
+
+    def _refusal(self, exc: Exception) -> HTTPException:
+        """What a sender hears when the sink did not take its events: 429 when busy, else 503."""
+        if isinstance(exc, self.saturated):
+            log.warning("ingest refused, sink busy: %s", exc)
+            return HTTPException(429, "store busy, retry later", headers={"Retry-After": RETRY_AFTER_S})
+        log.warning("ingest refused, sink unavailable: %r", exc)
+        return HTTPException(503, plain_refusal(exc), headers={"Retry-After": RETRY_AFTER_S})
 
     async def _durable(self, source: str, future: Future[list[Refused]], parsed: Parsed) -> None:
         """Wait until the events are durable; the ones the store refused become this request's dead letters."""
         try:
             refused = await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
-        except self.saturated as exc:
-            log.warning("ingest refused, sink busy: %s", exc)
-            raise HTTPException(429, "store busy, retry later", headers={"Retry-After": RETRY_AFTER_S}) from exc
         except Exception as exc:
-            log.warning("ingest not durable: %r", exc)
-            raise HTTPException(503, plain_refusal(exc), headers={"Retry-After": RETRY_AFTER_S}) from exc
+            raise self._refusal(exc) from exc
         if refused:
             gone = {id(event) for event, _ in refused}
             parsed.events = [e for e in parsed.events if id(e) not in gone]

@@ -11,14 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from fnscope.collector.log_sink import LocalLogSink
-from fnscope.events import ApiAccess, Signal
+from fnscope.events import Signal
 from fnscope.local_log import LocalLog, LogFull
 from fnscope.processors.log_processor import LocalLogSource, LogProcessor
 from fnscope.processors.store import open_store
@@ -26,18 +25,7 @@ from fnscope.processors.writer import EventWriter
 from fnscope.sink import StoreUnavailable
 from tests.conftest import FNSCOPE, Process, free_port, wait_http
 from tests.test_distributed import telemetry_batch
-
-
-def _api(tenant: str, n: int) -> ApiAccess:
-    return ApiAccess(
-        event_id=f"{tenant}-{n}", time=datetime.now(UTC), source="apigateway", api_id="p", status=200, tenant=tenant
-    )
-
-
-def _poison(tenant: str) -> ApiAccess:
-    """A value the validation would refuse, built around it: what the store's own refusal looks like."""
-    good = _api(tenant, 0)
-    return ApiAccess.model_construct(**{**good.model_dump(), "event_id": "poison", "status": -1})
+from tests.test_hostile_input import _api, _poison
 
 
 def test_the_log_keeps_records_in_order_until_committed_and_across_reopening(tmp_path: Path) -> None:
@@ -132,7 +120,7 @@ import resource, signal, sys
 from pathlib import Path
 from fnscope.collector.log_sink import LocalLogSink
 from fnscope.local_log import LocalLog
-from tests.test_local_log import _api
+from tests.test_hostile_input import _api
 
 log = LocalLog(Path(sys.argv[1]), 1 << 30)
 if sys.argv[2] == "rlimit":  # a write past the limit fails (EFBIG), as a write to a full disk does
