@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ElementHandle, Locator, Page, expect, sync_playwright
 
 from fnscope.simulator.scheduler import FunctionSpec, Simulation, simulate
 from fnscope.simulator.sender import Sender
@@ -160,7 +160,7 @@ def _panel(page: Page, title: str) -> Locator:
     return page.locator(f'section.panel[data-panel="{title}"]')
 
 
-def _series_pixels(chart: Locator) -> int:
+def _series_pixels(chart: Locator | ElementHandle) -> int:
     """Pixels on the chart's canvas in the colours of its series (as its legend shows them): lines were drawn,
     not just the axes and grid."""
     return chart.evaluate(
@@ -176,6 +176,16 @@ def _series_pixels(chart: Locator) -> int:
             return n;
         }"""
     )
+
+
+def _drawn(chart: Locator | ElementHandle) -> bool:
+    """The chart's series are on its canvas: uPlot paints on the next animation frame, after its legend is up."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while _series_pixels(chart) == 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _check_charts(page: Page, fleet: Fleet, uid: str, **params: str) -> int:
@@ -196,7 +206,7 @@ def _check_charts(page: Page, fleet: Fleet, uid: str, **params: str) -> int:
         else:
             lines = len(answer["columns"]) - 1
         assert body.locator(".u-legend .u-series").count() - 1 == lines, item["title"]
-        assert _series_pixels(body) > 0, item["title"]
+        assert _drawn(body), item["title"]
         checked += 1
     return checked
 
@@ -257,6 +267,24 @@ def _searched(page: Page, submit: Any) -> dict[str, Any]:
     with page.expect_response(lambda r: "/api/search?" in r.url and r.status == 200) as response:
         submit()
     return response.value.json()
+
+
+def test_a_series_with_one_value_in_range_is_drawn(console: Console) -> None:
+    """One cold start in the hour: the chart's only value sits among missing buckets, which no line joins."""
+    page = console.open("#/?range=1h")
+    expect(page.locator("nav a.active")).to_have_text("Fleet", timeout=WAIT_MS)
+    box = page.evaluate_handle(
+        "() => { const box = document.createElement('div'); box.style.width = '600px'; document.body.append(box); return box; }"
+    )
+    page.evaluate(
+        """async (box) => {
+            const { timeSeries } = await import("/console/charts.js");
+            const rows = [["2026-12-07T10:00:00Z", null], ["2026-12-07T10:01:00Z", 412], ["2026-12-07T10:02:00Z", null]];
+            timeSeries(box, ["t", "init_ms"], rows, { unit: "ms", since: "2026-12-07T09:30:00Z", until: "2026-12-07T10:30:00Z" });
+        }""",
+        box,
+    )
+    assert _drawn(box.as_element())
 
 
 def test_search_highlights_pages_and_opens_a_lines_context(console: Console, fleet: Fleet) -> None:

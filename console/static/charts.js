@@ -127,6 +127,7 @@ export function timeSeries(box, columns, rows, { unit = "", height = 220, since,
         stroke: seriesBy ? colourOf(name) : nthColour(i),
         width: 1.5,
         spanGaps: true,
+        points: { filter: isolatedPoints },
         value: (_u, v) => fmtValue(v, unit),
       })),
     ],
@@ -135,6 +136,15 @@ export function timeSeries(box, columns, rows, { unit = "", height = 220, since,
   const plot = fit(new uPlot(opts, data, box), box, height);
   if (box.dataset.hidden) box.append(`${box.dataset.hidden} more with lower peaks not shown`);
   return plot;
+}
+
+// Lines span gaps, so a series with one value in the range (one cold start, say) has no line to draw, and
+// uPlot's own points appear only where data is sparse: mark that value with a dot, or the chart looks empty.
+function isolatedPoints(u, seriesIdx, show) {
+  if (show) return null; // uPlot draws every point itself
+  const present = [];
+  u.data[seriesIdx].forEach((v, i) => v != null && present.push(i));
+  return present.length === 1 ? present : null;
 }
 
 // What the value axis counts: the unit in words, else the one measured column's name, else a count.
