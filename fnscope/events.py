@@ -167,6 +167,8 @@ class ApiAccess(Event):
     signal: ClassVar[Signal] = Signal.API
     api_id: str = ""
     stage: str = ""
+    deployment_id: str = ""
+    canary: bool | None = Field(None, description="sent to the stage's canary release; None: the line doesn't say")
     request_id: str = ""
     function: str = ""
     method: str = ""

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from fnscope.query import (
     alerts,
+    api_stages,
     audit,
     audit_export,
     audit_saved,
@@ -31,6 +32,7 @@ ROUTES = [
     audit_saved.routes,
     stats.routes,
     deployments.routes,
+    api_stages.routes,
     dead_letters.routes,
     alerts.routes,
     panels.routes,

@@ -98,6 +98,8 @@ VALUES = {
     "apiId": "a1b2c3d4e5",
     "stage": "prod",
     "accountId": "111122223333",
+    "deploymentId": "k9x2mq",
+    "isCanaryRequest": "true",
     "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
     "requestId": "Jx7Qd2xmplAEMLw=",
     "requestTimeEpoch": "1722517200123",
@@ -150,6 +152,8 @@ def test_an_access_log_line_through_a_subscription_is_the_api_request(kind: str)
     assert (request.source_ip, request.user_agent, request.response_length) == ("198.51.100.7", "curl/8.5.0", 36)
     assert request.error_message == "Internal server error"
     assert request.time.timestamp() == 1722517200.123
+    if kind == "rest":  # an HTTP API has no canary releases
+        assert (request.deployment_id, request.canary) == ("k9x2mq", True)
     # exactly what the access-log endpoint stores for the same line
     assert request.model_dump() == apigateway.parse(line.encode(), ctx).events[0].model_dump()
 

@@ -60,6 +60,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "error_type": ("error.responsetype", "responsetype"),
     "api_id": ("apiid", "api_id", "restapiid"),
     "stage": ("stage",),
+    "deployment_id": ("deploymentid", "deployment_id"),
+    "canary": ("iscanaryrequest", "is_canary_request", "canary"),
     "account": ("accountid", "account_id", "identity.accountid"),
     "region": ("region", "awsregion"),
     "domain": ("domainname", "domain_name"),
@@ -159,6 +161,14 @@ def _number(value: Any) -> float | None:
         return float(str(value).strip())
     except ValueError:
         return None
+
+
+def _flag(value: Any) -> bool | None:
+    """``$context.isCanaryRequest`` is "true" or "false" (a JSON boolean if the format leaves out the quotes)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    return {"true": True, "false": False}.get(text)
 
 
 def _int(value: Any, default: int | None = None) -> int | None:
@@ -265,6 +275,8 @@ def record_to_event(obj: dict[str, Any], line: str, ctx: IngestContext, source: 
         source=source,
         api_id=api_id,
         stage=ctx.param("stage") or _text(picked.get("stage")),
+        deployment_id=_text(picked.get("deployment_id")),
+        canary=_flag(picked.get("canary")),
         request_id=request_id,
         function=_function(flat, picked, ctx),
         method=_text(picked.get("method")),

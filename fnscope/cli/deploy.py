@@ -83,6 +83,32 @@ def deploy() -> None:
     """Safe deploys: is a new version worse than the one it replaces?"""
 
 
+STAGE_COLUMNS = [
+    Column("stage", keep=100),
+    Column("release", style=lambda v: "bold" if v == "canary" else None, keep=95),
+    Column("deployment_id", "deployment", keep=90),
+    Column("requests", show=human.count, keep=90, right=True),
+    Column("server_errors", "5xx", show=human.count, style=when(lambda v: v > 0, "red"), keep=85, right=True),
+    Column("client_errors", "4xx", show=human.count, keep=60, right=True),
+    Column("throttles", show=human.count, style=when(lambda v: v > 0, "red"), keep=70, right=True),
+    Column("p50_ms", "p50", show=human.millis, keep=50, right=True),
+    Column("p99_ms", "p99", show=human.millis, keep=80, right=True),
+    Column("last_seen", "last seen", keep=40, time=True),
+]
+
+
+def _print_verdict(out: dict[str, Any], subject: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(f"{out['verdict'].upper()}: {subject}")
+        for reason in out["reasons"]:
+            click.echo(f"  - {terminal(reason)}")
+        if out.get("metrics"):
+            print_table(_rows(out), METRIC_COLUMNS)
+    click.get_current_context().exit(EXIT[out["verdict"]])
+
+
 @deploy.command("verdict", cls=_VerdictCommand)
 @click.option("--function", "-f", required=True, help="the function")
 @click.option("--version", "-v", "version", required=True, help="the new version")
@@ -106,13 +132,43 @@ def verdict(
     """pass, fail or wait, with the reasons and each metric's figures. Exit 0 pass, 1 fail, 2 wait, 3 no verdict."""
     params = {"function": function, "version": version, "baseline": baseline, "since": since, "until": until}
     out = api_get(api, token, "/api/deployments/verdict", params)
+    base = terminal(out.get("baseline") or "none")
+    _print_verdict(out, f"{terminal(function)} version {terminal(version)} against {base}", as_json)
+
+
+@deploy.command("stage-verdict", cls=_VerdictCommand)
+@click.option("--api-id", "api_id", required=True, help="the API Gateway API's id")
+@click.option("--stage", "-s", required=True, help="the stage whose canary release is judged")
+@click.option("--since", default="10m", show_default=True, help="compare over this window (10m, 1h or ISO-8601)")
+@click.option("--until", default=None, help="end of the window (default now)")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@table_options
+@API_OPTION
+@TOKEN_OPTION
+def stage_verdict(
+    api_id: str, stage: str, since: str, until: str | None, as_json: bool, api: str, token: str | None
+) -> None:
+    """Is a REST API stage's canary release worse than its base release? Exit 0 pass, 1 fail, 2 wait, 3 none."""
+    params = {"api": api_id, "stage": stage, "since": since, "until": until}
+    out = api_get(api, token, "/api/deployments/stages/verdict", params)
+    _print_verdict(out, f"the canary release of {terminal(api_id)}/{terminal(stage)} against its base release", as_json)
+
+
+@deploy.command("stages")
+@click.option("--api-id", "api_id", required=True, help="the API Gateway API's id")
+@click.option("--stage", "-s", default="", help="only this stage")
+@click.option("--since", default="1h", show_default=True, help="how far back (10m, 1h or ISO-8601)")
+@click.option("--until", default=None, help="end of the window (default now)")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+@table_options
+@API_OPTION
+@TOKEN_OPTION
+def stages(api_id: str, stage: str, since: str, until: str | None, as_json: bool, api: str, token: str | None) -> None:
+    """An API's stages, each release (base, canary) and deployment on a row of its own."""
+    out = api_get(
+        api, token, "/api/deployments/stages", {"api": api_id, "stage": stage, "since": since, "until": until}
+    )
     if as_json:
         click.echo(json.dumps(out, indent=2))
     else:
-        base = terminal(out.get("baseline") or "none")
-        click.echo(f"{out['verdict'].upper()}: {terminal(function)} version {terminal(version)} against {base}")
-        for reason in out["reasons"]:
-            click.echo(f"  - {terminal(reason)}")
-        if out.get("metrics"):
-            print_table(_rows(out), METRIC_COLUMNS)
-    click.get_current_context().exit(EXIT[out["verdict"]])
+        print_table(out["stages"], STAGE_COLUMNS)
