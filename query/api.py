@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fnscope.query import (
     alerts,
     api_stages,
+    appsync,
     audit,
     audit_export,
     audit_saved,
@@ -33,6 +34,7 @@ ROUTES = [
     stats.routes,
     deployments.routes,
     api_stages.routes,
+    appsync.routes,
     dead_letters.routes,
     alerts.routes,
     panels.routes,

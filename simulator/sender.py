@@ -193,15 +193,16 @@ def run(
     *,
     quiet: bool = False,
     client: httpx.Client | None = None,
+    appsync: bool = False,
 ) -> Summary:
     """Simulate, render and send a run; each simulated second's payloads go out, ``CONCURRENT_REQUESTS`` at a
     time, once that second has passed on the wall clock (all at once with ``fast``). Prints the summary unless
-    ``quiet``."""
+    ``quiet``. ``appsync``: a GraphQL API in front of some functions also writes its logs (wire.appsync_requests)."""
     began = time.monotonic()
     sim = simulate(functions, rate, duration_s, seed, start)
     summary = Summary.of(sim)
     with Sender(target, token, client=client) as sender, ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
-        for batch in iter_render(sim):
+        for batch in iter_render(sim, appsync=appsync):
             if not fast and batch:
                 # a second's traffic is complete when it ends; later batches (long invocations) flush at the end
                 due = began + min(batch[0].due_s + 1, duration_s)

@@ -551,6 +551,118 @@ def apigateway_requests(
     ]
 
 
+# ---------------------------------------------------------------- AppSync (GraphQL) logs
+
+
+def appsync_api_id_for(seed: int) -> str:
+    """A GraphQL API's id as AppSync shapes them: 26 lower-case letters and digits."""
+    rng = _rng("appsync", seed)
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(26))
+
+
+def _graphql_field(spec: FunctionSpec) -> tuple[str, str, str]:
+    """(parent type, field, operation name) of the GraphQL field a function resolves: writes are mutations."""
+    words = [w.capitalize() for w in spec.name.replace("_", "-").split("-") if w]
+    mutation = spec.route_key.startswith(("POST", "PUT", "DELETE", "PATCH"))
+    field = (words[0].lower() + "".join(words[1:])) if words else "field"
+    return ("Mutation" if mutation else "Query"), field, ("Run" if mutation else "Get") + "".join(words)
+
+
+def appsync_lines(inv: SimInvocation, spec: FunctionSpec, api: str, region: str, account: str) -> list[str]:
+    """The lines AppSync writes for one GraphQL request whose only resolver is the function (a Lambda data source,
+    field-level logging ALL, verbose content on): the query, the resolver's mapping and tracing, the summaries.
+    Durations are nanoseconds, as AppSync writes them."""
+    rng = _rng("appsync", inv.request_id)
+    request = _uuid(rng)
+    parent, field, operation = _graphql_field(spec)
+    resolved_ns = int(((inv.init_ms or 0.0) + inv.duration_ms + rng.uniform(1.0, 6.0)) * 1e6)
+    offset_ns = rng.randint(100_000, 900_000)
+    total_ns = offset_ns + resolved_ns + rng.randint(200_000, 2_000_000)
+    kind = "mutation" if parent == "Mutation" else "query"
+    resolver = f"arn:aws:appsync:{region}:{account}:apis/{api}/types/{parent}/fields/{field}"
+    failed = inv.status in ("error", "timeout", "oom")
+    mapping: dict[str, Any] = {
+        "logType": "ResponseMapping",
+        "path": [field],
+        "fieldName": field,
+        "parentType": parent,
+        "resolverArn": resolver,
+        "requestId": request,
+        "graphQLAPIId": api,
+        "fieldInError": failed,
+        "errors": [f"Lambda:{inv.error_type or 'Unhandled'}"] if failed else [],
+    }
+    tracing = {
+        "duration": resolved_ns,
+        "logType": "Tracing",
+        "path": [field],
+        "fieldName": field,
+        "startOffset": offset_ns,
+        "resolverArn": resolver,
+        "requestId": request,
+        "parentType": parent,
+        "returnType": "Order",
+        "graphQLAPIId": api,
+    }
+    start = inv.start.astimezone(UTC)
+    execution = {
+        "duration": total_ns,
+        "logType": "ExecutionSummary",
+        "requestId": request,
+        "startTime": iso_ms(start),
+        "endTime": iso_ms(start + timedelta(microseconds=total_ns // 1000)),
+        "parsing": {"startOffset": 49_033, "duration": 34_784},
+        "version": 1,
+        "validation": {"startOffset": 129_048, "duration": 69_126},
+        "graphQLAPIId": api,
+    }
+    summary = {"logType": "RequestSummary", "requestId": request, "graphQLAPIId": api, "statusCode": 200,
+               "latency": total_ns + rng.randint(1_000_000, 5_000_000)}  # fmt: skip
+    query = f"{kind} {operation}($id: ID!) {{ {field}(id: $id) {{ id status }} }}"
+    return [
+        f'{request} GraphQL Query: {query}, Operation: {operation}, Variables: {{"id": "{inv.request_id[:8]}"}}',
+        *(dumps(line).decode() for line in (mapping, tracing, execution, summary)),
+    ]
+
+
+def appsync_requests(
+    sim: Simulation, invocations: Iterable[SimInvocation] | None = None, every: int = 3
+) -> list[WireRequest]:
+    """AppSync's log group through a CloudWatch Logs subscription and Firehose: every ``every``-th function (by
+    name) also serves a GraphQL field, each of its invocations that ran is a GraphQL request."""
+    api = appsync_api_id_for(sim.seed)
+    graphql = {spec.name for i, spec in enumerate(sorted(sim.functions, key=lambda f: f.name)) if i % every == 0}
+    per_second: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for inv in sim.invocations if invocations is None else invocations:
+        if inv.function not in graphql or inv.status == "throttled":
+            continue
+        ts = epoch_ms(inv.end)
+        lines = appsync_lines(inv, sim.by_name[inv.function], api, sim.region, sim.account_id)
+        per_second[_bucket(sim, inv.end)].extend(
+            {"id": log_event_id(ts, inv.request_id, 100 + i), "timestamp": ts, "message": line}
+            for i, line in enumerate(lines)
+        )
+    out = []
+    for second, events in sorted(per_second.items()):
+        doc = {
+            "messageType": "DATA_MESSAGE",
+            "owner": sim.account_id,
+            "logGroup": f"/aws/appsync/apis/{api}",
+            "logStream": _hex(_rng("appsync-stream", sim.seed, second), 32),
+            "subscriptionFilters": [SUBSCRIPTION_FILTER],
+            "logEvents": events,
+        }
+        rng = _rng("appsync-firehose", sim.seed, second)
+        body = {
+            "requestId": _uuid(rng),
+            "timestamp": epoch_ms(sim.start + timedelta(seconds=second + 1)),
+            "records": [{"data": base64.b64encode(gzip_bytes(dumps(doc))).decode("ascii")}],
+        }
+        headers = (("X-Amz-Firehose-Request-Id", body["requestId"]), ("X-Amz-Firehose-Protocol-Version", "1.0"))
+        out.append(WireRequest("firehose", "/ingest/firehose", (), dumps(body), len(events), second, headers=headers))
+    return out
+
+
 # ---------------------------------------------------------------- CloudTrail
 
 
@@ -874,9 +986,11 @@ def cloudtrail_requests(
 # ---------------------------------------------------------------- all of it
 
 
-def iter_render(sim: Simulation, api_id: str | None = None, stage: str = DEFAULT_STAGE) -> Iterator[list[WireRequest]]:
+def iter_render(
+    sim: Simulation, api_id: str | None = None, stage: str = DEFAULT_STAGE, *, appsync: bool = False
+) -> Iterator[list[WireRequest]]:
     """The run's requests one simulated second at a time (so long runs never hold every payload at once),
-    each second's list ordered CloudTrail, telemetry, Firehose, API Gateway."""
+    each second's list ordered CloudTrail, telemetry, Firehose, API Gateway (then AppSync's logs, if asked)."""
     by_second: dict[int, list[SimInvocation]] = defaultdict(list)
     for inv in sim.invocations:
         by_second[_bucket(sim, inv.end)].append(inv)
@@ -890,6 +1004,7 @@ def iter_render(sim: Simulation, api_id: str | None = None, stage: str = DEFAULT
             *telemetry_requests(sim, invs),
             *firehose_requests(sim, invs),
             *apigateway_requests(sim, invs, api_id, stage),
+            *(appsync_requests(sim, invs) if appsync else []),
         ]
 
 

@@ -5,7 +5,8 @@ A trail that delivers to a CloudWatch Logs group writes one CloudTrail record pe
 token may send audit events, those become audit events mapped exactly as the trail's S3 files are
 (``cloudtrail.record_to_event``), so the same record arriving both ways is stored once. API Gateway access-log
 lines in the JSON format that names ``apiId`` (deploy/aws, `fnscope aws template`) become API requests as
-``POST /ingest/apigateway`` maps them.
+``POST /ingest/apigateway`` maps them. AppSync groups' lines stay log lines, and their request summaries are API
+requests too (``appsync``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from fnscope.collector.formats import apigateway, cloudtrail
+from fnscope.collector.formats import apigateway, appsync, cloudtrail
 from fnscope.collector.formats.base import Parsed
 from fnscope.collector.formats.lambda_text import (
     CurrentInvocation,
@@ -127,9 +128,20 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
     # A trail's log group: one CloudTrail record per log event. A Lambda group's lines are what its code printed,
     # never audit records or API access logs, whatever they look like; so are a Lambda stream's (YYYY/MM/DD/[...])
     # in a group of another name (a function's custom log group).
-    trail = ctx.audit and group is None and not _LAMBDA_STREAM.match(log_stream)
+    # An AppSync group's lines are what AppSync wrote (with the callers' queries and variables in them): never
+    # audit records or access logs either.
+    graphql = appsync.api_id(log_group)
+    trail = ctx.audit and group is None and not graphql and not _LAMBDA_STREAM.match(log_stream)
     line_ids, current = LineIds(), CurrentInvocation()  # one message holds one log stream: one environment
-    for log_event in obj["logEvents"]:
+    requests = appsync.Requests()
+    # a request's summary may come before the lines that name its operation and errors: read them all first
+    read = [
+        requests.read(e["message"])
+        if graphql and isinstance(e, dict) and isinstance(e.get("message"), str)
+        else ("", None)
+        for e in obj["logEvents"]
+    ]
+    for index, log_event in enumerate(obj["logEvents"]):
         if not isinstance(log_event, dict):
             parsed.reject(ctx, source, f"log event in {log_group!r} is not an object", json_bytes(log_event))
             continue
@@ -159,11 +171,19 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
             # the same audit event (id, content) the trail's S3 file gives: the two deliveries are stored once
             parsed.collect(ctx, source, message, lambda: [cloudtrail.record_to_event(record, ctx)])  # noqa: B023
             continue
-        if group is None and (access := apigateway.access_log_in_text(message)) is not None:
+        if group is None and not graphql and (access := apigateway.access_log_in_text(message)) is not None:
             parsed.collect(ctx, source, message, lambda: [apigateway.record_to_event(access, message, ctx)])  # noqa: B023
             continue
         current.follow(message)
         line_src = current.attribute(_with_extracted(src, log_event))
+        if graphql:
+            request_id, fields = read[index]
+            line_src = replace(line_src, request_id=request_id) if request_id else line_src
+            if fields is not None and fields.get("logType") == "RequestSummary":
+                where = (graphql, line_src.account, line_src.region)
+                parsed.collect(
+                    ctx, source, message, lambda: [appsync.request_event(fields, time, ctx, where, requests)]
+                )  # noqa: B023
         parsed.collect(
             ctx,
             source,

@@ -78,7 +78,7 @@ def _simulate_forever(base_url: str, token: str | None, stop: threading.Event) -
     seed = 1
     while not stop.is_set():
         try:
-            run(base_url, functions=8, rate=20, duration_s=60, seed=seed, token=token, quiet=True)
+            run(base_url, functions=8, rate=20, duration_s=60, seed=seed, token=token, quiet=True, appsync=True)
         except Exception as exc:  # noqa: BLE001 - the server stopping under the demo ends it quietly
             if stop.is_set():
                 return

@@ -27,6 +27,7 @@ COMMANDS = {
     "dashboards": "fnscope.cli.dashboards:dashboards",
     "aws": "fnscope.cli.aws:aws",
     "deploy": "fnscope.cli.deploy:deploy",
+    "appsync": "fnscope.cli.appsync:appsync",
 }
 
 

@@ -106,7 +106,7 @@ def simulate(
     api = target or api
     check_reachable(api)
     try:
-        run(api, functions, rate, duration, seed, token=token, fast=fast)
+        run(api, functions, rate, duration, seed, token=token, fast=fast, appsync=True)
     except SendError as exc:
         raise click.ClickException(f"fnscope at {without_userinfo(api)} stopped answering: {exc}") from exc
     except KeyboardInterrupt:
