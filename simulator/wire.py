@@ -560,7 +560,7 @@ def appsync_api_id_for(seed: int) -> str:
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(26))
 
 
-def _graphql_field(spec: FunctionSpec) -> tuple[str, str, str]:
+def graphql_field(spec: FunctionSpec) -> tuple[str, str, str]:
     """(parent type, field, operation name) of the GraphQL field a function resolves: writes are mutations."""
     words = [w.capitalize() for w in spec.name.replace("_", "-").split("-") if w]
     mutation = spec.route_key.startswith(("POST", "PUT", "DELETE", "PATCH"))
@@ -574,7 +574,7 @@ def appsync_lines(inv: SimInvocation, spec: FunctionSpec, api: str, region: str,
     Durations are nanoseconds, as AppSync writes them."""
     rng = _rng("appsync", inv.request_id)
     request = _uuid(rng)
-    parent, field, operation = _graphql_field(spec)
+    parent, field, operation = graphql_field(spec)
     resolved_ns = int(((inv.init_ms or 0.0) + inv.duration_ms + rng.uniform(1.0, 6.0)) * 1e6)
     offset_ns = rng.randint(100_000, 900_000)
     total_ns = offset_ns + resolved_ns + rng.randint(200_000, 2_000_000)

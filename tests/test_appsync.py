@@ -23,7 +23,7 @@ import pytest
 from fnscope.collector.formats import cloudwatch, firehose
 from fnscope.events import ApiAccess, AuditEvent, FunctionLog
 from fnscope.simulator.scheduler import simulate
-from fnscope.simulator.wire import _graphql_field, appsync_api_id_for, appsync_requests
+from fnscope.simulator.wire import graphql_field, appsync_api_id_for, appsync_requests
 from fnscope.sink import IngestContext
 from tests.conftest import FNSCOPE, all_stored, start_fnscope_up
 
@@ -181,7 +181,7 @@ def _expected(sim: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, Counter[str]] = defaultdict(Counter)
     for inv in sim.invocations:
         if inv.function in graphql and inv.status != "throttled":
-            name = _graphql_field(sim.by_name[inv.function])[2]
+            name = graphql_field(sim.by_name[inv.function])[2]
             out[name]["requests"] += 1
             out[name]["errors"] += inv.status in ("error", "timeout", "oom")
     return {name: dict(c) | {"errors": c["errors"]} for name, c in out.items()}
@@ -199,7 +199,7 @@ def test_each_operation_and_resolver_has_its_figures(fleet: tuple[str, Any]) -> 
     resolvers = {row["resolver"].split(".")[1]: (row["calls"], row["errors"]) for row in answer["resolvers"]}
     by_field = {}
     for spec in sim.functions:
-        parent, field, name = _graphql_field(spec)
+        parent, field, name = graphql_field(spec)
         if name in expected:
             by_field[field] = (expected[name]["requests"], expected[name]["errors"])
     assert resolvers == by_field
