@@ -23,7 +23,7 @@ import pytest
 from fnscope.collector.formats import cloudwatch, firehose
 from fnscope.events import ApiAccess, AuditEvent, FunctionLog
 from fnscope.simulator.scheduler import simulate
-from fnscope.simulator.wire import graphql_field, appsync_api_id_for, appsync_requests
+from fnscope.simulator.wire import appsync_api_id_for, appsync_requests, graphql_field
 from fnscope.sink import IngestContext
 from tests.conftest import FNSCOPE, all_stored, start_fnscope_up
 

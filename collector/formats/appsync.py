@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from fnscope.events import ApiAccess, stable_id
+from fnscope.events import ApiAccess, Event, stable_id
 from fnscope.sink import IngestContext
 
 SOURCE = "appsync"
@@ -85,16 +85,17 @@ class Requests:
         return self.operations.get(request) or "+".join(sorted(self.root_fields.get(request, [])))
 
 
-def request_event(
+def request_events(
     record: dict[str, Any], time: datetime, ctx: IngestContext, where: tuple[str, str, str], requests: Requests
-) -> ApiAccess:
-    """The API request a ``RequestSummary`` line sums up; ``where``: the API's id, account and region."""
+) -> list[Event]:
+    """The API request a ``RequestSummary`` line sums up (a list, as ``Parsed.collect`` takes); ``where``: the
+    API's id, account and region."""
     api, account, region = where
     request = _text(record.get("requestId"))
     status = _int(record.get("statusCode"))
     latency = _int(record.get("latency"))
     error = requests.errors.get(request, "")
-    return ApiAccess(
+    request_event = ApiAccess(
         event_id=stable_id(SOURCE, api, request),
         time=time,
         tenant=ctx.tenant,
@@ -110,6 +111,7 @@ def request_event(
         error_message=error or (f"HTTP {status}" if status and status >= 400 else ""),
         raw=orjson.dumps(record).decode(),
     )
+    return [request_event]
 
 
 def _error_text(record: dict[str, Any]) -> str:

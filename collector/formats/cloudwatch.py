@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fnscope.collector.formats import apigateway, appsync, cloudtrail
@@ -181,9 +182,8 @@ def _data_message(obj: dict[str, Any], ctx: IngestContext, source: str, parsed: 
             line_src = replace(line_src, request_id=request_id) if request_id else line_src
             if fields is not None and fields.get("logType") == "RequestSummary":
                 where = (graphql, line_src.account, line_src.region)
-                parsed.collect(
-                    ctx, source, message, lambda: [appsync.request_event(fields, time, ctx, where, requests)]
-                )  # noqa: B023
+                summary = partial(appsync.request_events, fields, time, ctx, where, requests)
+                parsed.collect(ctx, source, message, summary)
         parsed.collect(
             ctx,
             source,
