@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 
 from fnscope.events import Event
 from fnscope.kafka_admin import ensure_topics
-from fnscope.sink import Refused, StoreUnavailable
+from fnscope.sink import StoreUnavailable
 from fnscope.transport import encode_batches, topic
 
 log = logging.getLogger("fnscope.collector")
@@ -124,12 +124,12 @@ class KafkaSink:
                     log.warning("Kafka at %s is not ready yet: %s", self._bootstrap, exc)
             return self._producer
 
-    def submit(self, events: list[Event]) -> Future[list[Refused]]:
+    def submit(self, events: list[Event]) -> Future[None]:
         """Blocks at most briefly (the probe, kafka-python's metadata wait): call it off the event loop."""
-        done: Future[list[Refused]] = Future()
+        done: Future[None] = Future()
         messages = list(encode_batches(events))
         if not messages:
-            done.set_result([])
+            done.set_result(None)
             return done
         producer = self._connect() if self._probe.reachable() else None
         if producer is None:
@@ -152,7 +152,7 @@ class KafkaSink:
                 remaining -= 1
                 if remaining or done.done():
                     return
-                done.set_result([])  # Kafka refuses no record for its content
+                done.set_result(None)
             release()
 
         def on_error(exc: BaseException) -> None:

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 
 from fnscope.events import Event, Signal
 from fnscope.local_log import LocalLog, LogFull
-from fnscope.sink import Refused, Saturated, StoreUnavailable
+from fnscope.sink import Saturated, StoreUnavailable
 from fnscope.transport import encode_messages
 
 log = logging.getLogger("fnscope.log_sink")
@@ -32,7 +32,7 @@ class LocalLogSink:
 
     def __init__(self, local_log: LocalLog) -> None:
         self._log = local_log
-        self._pending: list[tuple[list[tuple[Signal, bytes, list[Event]]], Future[list[Refused]]]] = []
+        self._pending: list[tuple[list[tuple[Signal, bytes, list[Event]]], Future[None]]] = []
         self._cond = threading.Condition()
         self._closed = False
         self._failed_at: float | None = None
@@ -40,10 +40,10 @@ class LocalLogSink:
         self._thread = threading.Thread(target=self._run, name="log-append", daemon=True)
         self._thread.start()
 
-    def submit(self, events: list[Event]) -> Future[list[Refused]]:
-        future: Future[list[Refused]] = Future()
+    def submit(self, events: list[Event]) -> Future[None]:
+        future: Future[None] = Future()
         if not events:
-            future.set_result([])
+            future.set_result(None)
             return future
         if self._log.held_bytes > self._log.max_bytes:
             raise LogBusy(f"the local log holds {self._log.held_bytes} bytes not yet stored")
@@ -95,4 +95,4 @@ class LocalLogSink:
                 continue
             self._failed_at = None
             for _, future in batch:
-                future.set_result([])
+                future.set_result(None)

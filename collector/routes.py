@@ -31,7 +31,7 @@ from fnscope.decoding.budget import Budget, RequestTooLarge, limited
 from fnscope.decoding.errors import UnusableBody
 from fnscope.decoding.jsontext import compact_json
 from fnscope.events import Event, dead_letter
-from fnscope.sink import IngestContext, Refused, Sink, plain_refusal
+from fnscope.sink import IngestContext, Sink, plain_refusal
 from fnscope.telemetry import PipelineMetrics
 
 log = logging.getLogger("fnscope.ingest")
@@ -60,7 +60,7 @@ class _Handed:
     """What the worker thread did with one body: the parse result, and the sink's future for it."""
 
     parsed: Parsed
-    future: Future[list[Refused]] | None
+    future: Future[None] | None
     error: HTTPException | None = None  # answer with this once the dead letter for the body is durable
 
 
@@ -151,7 +151,7 @@ class Ingest:
         letter = dead_letter(source, reason, body, tenant=tenant)
         return _Handed(Parsed(dead=[letter]), self._submit([letter]), HTTPException(400, reason))
 
-    def _submit(self, events: list[Event]) -> Future[list[Refused]] | None:
+    def _submit(self, events: list[Event]) -> Future[None] | None:
         if not events:
             return None
         try:
@@ -167,16 +167,12 @@ class Ingest:
         log.warning("ingest refused, sink unavailable: %r", exc)
         return HTTPException(503, plain_refusal(exc), headers={"Retry-After": RETRY_AFTER_S})
 
-    async def _durable(self, source: str, future: Future[list[Refused]], parsed: Parsed) -> None:
-        """Wait until the events are durable; the ones the store refused become this request's dead letters."""
+    async def _durable(self, source: str, future: Future[None], parsed: Parsed) -> None:
+        """Wait until the events are durable."""
         try:
-            refused = await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
         except Exception as exc:
             raise self._refusal(exc) from exc
-        if refused:
-            gone = {id(event) for event, _ in refused}
-            parsed.events = [e for e in parsed.events if id(e) not in gone]
-            parsed.dead = [d for d in parsed.dead if id(d) not in gone] + [letter for _, letter in refused]
         if parsed.dead:
             self.metrics.dead_lettered.add(len(parsed.dead), {"format": source})
 

@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fnscope.events import DeadLetter, Event
+from fnscope.events import Event
 
 
 @dataclass
@@ -25,20 +25,15 @@ class IngestContext:
         return self.params.get(name) or default
 
 
-# An event the store refused to hold, and the dead letter (with the store's reason) it was kept as instead.
-Refused = tuple[Event, DeadLetter]
-
-
 class Sink(Protocol):
     """Where accepted events go: `fnscope up`'s local durable log, or Kafka.
 
     Both methods are called from worker threads and may block briefly; ``ready`` must answer fast (a cached
     state), since it is asked on the event loop before a body is read. The future ends when the events are
-    durable; its result lists the events of this submission the store refused, each with the dead letter it was
-    kept as instead (a record the store can't hold costs only itself), or is empty.
+    durable (the processor stores them later; a record the store then refuses becomes a dead letter there).
     """
 
-    def submit(self, events: list[Event]) -> Future[list[Refused]]: ...
+    def submit(self, events: list[Event]) -> Future[None]: ...
 
     def ready(self) -> bool: ...
 

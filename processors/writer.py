@@ -14,8 +14,10 @@ from clickhouse_connect.driver.exceptions import DataError
 
 from fnscope.events import DeadLetter, Event, Signal, dead_letter
 from fnscope.processors.health_aggregates import HealthAggregator
-from fnscope.sink import Refused
 from fnscope.store import TABLES
+
+# An event the store refused to hold, and the dead letter (with the store's reason) it was kept as instead.
+Refused = tuple[Event, DeadLetter]
 
 _COLUMNS: dict[type[Event], list[str]] = {}
 
