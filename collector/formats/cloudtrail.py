@@ -254,7 +254,10 @@ class _Collector:
     def document(self, doc: Any, top: bool = True) -> None:
         """A top-level document, or (``top`` False) a log file found inside a top-level array."""
         if isinstance(doc, Undecodable):
-            self.reject(doc.error, doc.text)
+            records, rest = _records_before_a_cut(doc)
+            if records:
+                self.document({"Records": records}, top)
+            self.reject(rest.error, rest.text)
         elif isinstance(doc, list) and top:
             take_records(len(doc))
             for item in doc:
@@ -287,6 +290,35 @@ class _Collector:
             self.parsed.events.append(record_to_event(item, self.ctx, self.source))
         except (ValueError, RecursionError) as exc:  # RecordError, pydantic's ValidationError, absurd nesting
             self.reject(error_reason(exc), raw_text if raw_text is not None else compact_json(item))
+
+
+_FILE_OPENING = re.compile(r'\s*\{\s*"Records"\s*:\s*\[\s*')
+_BETWEEN_RECORDS = re.compile(r"\s*,\s*")
+
+
+def _records_before_a_cut(broken: Undecodable) -> tuple[list[Any], Undecodable]:
+    """A log file cut short (a partial download, a disk that filled) keeps the records before the cut: they are
+    read one by one from the file's opening, and what follows the last whole one stays undecodable."""
+    opening = _FILE_OPENING.match(broken.text)
+    if opening is None:
+        return [], broken
+    decoder = json.JSONDecoder(strict=False)
+    records: list[Any] = []
+    pos = opening.end()
+    while True:
+        try:
+            record, end = decoder.raw_decode(broken.text, pos)
+        except (json.JSONDecodeError, RecursionError):
+            break
+        records.append(record)
+        between = _BETWEEN_RECORDS.match(broken.text, end)
+        if between is None:
+            pos = end
+            break
+        pos = between.end()
+    if not records:
+        return [], broken
+    return records, Undecodable(broken.text[pos:], f"{broken.error}; the {len(records)} whole records before it kept")
 
 
 def parse(body: bytes, ctx: IngestContext, source: str = SOURCE) -> Parsed:
