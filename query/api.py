@@ -17,6 +17,7 @@ from fnscope.query import (
     panels,
     search,
     search_correlate,
+    search_facets,
     search_tail,
     stats,
 )
@@ -24,6 +25,7 @@ from fnscope.query.context import QueryContext
 
 ROUTES = [
     search.routes,
+    search_facets.facet_routes,
     search_tail.tail_routes,
     search_correlate.context_routes,
     audit.routes,
