@@ -227,12 +227,8 @@ export async function render(view, { params, range, setParams }) {
   view.append(
     el("header", { class: "page-head" }, el("h1", {}, "Search")),
     el("div", { class: "card wide" }, form, el("label", { class: "live-toggle" }, liveToggle, " Live tail"), status, chart),
-    el(
-      "div",
-      { class: "search-body" },
-      el("aside", { class: "card facets", "aria-label": "Facets" }, el("h2", {}, "Facets"), facetBox),
-      el("div", { class: "card search-results" }, list, more),
-    ),
+    el("section", { class: "card wide facets", "aria-label": "Facets" }, facetBox),
+    el("div", { class: "card wide" }, list, more),
   );
 
   const span = zoom ?? { since: range };
