@@ -46,28 +46,33 @@ def _levels(runner: QueryRunner, req: SearchRequest) -> list[dict[str, Any]]:
 
 
 def _fields(runner: QueryRunner, req: SearchRequest, keys: int, top: int) -> list[dict[str, Any]]:
-    """The ``keys`` fields most matching lines carry, each with its ``top`` commonest values."""
+    """The ``keys`` fields most matching lines carry, each with its ``top`` commonest values.
+
+    Two passes: the keys first (few groups), then the values of those keys only, so a field unique to every line
+    (an order id) is counted only when it is among the keys shown. One pass ranking keys over every (key, value)
+    group took four times as long on two million lines.
+    """
     where = req.where()
     sql = (
-        "SELECT key, value, count, lines FROM ("
-        " SELECT key, value, count, sum(count) OVER (PARTITION BY key) AS lines FROM ("
-        "  SELECT pair.1 AS key, pair.2 AS value, count() AS count FROM function_logs"
-        "  ARRAY JOIN arrayZip(mapKeys(fields), mapValues(fields)) AS pair"
-        f"  WHERE {where.sql()} AND pair.1 NOT IN {{not_fields:Array(String)}} GROUP BY key, value))"
-        " ORDER BY lines DESC, key, count DESC, value LIMIT {top:UInt32} BY key LIMIT {rows:UInt32}"
+        "SELECT key, count() AS lines FROM function_logs ARRAY JOIN mapKeys(fields) AS key "
+        f"WHERE {where.sql()} AND key NOT IN {{not_fields:Array(String)}} "
+        "GROUP BY key ORDER BY lines DESC, key LIMIT {keys:UInt32}"
     )
-    params = {**where.params, "not_fields": NOT_FIELDS, "top": top, "rows": keys * top}
-    out: dict[str, dict[str, Any]] = {}
+    shown = run(runner, sql, {**where.params, "not_fields": NOT_FIELDS, "keys": keys}, req.max_seconds)
+    if not shown:
+        return []
+    sql = (
+        "SELECT pair.1 AS key, pair.2 AS value, count() AS count FROM function_logs "
+        "ARRAY JOIN arrayFilter(p -> has({keys:Array(String)}, p.1), arrayZip(mapKeys(fields), mapValues(fields))) "
+        f"AS pair WHERE {where.sql()} GROUP BY key, value ORDER BY count DESC, value LIMIT {{top:UInt32}} BY key"
+    )
+    params = {**where.params, "keys": [row["key"] for row in shown], "top": top}
+    values: dict[str, list[dict[str, Any]]] = {row["key"]: [] for row in shown}
     for row in run(runner, sql, params, req.max_seconds):
-        key = row["key"]
-        if key not in out:
-            if len(out) == keys:
-                break  # the next key's first values: a key with fewer than ``top`` values left room for them
-            out[key] = {"key": key, "lines": row["lines"], "values": []}
-        out[key]["values"].append(
-            {"value": row["value"], "count": row["count"], "filter": equals_filter(key, row["value"])}
+        values[row["key"]].append(
+            {"value": row["value"], "count": row["count"], "filter": equals_filter(row["key"], row["value"])}
         )
-    return list(out.values())
+    return [{"key": row["key"], "lines": row["lines"], "values": values[row["key"]]} for row in shown]
 
 
 def facets(runner: QueryRunner, req: SearchRequest, top: int = 10, keys: int = 10) -> dict[str, Any]:

@@ -109,6 +109,9 @@ def test_dragging_across_the_histogram_narrows_the_range(console: Console, store
         [str(n) for _, n in sorted(Counter(line.function for line in inside).items(), key=lambda kv: (-kv[1], kv[0]))]
     )
     console.shot("search-zoomed")
+    page.reload()
+    expect(status).to_contain_text(f"{len(inside)} matching lines from ", timeout=WAIT_MS)
+    assert _hash_params(page) == params
 
     # zoom out: the page's range again; zoom in again, then Back undoes it too
     status.get_by_role("button", name="zoom out").click()
