@@ -78,6 +78,33 @@ def test_a_facet_click_narrows_the_search(console: Console, store: Store) -> Non
     console.shot("search-facets")
 
 
+# (query, a facet's filter, the query after a click on it)
+TOGGLES = [
+    ("", "level:error", "level:error"),
+    ("timeout", "level:error", "timeout level:error"),
+    ("timeout OR oom", "level:error", "(timeout OR oom) level:error"),  # ANDed to all of it, not to `oom`
+    ("(timeout OR oom) level:error", "function:a", "(timeout OR oom) level:error function:a"),
+    ('"a OR b" x', "function:a", '"a OR b" x function:a'),  # an OR inside a phrase is a word
+    ("timeout level:error", "level:error", "timeout"),  # there already: taken out
+    ("(timeout OR oom) level:error", "level:error", "(timeout OR oom)"),
+    ("function:ab", "function:a", "function:ab function:a"),  # a longer term is another term
+    ('plan:"pro plus" x', 'plan:"pro plus"', "x"),
+]
+
+
+def test_a_facet_filter_is_anded_to_the_query_or_taken_out(console: Console) -> None:
+    page = console.open("#/search?range=1h")
+    expect(page.locator(".status")).to_contain_text("matching lines", timeout=WAIT_MS)
+    toggled = page.evaluate(
+        """async (cases) => {
+            const { toggledFilter } = await import("/console/search.js");
+            return cases.map(([q, f]) => toggledFilter(q, f));
+        }""",
+        [[q, f] for q, f, _ in TOGGLES],
+    )
+    assert toggled == [becomes for _, _, becomes in TOGGLES]
+
+
 def test_dragging_across_the_histogram_narrows_the_range(console: Console, store: Store) -> None:
     page = console.open("#/search?range=1h")
     status = page.locator(".status")

@@ -150,13 +150,30 @@ function termAt(q, filter) {
   return -1;
 }
 
+// Whether the query has an OR outside parentheses and phrases (then a term added must AND all of it, not its end).
+function topLevelOr(q) {
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < q.length; i++) {
+    const ch = q[i];
+    if (quoted) {
+      if (ch === "\\") i++;
+      else if (ch === '"') quoted = false;
+    } else if (ch === '"') quoted = true;
+    else if (ch === "(") depth++;
+    else if (ch === ")") depth--;
+    else if (depth === 0 && q.startsWith("OR", i) && /[\s(]/.test(q[i - 1] ?? " ") && /[\s)]/.test(q[i + 2] ?? " ")) return true;
+  }
+  return false;
+}
+
 // The query with a facet's filter added (ANDed to all of it), or taken out again when it is there.
 export function toggledFilter(q, filter) {
   const at = termAt(q, filter);
   if (at >= 0) return `${q.slice(0, at)}${q.slice(at + filter.length)}`.replace(/\s+/g, " ").trim();
   const query = q.trim();
   if (!query) return filter;
-  return /(^|[\s(])OR([\s)]|$)/.test(query) ? `(${query}) ${filter}` : `${query} ${filter}`;
+  return topLevelOr(query) ? `(${query}) ${filter}` : `${query} ${filter}`;
 }
 
 // One facet: its values, commonest first, each a button that adds (or removes) its filter.
