@@ -282,13 +282,15 @@ _BARE_VALUE = re.compile(r"[\w.@$\-+/:,#%&!?~^|\[\]{}']+")
 
 def equals_filter(name: str, value: str) -> str | None:
     """``name:value`` as the query language reads it back (quoted when needed), or None when no filter can say it
-    (a name the language can't write, or a NUL)."""
+    (a name the language can't write, a NUL, or longer than a query may be)."""
     if not _FIELD_NAME.fullmatch(name) or "\x00" in value:
         return None
     if _BARE_VALUE.fullmatch(value):
-        return f"{name}:{value}"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{name}:"{escaped}"'
+        written = f"{name}:{value}"
+    else:
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        written = f'{name}:"{escaped}"'
+    return written if len(written) <= MAX_QUERY_CHARS else None
 
 
 # ------------------------------------------------------------------------------------------------ compiling
