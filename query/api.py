@@ -19,6 +19,7 @@ from fnscope.query import (
     panels,
     search,
     search_correlate,
+    search_facets,
     search_tail,
     stats,
 )
@@ -26,6 +27,7 @@ from fnscope.query.context import QueryContext
 
 ROUTES = [
     search.routes,
+    search_facets.facet_routes,
     search_tail.tail_routes,
     search_correlate.context_routes,
     audit.routes,

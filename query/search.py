@@ -246,7 +246,8 @@ class SearchPage(BaseModel):
     histogram: Histogram | None = None
 
 
-async def _guarded(fn: Any, *args: Any) -> Any:
+async def guarded(fn: Any, *args: Any) -> Any:
+    """Run a search function off the event loop; a ``SearchError`` becomes its HTTP status."""
     try:
         return await run_in_threadpool(fn, *args)
     except SearchError as exc:
@@ -267,9 +268,9 @@ def routes(ctx: QueryContext) -> APIRouter:
         with_histogram: bool = Query(False, alias="histogram", description="also count matches over time"),
     ) -> Response:
         req = match.request(tenant, since, until, limit, cursor)
-        out = await _guarded(search, ctx.runner, req)
+        out = await guarded(search, ctx.runner, req)
         if with_histogram:
-            out["histogram"] = await _guarded(histogram, ctx.runner, req)
+            out["histogram"] = await guarded(histogram, ctx.runner, req)
         return json_response(out)
 
     @router.get("/search/histogram", summary="Matching log lines per time interval", response_model=Histogram)
@@ -281,6 +282,6 @@ def routes(ctx: QueryContext) -> APIRouter:
         buckets: int = Query(60, ge=1, le=500),
     ) -> Response:
         req = match.request(tenant, since, until, 1)
-        return json_response(await _guarded(histogram, ctx.runner, req, buckets))
+        return json_response(await guarded(histogram, ctx.runner, req, buckets))
 
     return router

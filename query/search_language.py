@@ -273,6 +273,26 @@ def parse(query: str) -> Node | None:
     return _Parser(_lex(query), len(query)).parse()
 
 
+# ------------------------------------------------------------------------------------------------ writing
+
+# A value that reads back as itself written bare after ``name:`` (no quotes, spaces, parentheses, comparison or
+# wildcard): anything else is written as a quoted phrase.
+_BARE_VALUE = re.compile(r"[\w.@$\-+/:,#%&!?~^|\[\]{}']+")
+
+
+def equals_filter(name: str, value: str) -> str | None:
+    """``name:value`` as the query language reads it back (quoted when needed), or None when no filter can say it
+    (a name the language can't write, a NUL, or longer than a query may be)."""
+    if not _FIELD_NAME.fullmatch(name) or "\x00" in value:
+        return None
+    if _BARE_VALUE.fullmatch(value):
+        written = f"{name}:{value}"
+    else:
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        written = f'{name}:"{escaped}"'
+    return written if len(written) <= MAX_QUERY_CHARS else None
+
+
 # ------------------------------------------------------------------------------------------------ compiling
 
 # Text-index tokens: what ClickHouse's splitByNonAlpha keeps (ASCII letters and digits, and any non-ASCII).

@@ -117,7 +117,8 @@ choices(document.getElementById("zone"), ZONES, zone(), (value) => {
 setInterval(tick, 1000);
 document.addEventListener("visibilitychange", tick);
 
-document.getElementById("range").addEventListener("change", (event) => setParams({ range: event.target.value }));
+// a range chosen replaces a span zoomed into on the search histogram
+document.getElementById("range").addEventListener("change", (event) => setParams({ range: event.target.value, since: null, until: null }));
 window.addEventListener("hashchange", render);
 window.addEventListener("fnscope:token", render);
 render();

@@ -155,19 +155,32 @@ function axisLabel(unit, column, names) {
   return names.length === 1 ? names[0].replaceAll("_", " ") : "count";
 }
 
-// The search histogram: matching lines per bucket, as bars.
-export function histogram(box, buckets, intervalSeconds, { height = 110 } = {}) {
+// The search histogram: matching lines per bucket, as bars. With `onZoom(fromSeconds, toSeconds)`, dragging across
+// it picks a span (the chart itself keeps its range: the caller searches the span and draws it anew).
+export function histogram(box, buckets, intervalSeconds, { height = 110, onZoom = null } = {}) {
   const data = [buckets.map((b) => epochSeconds(b.bucket)), buckets.map((b) => b.count)];
   const opts = {
     width: Math.max(box.clientWidth, 200),
     height,
     legend: { show: false },
-    cursor: { drag: { x: false, y: false } },
+    cursor: { drag: { x: Boolean(onZoom), y: false, setScale: false } },
     tzDate: tzDate(),
     scales: { x: { time: true, range: (_u, min, max) => [min, max + intervalSeconds] } },
     axes: [{}, valueAxis("", "lines")],
     series: [{}, { label: "lines", points: { show: false }, fill: "#3366cc99", stroke: "#3366cc", paths: uPlot.paths.bars({ size: [0.9, 40], align: 1 }) }],
+    hooks: onZoom ? { setSelect: [(u) => zoomed(u, onZoom)] } : {},
   };
   box.dataset.series = "1";
+  if (onZoom) box.title = "Drag across the bars to search that span";
   return fit(new uPlot(opts, data, box), box, height);
+}
+
+// The end of a drag: the span under it, in epoch seconds (a click, a few pixels at most, is no zoom).
+function zoomed(u, onZoom) {
+  const { left, width } = u.select;
+  if (width < 3) return;
+  const from = u.posToVal(left, "x");
+  const to = u.posToVal(left + width, "x");
+  u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+  onZoom(from, to);
 }
