@@ -23,7 +23,7 @@ function chips(value) {
     Object.entries(value || {})
       .filter(([key]) => key !== "tenant")
       .map(([key, v]) =>
-        el("span", { class: "chip", dataset: { label: key } }, el("span", { class: "chip-key" }, key), key === "function" ? functionLink(v, "1h") : el("span", { class: "chip-value" }, v)),
+        el("span", { class: "chip", dataset: { label: key } }, el("span", { class: "chip-key" }, key), "=", key === "function" ? functionLink(v, "1h") : el("span", { class: "chip-value" }, v)),
       ),
   );
 }

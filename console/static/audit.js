@@ -74,7 +74,7 @@ function tree(value) {
   return el(
     "ul",
     { class: "kv-tree" },
-    entries.map(([key, v]) => el("li", {}, el("span", { class: "kv-key" }, key), " ", tree(v))),
+    entries.map(([key, v]) => el("li", {}, el("span", { class: "kv-key" }, `${key}:`), " ", tree(v))),
   );
 }
 
