@@ -16,10 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
+from fnscope.alerts.config import AlertSettings, Silence
+from fnscope.alerts.evaluator import Evaluator
+from fnscope.alerts.signals import Signals
+from fnscope.alerts.silences import Silences
 from fnscope.auth import fingerprint
 from fnscope.query.audit_details import CUT_KEY, MAX_ITEMS, MAX_PART_BYTES, MAX_STRING, bounded
 from tests.conftest import FNSCOPE, Process, all_stored, free_port, wait_http
 from tests.fixtures import cloudtrail_set
+from tests.test_alerts_rules import throttle
 from tests.test_alerts_support import Receiver
 
 ADMIN, READER, OTHER, SENDER = "tok-ops", "tok-viewer", "tok-globex", "tok-trail"
@@ -235,3 +240,44 @@ def test_bounded_cuts_depth_lists_and_total_size() -> None:
     many = bounded([{"k": i} for i in range(MAX_ITEMS)] * 20)
     assert len(json.dumps(many)) < 20_000
     assert bounded({"a": None, "b": True, "c": 1.5}) == {"a": None, "b": True, "c": 1.5}
+
+
+def test_the_evaluator_reads_stored_silences_when_a_notice_is_due_and_keeps_the_last_good_ones() -> None:
+    """Clock-driven: a stored silence (of its own tenant) holds a firing back; once it is gone the alert, still
+    firing, is notified at the next evaluation; a store that stops answering leaves the last silences in force."""
+    clock = Clock()
+    stored: list[Silence] = []
+    failing = False
+
+    def read() -> list[Silence]:
+        if failing:
+            raise ConnectionError("store down")
+        return list(stored)
+
+    rules = AlertSettings(rules=[{"name": "function-throttled", "window_s": 60, "resolve_after_s": 600}])
+    ev = Evaluator(rules.effective_rules(), Signals(3600, 1000), Silences([], read), clock)
+    ends = datetime.fromtimestamp(clock.now + 30, UTC)
+    stored.append(Silence(matchers={"tenant": "acme", "function": "a"}, ends_at=ends, comment="held"))
+    # the same function in another tenant (a second earlier: the test's event ids come from function and time)
+    _, notices = ev.ingest(throttle("a", 1, clock.now, "acme") + throttle("a", 1, clock.now - 1, "globex"))
+    assert sorted((n.instance.tenant, n.silenced_by) for n in notices) == [("acme", "held"), ("globex", "")]
+    clock.now += 1
+    failing = True  # the store is down: the silence read last still holds
+    assert ev.tick()[1] == []
+    failing = False
+    clock.now += 1
+    assert ev.tick()[1] == []  # still silenced: nothing sent twice, nothing sent early
+    stored.clear()  # expired early (or ended): the alert still firing is notified once
+    clock.now += 1
+    [notice] = ev.tick()[1]
+    assert (notice.kind, notice.instance.tenant, notice.silenced_by) == ("firing", "acme", "")
+    clock.now += 1
+    assert ev.tick()[1] == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
