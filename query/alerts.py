@@ -3,6 +3,7 @@ acknowledgements made by people (admin scope to make them, read scope to see the
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,10 +82,30 @@ def routes(ctx: QueryContext) -> APIRouter:
     store: list[AlertStore] = []  # its own connection, opened on first use (the runner's is in use by queries)
     test_limit = RateLimiter(TEST_RATE)
 
+    opening = threading.Lock()
+
     def alert_store() -> AlertStore:
-        if not store:
-            store.append(AlertStore(ctx.open_client()))
+        with opening:
+            if not store:
+                store.append(AlertStore(ctx.open_client()))
         return store[0]
+
+    def annotate(tenant: str, alerts: list[dict[str, Any]], rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each alert with its rule's severity, its acknowledgement (this activity's, else null) and the silence
+        holding back its notifications now (else null)."""
+        severity = {r["name"]: r["severity"] for r in rules}
+        kept = alert_store()
+        acks = kept.acks(tenant, [a["fingerprint"] for a in alerts])
+        silences = [*ctx.settings.alerts.silences, *kept.active_silences(tenant)]
+        now = time.time()
+        for alert in alerts:
+            alert["severity"] = severity.get(alert["rule"], "warning")
+            since = datetime.fromisoformat(alert["active_since"]).timestamp()
+            alert["ack"] = acks.get((alert["fingerprint"], since)) if alert["state"] != "resolved" else None
+            labels = {"tenant": tenant, **alert["labels"], "rule": alert["rule"]}
+            held = matching_silence(silences, labels, now) if alert["state"] != "resolved" else None
+            alert["silenced_by"] = (held.comment or "silenced") if held else None
+        return alerts
 
     @router.get("/alerts", summary="Alert rules, and the alerts pending or firing now (resolved too with `state`)")
     async def api_alerts(
@@ -101,23 +122,6 @@ def routes(ctx: QueryContext) -> APIRouter:
         rules = [r.model_dump() for r in ctx.settings.alerts.effective_rules()]
         alerts = await run_in_threadpool(annotate, tenant, [decode_row(r) for r in rows], rules)
         return {"rules": rules, "alerts": alerts}
-
-    def annotate(tenant: str, alerts: list[dict[str, Any]], rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Each alert with its rule's severity, its acknowledgement (this activity's, else null) and the silence
-        holding back its notifications now (else null)."""
-        severity = {r["name"]: r["severity"] for r in rules}
-        store = alert_store()
-        acks = store.acks(tenant, [a["fingerprint"] for a in alerts])
-        silences = [*ctx.settings.alerts.silences, *store.active_silences(tenant)]
-        now = time.time()
-        for alert in alerts:
-            alert["severity"] = severity.get(alert["rule"], "warning")
-            since = datetime.fromisoformat(alert["active_since"]).timestamp()
-            alert["ack"] = acks.get((alert["fingerprint"], since)) if alert["state"] != "resolved" else None
-            labels = {"tenant": tenant, **alert["labels"], "rule": alert["rule"]}
-            held = matching_silence(silences, labels, now) if alert["state"] != "resolved" else None
-            alert["silenced_by"] = held.comment if held else None
-        return alerts
 
     @router.get("/alerts/history", summary="Every alert transition and notification delivery, newest first")
     async def api_alert_history(
