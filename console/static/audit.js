@@ -29,7 +29,7 @@ const DETAIL_PARTS = [
 const expanded = new Set(); // rows opened, kept across refreshes: `${event_id}/${content}`
 
 // The API parameters for what the page hides by default (see HIDDEN).
-export function scopeParams(params) {
+function scopeParams(params) {
   return {
     hide_reads: params.get("reads") === "show" ? "" : "true",
     category: params.get("data") === "show" ? [] : ["Management", "Insight"],
