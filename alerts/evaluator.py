@@ -12,7 +12,7 @@ from fnscope.alerts.config import Silence
 from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.rules import Rule
 from fnscope.alerts.signals import AuditHit, SeriesKey, Signals
-from fnscope.alerts.silences import matching_silence
+from fnscope.alerts.silences import Silences, matching_silence
 from fnscope.canary import Policy, judge
 from fnscope.events import AuditEvent, Event, stable_id
 
@@ -67,14 +67,15 @@ class Evaluator:
         self,
         rules: list[Rule],
         signals: Signals,
-        silences: list[Silence] | None = None,
+        silences: list[Silence] | Silences | None = None,
         clock: Callable[[], float] = time.time,
         canary_policy: Policy | None = None,
     ) -> None:
         self.rules = [r for r in rules if r.enabled]
         self.canary_policy = canary_policy or Policy()
         self.signals = signals
-        self.silences = silences or []
+        self.silences = silences if isinstance(silences, Silences) else Silences(silences or [])
+        self._silences_now: list[Silence] | None = None  # read once per evaluation, when a notice needs them
         self.clock = clock
         self.instances: dict[GroupKey, Instance] = {}
         self.audit_hits: dict[GroupKey, AuditHit] = {}
@@ -194,6 +195,7 @@ class Evaluator:
     ) -> tuple[list[Instance], list[Notice]]:
         changed: list[Instance] = []
         notices: list[Notice] = []
+        self._silences_now = None
         for key, (rule, labels) in groups.items():
             holds, values = self._measure(rule, key, labels, now)
             inst = self.instances.get(key)
@@ -212,6 +214,9 @@ class Evaluator:
                 if inst.state == "pending" and now - inst.active_since >= rule.for_s:
                     inst.state, inst.fired_at, transition = "firing", now, True
                     notices.append(self._notice("firing", rule, inst, now))
+                elif inst.state == "firing" and inst.last_notified is None and not self._silence(rule, inst, now):
+                    notices.append(self._notice("firing", rule, inst, now))  # held back by a silence now over
+                    transition = True
                 elif inst.state == "firing" and now - (inst.last_notified or now) >= rule.repeat_interval_s:
                     notices.append(self._notice("repeat", rule, inst, now))
                     transition = True  # last_notified moved: a restart must not notify again
@@ -231,8 +236,13 @@ class Evaluator:
                 changed.append(inst)
         return [i.copy() for i in changed], notices
 
+    def _silence(self, rule: Rule, inst: Instance, now: float) -> Silence | None:
+        if self._silences_now is None:
+            self._silences_now = self.silences.current()
+        return matching_silence(self._silences_now, {"tenant": inst.tenant, **inst.labels, "rule": rule.name}, now)
+
     def _notice(self, kind: str, rule: Rule, inst: Instance, now: float) -> Notice:
-        silence = matching_silence(self.silences, {**inst.labels, "rule": rule.name}, now)
+        silence = self._silence(rule, inst, now)
         if silence is None:
             inst.last_notified = now
         return Notice(kind, inst.copy(), rule.severity, silence.comment or "silenced" if silence else "", now)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from fnscope.alerts.evaluator import Evaluator
 from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.notify import Notifier
 from fnscope.alerts.signals import Signals
+from fnscope.alerts.silences import Silences
 from fnscope.alerts.store import AlertStore
 from fnscope.canary import Policy
 from fnscope.events import Event
@@ -131,8 +132,10 @@ def start_alerts(
     rules = config.effective_rules()
     keep_s = max((r.window_s for r in rules if r.enabled), default=60.0) + 60
     signals = Signals(keep_s, account_concurrency_limit, config.audit_max_age_s)
-    evaluator = Evaluator(rules, signals, config.silences, canary_policy=canary_policy)
     store = AlertStore(client)
+    # the configured silences, and those made through the API (in the store, read as notifications are due)
+    silences = Silences(config.silences, store.active_silences)
+    evaluator = Evaluator(rules, signals, silences, canary_policy=canary_policy)
     notifier = Notifier(targets, store, base_url, config.delivery_attempts, config.delivery_timeout_s)
     service = AlertService(config, evaluator, store, notifier).start()
     listeners.append(service.listener)

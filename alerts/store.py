@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from fnscope.alerts.config import Silence
 from fnscope.alerts.instances import Instance, Notice
 
 _STATE_COLUMNS = [
@@ -100,6 +102,134 @@ class AlertStore:
         if rows:
             with self._lock:
                 self.client.insert("alert_history", rows, column_names=_HISTORY_COLUMNS)
+
+    # --- silences and acknowledgements made through the API (v010) ---------------------------------------
+
+    def add_silence(
+        self, tenant: str, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, comment: str, by: str
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        row = [tenant, uuid.uuid4().hex, matchers, starts_at, ends_at, comment, by, now, "", now]
+        with self._lock:
+            self.client.insert("alert_silences", [row], column_names=_SILENCE_COLUMNS)
+        return _silence_dict(dict(zip(_SILENCE_COLUMNS, row, strict=True)), now)
+
+    def expire_silence(self, tenant: str, silence_id: str, by: str) -> dict[str, Any] | None:
+        """End a silence now (one already over stays as it ended); None if the tenant has no such silence."""
+        found = self._silence_rows(tenant, [silence_id], None)
+        if not found:
+            return None
+        now = datetime.now(UTC)
+        row = found[0]
+        if row["ends_at"].replace(tzinfo=UTC) > now:
+            row = {**row, "ends_at": now, "expired_by": by, "updated_at": now}
+            with self._lock:
+                self.client.insert(
+                    "alert_silences", [[row[c] for c in _SILENCE_COLUMNS]], column_names=_SILENCE_COLUMNS
+                )
+        return _silence_dict(row, now)
+
+    def silences(self, tenant: str, ended_since: datetime | None = None) -> list[dict[str, Any]]:
+        """The tenant's silences still to end, and those that ended after ``ended_since``, newest first. Each has
+        ``state``: active, pending (starts later) or expired."""
+        now = datetime.now(UTC)
+        return [_silence_dict(row, now) for row in self._silence_rows(tenant, [], ended_since or now)]
+
+    def _silence_rows(self, tenant: str, ids: list[str], ended_since: datetime | None) -> list[dict[str, Any]]:
+        sql = (
+            f"SELECT {', '.join(_SILENCE_COLUMNS)} FROM alert_silences FINAL WHERE tenant = {{tenant:String}} "
+            "AND (length({ids:Array(String)}) = 0 OR id IN {ids:Array(String)}) "
+            "AND (length({ids:Array(String)}) > 0 OR ends_at > {ended_since:DateTime64(3)}) "
+            "ORDER BY created_at DESC LIMIT 1000"
+        )
+        params = {"tenant": tenant, "ids": ids, "ended_since": ended_since or datetime.now(UTC)}
+        with self._lock:
+            return list(self.client.query(sql, parameters=params).named_results())
+
+    def active_silences(self, tenant: str = "") -> list[Silence]:
+        """The silences not yet ended (of every tenant, or of ``tenant``), as the evaluator matches them: each
+        holds only its own tenant's alerts (a ``tenant`` matcher)."""
+        sql = (
+            "SELECT tenant, matchers, starts_at, ends_at, comment, created_by FROM alert_silences FINAL "
+            "WHERE ends_at > now64(3) AND ({tenant:String} = '' OR tenant = {tenant:String})"
+        )
+        with self._lock:
+            rows = self.client.query(sql, parameters={"tenant": tenant}).named_results()
+        return [
+            Silence(
+                matchers={**dict(r["matchers"]), "tenant": r["tenant"]},
+                starts_at=r["starts_at"],
+                ends_at=r["ends_at"],
+                comment=f"{r['comment']} (silenced by {r['created_by']})",
+            )
+            for r in rows
+        ]
+
+    def alert(self, tenant: str, fingerprint: str) -> dict[str, Any] | None:
+        sql = (
+            "SELECT rule, fingerprint, state, active_since FROM alert_state FINAL "
+            "WHERE tenant = {tenant:String} AND fingerprint = {fingerprint:String} LIMIT 1"
+        )
+        with self._lock:
+            rows = self.client.query(sql, parameters={"tenant": tenant, "fingerprint": fingerprint}).named_results()
+        return next(iter(rows), None)
+
+    def acknowledge(self, tenant: str, alert: dict[str, Any], by: str, comment: str) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        row = [tenant, alert["rule"], alert["fingerprint"], alert["active_since"], now, by, comment]
+        with self._lock:
+            self.client.insert("alert_acks", [row], column_names=_ACK_COLUMNS)
+        return _ack_dict(dict(zip(_ACK_COLUMNS, row, strict=True)))
+
+    def acks(self, tenant: str, fingerprints: list[str]) -> dict[tuple[str, float], dict[str, Any]]:
+        """Acknowledgements of these alerts, by (fingerprint, the epoch its activity began)."""
+        if not fingerprints:
+            return {}
+        sql = (
+            f"SELECT {', '.join(_ACK_COLUMNS)} FROM alert_acks FINAL WHERE tenant = {{tenant:String}} "
+            "AND fingerprint IN {fingerprints:Array(String)}"
+        )
+        with self._lock:
+            rows = self.client.query(sql, parameters={"tenant": tenant, "fingerprints": fingerprints}).named_results()
+        return {(r["fingerprint"], _epoch(r["active_since"]) or 0.0): _ack_dict(r) for r in rows}
+
+
+_SILENCE_COLUMNS = [
+    "tenant", "id", "matchers", "starts_at", "ends_at", "comment", "created_by", "created_at", "expired_by",
+    "updated_at",
+]  # fmt: skip
+_ACK_COLUMNS = ["tenant", "rule", "fingerprint", "active_since", "at", "by", "comment"]
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=value.tzinfo or UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _silence_dict(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    starts, ends = row["starts_at"].replace(tzinfo=UTC), row["ends_at"].replace(tzinfo=UTC)
+    state = "expired" if ends <= now else "pending" if starts > now else "active"
+    return {
+        "id": row["id"],
+        "matchers": dict(row["matchers"]),
+        "starts_at": _iso(starts),
+        "ends_at": _iso(ends),
+        "comment": row["comment"],
+        "created_by": row["created_by"],
+        "created_at": _iso(row["created_at"]),
+        "expired_by": row["expired_by"],
+        "state": state,
+    }
+
+
+def _ack_dict(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "at": _iso(row["at"]),
+        "by": row["by"],
+        "comment": row["comment"],
+        "active_since": _iso(row["active_since"]),
+    }
 
 
 def _history_row(notice: Notice, delivery: Delivery) -> list[Any]:

@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.audit_chain import epoch_ms, load_signer
 from fnscope.dashboards.saved_queries import AUDIT_COLUMNS, FINAL_SETTINGS
+from fnscope.query.audit_details import with_details
 from fnscope.query.audit_verify import NEW_VERSIONS_SQL, verify
 from fnscope.query.context import QueryContext, api_time, json_response
 from fnscope.query.runner import QueryRunner, Where
@@ -34,6 +35,8 @@ _PRINCIPAL = (
     "(principal_arn ILIKE {p:String} OR principal_name ILIKE {p:String} OR access_key = {pe:String} "
     "OR session_issuer = {pe:String})"
 )
+# CloudTrail's eventCategory values; a record without one (eventVersion before 1.07) counts as Management
+CATEGORIES = ("Management", "Data", "NetworkActivity", "Insight")
 
 
 def prefix_pattern(value: str) -> str:
@@ -64,6 +67,8 @@ class AuditRequest:
     account: str = ""
     region: str = ""
     changes: bool = False
+    categories: tuple[str, ...] = ()  # any of CATEGORIES; empty: every category
+    hide_reads: bool = False  # leave out read-only calls (readOnly true); a record that doesn't say stays
 
 
 def audit_where(req: AuditRequest) -> Where:
@@ -98,6 +103,11 @@ def audit_where(req: AuditRequest) -> Where:
         where.add("error_code != ''")
     if req.changes:
         where.add("read_only = false")
+    if req.hide_reads:
+        where.add("NOT ifNull(read_only, false)")
+    if req.categories:
+        wanted = [*req.categories, *([""] if "Management" in req.categories else [])]
+        where.add("event_category IN {categories:Array(String)}", categories=wanted)
     if req.account:
         where.add("account = {account:String}", account=req.account)
     if req.region:
@@ -218,6 +228,14 @@ def with_versions(
     return out
 
 
+def _categories(values: list[str]) -> tuple[str, ...]:
+    """CloudTrail's names for ``category`` values given in any case, or a 400 naming the parameter."""
+    known = {c.lower(): c for c in CATEGORIES}
+    if bad := [v for v in values if v.lower() not in known]:
+        raise HTTPException(400, f"category: one of {', '.join(CATEGORIES)} (not {', '.join(bad)})")
+    return tuple(sorted({known[v.lower()] for v in values}))
+
+
 class Verifier:
     """Runs the integrity check on its own connection (it is long, and must not hold up the query runner)."""
 
@@ -260,6 +278,11 @@ def routes(ctx: QueryContext) -> APIRouter:
         account: str = "",
         region: str = "",
         changes: bool = Query(False, description="only calls that change something (readOnly false)"),
+        category: list[str] = Query(
+            [], description=f"only these event categories ({', '.join(CATEGORIES)}; default: all)"
+        ),
+        hide_reads: bool = Query(False, description="leave out read-only calls (records that don't say stay)"),
+        details: bool = Query(True, description="each row's requestParameters, responseElements, additionalEventData"),
     ) -> Response:
         req = AuditRequest(
             tenant,
@@ -274,8 +297,13 @@ def routes(ctx: QueryContext) -> APIRouter:
             account,
             region,
             changes,
+            _categories(category),
+            hide_reads,
         )
-        return json_response({"results": await run_in_threadpool(audit, ctx.runner, req)})
+        rows = await run_in_threadpool(audit, ctx.runner, req)
+        if details:
+            rows = await run_in_threadpool(with_details, ctx.runner, tenant, rows)
+        return json_response({"results": rows})
 
     @router.get("/audit/verify", summary="Check the audit store's hash chain; names every event that was tampered with")
     async def api_audit_verify(

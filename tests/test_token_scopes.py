@@ -44,6 +44,8 @@ def scope_of(method: str, path: str) -> str:
         return "telemetry"
     if path in ("/api/alerts/test", "/api/dead-letters") or (path == "/api/audit/hold" and method != "GET"):
         return "admin"
+    if path.startswith(("/api/alerts/silences", "/api/alerts/ack")) and method != "GET":  # silence, expire, ack
+        return "admin"
     return "read"
 
 

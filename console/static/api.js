@@ -44,6 +44,15 @@ export async function api(path, params = {}, { signal } = {}) {
   return resp.json();
 }
 
+// A change (POST, DELETE) with a JSON body; the answer's JSON, or an ApiError with the server's reason.
+export async function apiSend(method, path, body) {
+  const init = { method, headers: { ...headers(), "Content-Type": "application/json" } };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const resp = await fetch(apiUrl(path), init);
+  if (!resp.ok) throw await failure(resp);
+  return resp.json();
+}
+
 // An NDJSON stream (the live tail): yields each object; blank lines are the server's heartbeats.
 export async function* ndjson(path, params, signal) {
   const resp = await fetch(apiUrl(path, params), { headers: headers(), signal });

@@ -9,14 +9,110 @@ const FIELDS = [
   ["resource", "Resource", "function name or ARN"],
   ["source", "Source", "IP or user agent"],
 ];
-const FLAGS = [
-  ["failed", "Failed only"],
-  ["changes", "Changes only"],
-];
+const FLAGS = [["failed", "Failed only"]];
 const SINCE = ["24h", "7d", "30d", "90d"];
 const EVENT_COLUMNS = [
   "time", "principal_name", "principal_type", "action", "function", "source_ip", "mfa", "error_code", "history",
 ];
+// What the page leaves out until asked (URL `reads=show`, `data=show`): an auditor starts from the calls that
+// changed something in the control plane; read-only calls and data events (each Invoke, each S3 object read) are
+// most of a trail and one click away. A record that doesn't say whether it is read-only stays shown.
+const HIDDEN = [
+  ["reads", "Read-only calls", "Get…, List…, Describe…"],
+  ["data", "Data events", "Invoke, S3 object access, network activity"],
+];
+const DETAIL_PARTS = [
+  ["request_parameters", "Request parameters"],
+  ["response_elements", "Response elements"],
+  ["additional_event_data", "Additional event data"],
+];
+const expanded = new Set(); // rows opened, kept across refreshes: `${event_id}/${content}`
+
+// The API parameters for what the page hides by default (see HIDDEN).
+function scopeParams(params) {
+  return {
+    hide_reads: params.get("reads") === "show" ? "" : "true",
+    category: params.get("data") === "show" ? [] : ["Management", "Insight"],
+  };
+}
+
+function scopeText(params) {
+  const hidden = HIDDEN.filter(([key]) => params.get(key) !== "show").map(([, label]) => label.toLowerCase());
+  if (!hidden.length) return "Showing every event: management and data events, read-only calls included.";
+  const shown = params.get("data") === "show" ? "Events" : "Management events";
+  const what = params.get("reads") === "show" ? "" : " that change something";
+  return `${shown}${what}: ${hidden.join(" and ")} are hidden.`;
+}
+
+function scopeBar(params, setParams) {
+  return el(
+    "div",
+    { class: "audit-scope" },
+    el("span", { class: "scope-text" }, scopeText(params)),
+    " Show: ",
+    HIDDEN.map(([key, label, hint]) =>
+      el(
+        "label",
+        { class: "flag", title: hint },
+        el("input", {
+          type: "checkbox",
+          name: key,
+          checked: params.get(key) === "show",
+          onchange: (event) => setParams({ [key]: event.target.checked ? "show" : "" }),
+        }),
+        ` ${label}`,
+      ),
+    ),
+  );
+}
+
+// A record part (JSON from the API) as a key/value tree, every key and value as text.
+function tree(value) {
+  if (value === null || typeof value !== "object") return el("span", { class: `kv-value kv-${value === null ? "null" : typeof value}` }, fmtLeaf(value));
+  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+  if (!entries.length) return el("span", { class: "kv-value kv-null" }, Array.isArray(value) ? "[]" : "{}");
+  return el(
+    "ul",
+    { class: "kv-tree" },
+    entries.map(([key, v]) => el("li", {}, el("span", { class: "kv-key" }, `${key}:`), " ", tree(v))),
+  );
+}
+
+function fmtLeaf(value) {
+  if (value === null) return "null";
+  if (typeof value === "string") return value;
+  return JSON.stringify(value);
+}
+
+function detailsRow(row, width) {
+  const parts = DETAIL_PARTS.filter(([key]) => row[key] !== null && row[key] !== undefined);
+  return el(
+    "tr",
+    { class: "audit-details" },
+    el(
+      "td",
+      { colspan: String(width) },
+      parts.length
+        ? parts.map(([key, title]) => el("div", { class: "kv-part", dataset: { part: key } }, el("h4", {}, title), tree(row[key])))
+        : el("p", { class: "muted" }, "The record has no request parameters, response elements or additional data."),
+    ),
+  );
+}
+
+function toggleDetails(button, row, width) {
+  const tr = button.closest("tr");
+  const key = `${row.event_id}/${row.content}`;
+  const open = tr.nextElementSibling?.classList.contains("audit-details");
+  if (open) {
+    tr.nextElementSibling.remove();
+    expanded.delete(key);
+  } else {
+    tr.after(detailsRow(row, width));
+    expanded.add(key);
+  }
+  button.setAttribute("aria-expanded", String(!open));
+  button.textContent = open ? "▸ details" : "▾ details";
+}
 
 // An event's place in its append-only history: another version beside it, a correction it names or is named by.
 function history(row) {
@@ -28,10 +124,23 @@ function history(row) {
 }
 
 function eventsTable(rows, range) {
-  return table(EVENT_COLUMNS, rows.map((row) => ({ ...row, history: history(row) })), {
+  // rows from /api/audit carry their record's parts: a last column opens them under the row
+  const withDetails = rows.length > 0 && "request_parameters" in rows[0];
+  const columns = withDetails ? [...EVENT_COLUMNS, "details"] : EVENT_COLUMNS;
+  const buttons = [];
+  const wrap = table(columns, rows.map((row) => ({ ...row, history: history(row) })), {
     className: "audit-events",
-    cell: (column, value) => (column === "function" && value ? functionLink(value, range) : undefined),
+    cell: (column, value, row) => {
+      if (column === "function" && value) return functionLink(value, range);
+      if (column !== "details") return undefined;
+      const button = el("button", { type: "button", class: "link expand", "aria-expanded": "false" }, "▸ details");
+      button.addEventListener("click", () => toggleDetails(button, row, columns.length));
+      buttons.push([button, row]);
+      return button;
+    },
   });
+  for (const [button, row] of buttons) if (expanded.has(`${row.event_id}/${row.content}`)) toggleDetails(button, row, columns.length);
+  return wrap;
 }
 
 // A saved query's rows have its own columns (a burst query counts per source, say): show what came back.
@@ -88,7 +197,7 @@ export async function render(view, { params, setParams }) {
   view.append(
     el("header", { class: "page-head" }, el("h1", {}, "Audit"), el("p", {}, "Who did what, to what, from where, with MFA — from CloudTrail.")),
     el("section", { class: "card wide" }, el("h2", {}, "Integrity"), status),
-    el("section", { class: "card wide" }, form),
+    el("section", { class: "card wide" }, form, params.get("query") ? null : scopeBar(params, setParams)),
     el("section", { class: "card wide" }, resultsTitle, results),
     section("Saved compliance queries", saved),
   );
@@ -116,7 +225,7 @@ export async function render(view, { params, setParams }) {
   });
 
   const chosen = params.get("query");
-  const showResults = (async () => {
+  const loadResults = async () => {
     if (chosen) {
       const queries = await showSaved;
       const query = queries.find((q) => q.name === chosen);
@@ -130,16 +239,22 @@ export async function render(view, { params, setParams }) {
       results.replaceChildren(anyRows(out.results));
       return;
     }
-    const out = await api("/api/audit", { ...filters, since, limit: 500 });
-    resultsTitle.replaceChildren("Events ", el("span", { class: "count" }, `(${out.results.length} shown, newest first)`));
+    const changes = params.get("changes") === "true"; // older links: readOnly false only
+    const out = await api("/api/audit", { ...filters, changes, ...scopeParams(params), since, limit: 500 });
+    resultsTitle.replaceChildren(
+      "Events ",
+      el("span", { class: "count", dataset: { shown: String(out.results.length) } }, `(${out.results.length} shown, newest first)`),
+    );
     results.replaceChildren(out.results.length ? eventsTable(out.results, "1h") : el("p", { class: "empty" }, "No events match."));
-  })();
+  };
+  const loadIntegrity = () => api("/api/audit/verify").then((report) => status.replaceChildren(integrity(report)));
+  // the form and the rows opened stay as they are when the page refreshes
+  const refresh = () =>
+    Promise.all([
+      loadResults().catch((error) => results.replaceChildren(errorBox(error))),
+      loadIntegrity().catch((error) => status.replaceChildren(errorBox(error))),
+    ]);
 
-  const showIntegrity = api("/api/audit/verify").then((report) => status.replaceChildren(integrity(report)));
-
-  await Promise.all([
-    showSaved.catch((error) => saved.replaceChildren(errorBox(error))),
-    showResults.catch((error) => results.replaceChildren(errorBox(error))),
-    showIntegrity.catch((error) => status.replaceChildren(errorBox(error))),
-  ]);
+  await Promise.all([showSaved.catch((error) => saved.replaceChildren(errorBox(error))), refresh()]);
+  return { refresh };
 }
