@@ -1,0 +1,123 @@
+"""Every kind of Lambda change, as CloudTrail records it, on a real chDB store: found by the "lambda-function-changes"
+saved query, and listed in the function's change history (what `fnscope search --context` and the console show)
+with a summary of what changed, whichever way the record names the function (name, ARN, partial ARN, alias ARN, a
+tagged resource, or only an event source mapping's uUID).
+
+Records: ``tests/fixtures/cloudtrail_lambda.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from fnscope.dashboards.saved_queries import BY_NAME, LAMBDA_CHANGE_ACTIONS
+from fnscope.query.audit_saved import run_saved
+from fnscope.query.lambda_changes import function_changes, summarize
+from fnscope.query.runner import QueryRunner
+from fnscope.query.search_correlate import recent_changes
+from tests.fixtures.cloudtrail_lambda import FUNCTION, LAYER_2, changes, near_misses
+from tests.test_audit_support import chdb_store, write
+
+SINCE = datetime(2000, 1, 1, tzinfo=UTC)
+OTHER_FUNCTIONS = {"other-reserved", "other-mapping-create", "other-mapping-update"}
+
+
+@dataclass
+class Store:
+    runner: QueryRunner
+    labels: dict[str, str]  # eventID -> label
+    times: dict[str, datetime]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    records = {label: rec for label, (rec, _) in changes().items()} | near_misses()
+    with chdb_store(tmp_path_factory.mktemp("lambda-changes") / "store") as client:
+        write(client, list(records.values()))
+        yield Store(
+            QueryRunner(client),
+            {rec["eventID"]: label for label, rec in records.items()},
+            {label: datetime.fromisoformat(rec["eventTime"]) for label, rec in records.items()},
+        )
+
+
+def history(store: Store, function: str = FUNCTION, since: datetime = SINCE, **kw: Any) -> list[dict[str, Any]]:
+    return function_changes(store.runner, "default", function, since, kw.get("until", datetime.now(UTC)), 100)
+
+
+def test_every_change_kind_is_in_the_fixture() -> None:
+    kinds = {rec["eventName"].rstrip("v0123456789") for rec, _ in changes().values()}
+    must = set(LAMBDA_CHANGE_ACTIONS) - {
+        "UpdateFunctionEventInvokeConfig", "DeleteFunctionEventInvokeConfig", "PutRuntimeManagementConfig",
+        "PutFunctionCodeSigningConfig", "DeleteFunctionCodeSigningConfig", "PutFunctionRecursionConfig",
+        "UntagResource",
+    }  # fmt: skip
+    assert must <= kinds, sorted(must - kinds)
+
+
+def test_the_saved_query_finds_every_change_and_no_read(store: Store) -> None:
+    rows = run_saved(store.runner, BY_NAME["lambda-function-changes"], "default", SINCE, datetime.now(UTC), 10_000)
+    found = {store.labels[row["event_id"]] for row in rows}
+    assert found == set(changes()) | OTHER_FUNCTIONS
+    assert not found & {"read", "read-aliases", "layer-publish"}
+
+
+def test_the_history_lists_each_change_newest_first_with_its_summary(store: Store) -> None:
+    rows = history(store)
+    got = [(store.labels[row["event_id"]], row["summary"]) for row in rows]
+    expected = [(label, summary) for label, (_, summary) in changes().items()]
+    assert got == list(reversed(expected))
+    assert all(row["principal_name"] == "deploy-role" and "raw" not in row for row in rows)
+
+
+def test_another_function_has_only_its_own_changes(store: Store) -> None:
+    got = {store.labels[row["event_id"]]: row["summary"] for row in history(store, "orders-api")}
+    assert got == {
+        "other-reserved": "reserved concurrency → 5",
+        "other-mapping-create": "event source arn:aws:sqs:ap-westeast-2r:111122223333:checkout-jobs mapped",
+        "other-mapping-update": "event source mapping a1b2c3d4-5678-90ab-cdef-22222example batch size → 5",
+    }
+
+
+@pytest.mark.parametrize(
+    "label",
+    # a full ARN, a partial ARN, an alias ARN, a tagged resource's ARN, and only the mapping's uUID
+    ["permission", "permission-remove", "mapping-create", "tag", "mapping-disable"],
+)
+def test_a_change_naming_the_function_any_way_is_in_its_history(store: Store, label: str) -> None:
+    assert label in {store.labels[row["event_id"]] for row in history(store)}
+    assert label not in {store.labels[row["event_id"]] for row in history(store, "orders-api")}
+
+
+def test_a_layer_change_is_told_against_the_layers_before_the_window(store: Store) -> None:
+    # the window starts after the create and code events, which named the one layer the function had
+    rows = history(store, since=store.times["layer-added"] - timedelta(seconds=1))
+    by_label = {store.labels[row["event_id"]]: row["summary"] for row in rows}
+    assert by_label["layer-added"] == f"layer {LAYER_2} added"
+    assert "create" not in by_label and "code" not in by_label
+
+
+def test_the_context_of_a_log_line_shows_the_24_hours_before_it(store: Store) -> None:
+    line = {"function": FUNCTION, "time": store.times["reserved"] + timedelta(seconds=30)}
+    got = [(store.labels[row["event_id"]], row["summary"]) for row in recent_changes(store.runner, "default", line)]
+    assert got[0] == ("reserved", "reserved concurrency → 0")
+    assert [label for label, _ in got] == list(reversed([label for label in changes()][:9]))
+
+
+def test_summaries_of_shapes_the_fixture_lacks() -> None:
+    assert summarize("UntagResource20170331v2", {"requestParameters": {"tagKeys": ["team", "cost"]}}) == (
+        "tags removed: team, cost"
+    )
+    weights_only = {"requestParameters": {"name": "live", "routingConfig": {"additionalVersionWeights": {"9": 0.05}}}}
+    assert summarize("UpdateAlias20150331", weights_only) == "alias live → v9 5%"
+    # CloudTrail recorded no request: the response's layers are the change, told against those before
+    no_request = {"requestParameters": None, "responseElements": {"layers": [{"arn": "L1"}]}}
+    assert summarize("UpdateFunctionConfiguration20150331v2", no_request, ["L1", "L0"]) == "layer L0 removed"
+    # a shape nobody expects says less, never fails
+    assert summarize("UpdateAlias20150331", {"requestParameters": ["x"]}) == "alias ? → ?"
+    assert summarize("PutFunctionConcurrency20171031", {}) == "reserved concurrency → ?"
