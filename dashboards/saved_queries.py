@@ -36,6 +36,7 @@ class SavedQuery:
     references: tuple[str, ...]  # beside the framework controls: Security Hub, MITRE ATT&CK, ...
     sql: str
     params: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (ClickHouse type, default)
+    grouped: bool = False  # rows are groups of events (an ``events`` count and ``event_ids`` each), not events
 
     @property
     def controls(self) -> tuple[str, ...]:
@@ -216,6 +217,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         ("MITRE ATT&CK T1110",),
         _FAILED_LOGIN_SQL,
         _FAILED_LOGIN_PARAMS,
+        grouped=True,
     ),
     SavedQuery(
         "access-denied-spike",
@@ -224,6 +226,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         ("MITRE ATT&CK T1580",),
         _DENIED_SQL,
         _DENIED_PARAMS,
+        grouped=True,
     ),
     SavedQuery(
         "iam-policy-changes",
@@ -422,6 +425,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         ("MITRE ATT&CK T1535",),
         _NEW_REGION_SQL,
         {"baseline_days": ("UInt32", 90)},
+        grouped=True,
     ),
 )
 

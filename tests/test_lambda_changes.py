@@ -20,7 +20,7 @@ from fnscope.query.audit_saved import run_saved
 from fnscope.query.lambda_changes import function_changes, summarize
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search_correlate import recent_changes
-from tests.fixtures.cloudtrail_lambda import FUNCTION, LAYER_2, changes, near_misses
+from tests.fixtures.cloudtrail_lambda import FUNCTION, LAYER_2, changes, near_misses, unrecorded_request
 from tests.test_audit_support import chdb_store, write
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -37,6 +37,7 @@ class Store:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     records = {label: rec for label, (rec, _) in changes().items()} | near_misses()
+    records["unrecorded-request"] = unrecorded_request()
     with chdb_store(tmp_path_factory.mktemp("lambda-changes") / "store") as client:
         write(client, list(records.values()))
         yield Store(
@@ -63,8 +64,19 @@ def test_every_change_kind_is_in_the_fixture() -> None:
 def test_the_saved_query_finds_every_change_and_no_read(store: Store) -> None:
     rows = run_saved(store.runner, BY_NAME["lambda-function-changes"], "default", SINCE, datetime.now(UTC), 10_000)
     found = {store.labels[row["event_id"]] for row in rows}
-    assert found == set(changes()) | OTHER_FUNCTIONS
+    assert found == set(changes()) | OTHER_FUNCTIONS | {"unrecorded-request"}
     assert not found & {"read", "read-aliases", "layer-publish"}
+
+
+def test_layer_changes_are_found_wherever_the_event_names_the_layers(store: Store) -> None:
+    rows = run_saved(store.runner, BY_NAME["lambda-layer-changes"], "default", SINCE, datetime.now(UTC), 10_000)
+    # a new function's layers, a change of them, a layer version published, and a change whose request CloudTrail
+    # did not record; not a memory change or a code update, whose responses list the layers the function kept
+    assert {store.labels[row["event_id"]] for row in rows} == {
+        "create", "layer-added", "layer-publish", "unrecorded-request"
+    }  # fmt: skip
+    (unrecorded,) = history(store, "billing-sync")
+    assert unrecorded["summary"] == f"layers → {LAYER_2}"
 
 
 def test_the_history_lists_each_change_newest_first_with_its_summary(store: Store) -> None:
