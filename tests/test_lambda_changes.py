@@ -11,15 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
+from click.testing import CliRunner
 
+from fnscope.cli import main
 from fnscope.dashboards.saved_queries import BY_NAME, LAMBDA_CHANGE_ACTIONS
 from fnscope.query.audit_saved import run_saved
 from fnscope.query.lambda_changes import function_changes, summarize
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search_correlate import recent_changes
+from tests.conftest import start_fnscope_up
 from tests.fixtures.cloudtrail_lambda import FUNCTION, LAYER_2, changes, near_misses, unrecorded_request
 from tests.test_audit_support import chdb_store, write
 
@@ -133,3 +139,32 @@ def test_summaries_of_shapes_the_fixture_lacks() -> None:
     # a shape nobody expects says less, never fails
     assert summarize("UpdateAlias20150331", {"requestParameters": ["x"]}) == "alias ? → ?"
     assert summarize("PutFunctionConcurrency20171031", {}) == "reserved concurrency → ?"
+
+
+def test_search_context_prints_each_change_with_its_summary(tmp_path: Path) -> None:
+    """A real `fnscope up`: the Lambda changes and a log line of the function after them; `fnscope search --context`
+    prints the changes of the 24 hours before the line, each with what changed."""
+    url, proc = start_fnscope_up(tmp_path / "data", tmp_path / "up.log")
+    try:
+        records = [rec for rec, _ in changes().values()] + list(near_misses().values())
+        r = httpx.post(f"{url}/ingest/cloudtrail?wait=stored", content=orjson.dumps(records), timeout=60)
+        assert r.status_code == 200, r.text
+        at = datetime.fromisoformat(changes()["reserved"][0]["eventTime"]) + timedelta(seconds=30)
+        line = [{"time": at.isoformat().replace("+00:00", "Z"), "type": "function", "record": "checkout throttled\n"}]
+        r = httpx.post(f"{url}/ingest/telemetry?function={FUNCTION}&wait=stored", content=orjson.dumps(line))
+        assert r.status_code == 200, r.text
+        found = httpx.get(
+            f"{url}/api/search",
+            params={"q": "throttled", "since": (at - timedelta(minutes=1)).isoformat(), "until": at.isoformat()},
+            timeout=60,
+        ).json()["results"]
+        (hit,) = found
+        out = CliRunner().invoke(main, ["search", "--context", hit["ref"], "--api", url])
+        assert out.exit_code == 0, out.output
+        changed = [line for line in out.output.splitlines() if line.startswith("changed")]
+        assert len(changed) == 9  # create .. reserved: nothing after the line, no other function's, no read
+        assert "PutFunctionConcurrency20171031: reserved concurrency → 0 by " in changed[0]
+        assert "UpdateAlias20150331: alias live → v7 90% / v8 10% by " in changed[2]
+        assert f"UpdateFunctionConfiguration20150331v2: layer {LAYER_2} added by " in changed[6]
+    finally:
+        proc.stop()
