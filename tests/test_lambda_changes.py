@@ -25,9 +25,10 @@ from fnscope.query.audit_saved import run_saved
 from fnscope.query.lambda_changes import function_changes, summarize
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search_correlate import recent_changes
+from tests import corpus
 from tests.conftest import start_fnscope_up
 from tests.fixtures.cloudtrail_lambda import FUNCTION, LAYER_2, changes, near_misses, unrecorded_request
-from tests.test_audit_support import chdb_store, write
+from tests.test_audit_support import chdb_store, doc_records, stratus_records, write
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 OTHER_FUNCTIONS = {"other-reserved", "other-mapping-create", "other-mapping-update"}
@@ -168,3 +169,31 @@ def test_search_context_prints_each_change_with_its_summary(tmp_path: Path) -> N
         assert f"UpdateFunctionConfiguration20150331v2: layer {LAYER_2} added by " in changed[6]
     finally:
         proc.stop()
+
+
+@corpus.needed
+def test_the_corpus_lambda_detonations_are_in_their_functions_histories(tmp_path: Path) -> None:
+    """Stratus Red Team's Lambda detonations and the Lambda guide's DeleteFunction example, as AWS wrote them."""
+    corpus.require()
+    names = ("persistence.lambda-overwrite-code", "persistence.lambda-layer-extension",
+             "persistence.lambda-backdoor-function")  # fmt: skip
+    records = [r for name in names for r in stratus_records(name)]
+    records += [r for r in doc_records() if r.get("eventSource") == "lambda.amazonaws.com"]
+    with chdb_store(tmp_path / "store") as client:
+        write(client, records)
+        runner = QueryRunner(client)
+
+        def summaries(function: str) -> list[str]:
+            return [row["summary"] for row in function_changes(runner, "default", function, SINCE, datetime.now(UTC))]
+
+        assert summaries("stratus-red-team-olc-func-vayhjqkdav") == [
+            "code replaced (sha256 Pt1c8vVaBygmNtAeSyjlpdy7r8nHRqJAAL++HEGlQkc=), published as v1"
+        ]
+        layer = (
+            "arn:aws:lambda:eugov-eastcentral-1r:712967571683:layer:stratus-red-team-lambda-layer-my-lambda-extension:1"
+        )
+        assert summaries("stratus-red-team-lambda-layer-simpleLambda") == [f"layers → {layer}; environment changed"]
+        assert summaries("stratus-red-team-backdoor-f-func") == [
+            "permission backdoor added: * may lambda:InvokeFunction"
+        ]
+        assert summaries("basic-node-task") == ["function deleted"]  # the guide's example; its GetFunction is a read
