@@ -25,6 +25,7 @@ from fnscope.decoding.arn import function_name
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search import MAX_SECONDS, run
 
+MAX_SUMMARY = 400
 _API_DATE = re.compile(r"[0-9]{8}(v[0-9]+)?$")
 COLUMNS = (
     "time, action, principal_type, principal_arn, principal_name, source_ip, user_agent, mfa, error_code, event_id"
@@ -80,8 +81,9 @@ def function_changes(
     for row in reversed(rows):  # oldest first: each layer change is told against the layers before it
         record = _load(row.pop("raw"))
         row["summary"] = summarize(row["action"], record, layers)
-        if not row["error_code"]:
-            layers = _layers(record) if _layers(record) is not None else layers
+        named = _layers(record)
+        if named is not None and not row["error_code"]:
+            layers = named
     return rows
 
 
@@ -120,7 +122,7 @@ def _percent(weight: float) -> str:
 
 
 def _routing(version: str, weights: dict[str, Any]) -> str:
-    """ "v7" or, with weights, "v7 90% / v8 10%" (the alias's own version takes what the others leave)."""
+    """An alias's target: v7, or with weights v7 90% / v8 10% (its own version takes what the others leave)."""
     extra = {v: float(w) for v, w in weights.items() if isinstance(w, (int, float)) and not isinstance(w, bool)}
     shares = [f"v{v} {_percent(w)}" for v, w in extra.items()]
     if version:
@@ -148,7 +150,7 @@ _NOT_CHANGES = {"functionName", "layers", "revisionId", "fullyQualifiedArn"}
 
 
 def _configuration(req: dict[str, Any]) -> list[str]:
-    """ "memory → 512 MB", "environment changed", ...: what a configuration request set."""
+    """What a configuration request set: memory → 512 MB, environment changed, ..."""
     parts = []
     for key, value in req.items():
         if key in _NOT_CHANGES:
@@ -283,7 +285,13 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any], dict[str, Any]], str]] = {
 
 
 def summarize(action: str, record: dict[str, Any], layers_before: list[str] | None = None) -> str:
-    """What one Lambda call changed, in a few words (never raises: an unexpected shape says less)."""
+    """What one Lambda call changed, in a few words (never raises: an unexpected shape says less; at most
+    ``MAX_SUMMARY`` characters, whatever a record holds)."""
+    text = _summary(action, record, layers_before)
+    return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1] + "…"
+
+
+def _summary(action: str, record: dict[str, Any], layers_before: list[str] | None) -> str:
     base = _base(action)
     req, resp = _obj(record.get("requestParameters")), _obj(record.get("responseElements"))
     try:

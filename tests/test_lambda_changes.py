@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from fnscope.cli import main
 from fnscope.dashboards.saved_queries import BY_NAME, LAMBDA_CHANGE_ACTIONS
 from fnscope.query.audit_saved import run_saved
-from fnscope.query.lambda_changes import function_changes, summarize
+from fnscope.query.lambda_changes import MAX_SUMMARY, function_changes, summarize
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search_correlate import recent_changes
 from tests import corpus
@@ -47,6 +47,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     records["unrecorded-request"] = unrecorded_request()
     with chdb_store(tmp_path_factory.mktemp("lambda-changes") / "store") as client:
         write(client, list(records.values()))
+        if corpus.PRESENT:  # one chDB store per process: the corpus's records go in beside, as another tenant
+            write(client, corpus_records(), "corpus")
         yield Store(
             QueryRunner(client),
             {rec["eventID"]: label for label, rec in records.items()},
@@ -171,29 +173,35 @@ def test_search_context_prints_each_change_with_its_summary(tmp_path: Path) -> N
         proc.stop()
 
 
+CORPUS_LAMBDA = ("persistence.lambda-overwrite-code", "persistence.lambda-layer-extension",
+                 "persistence.lambda-backdoor-function")  # fmt: skip
+
+
+def corpus_records() -> list[dict[str, Any]]:
+    """Stratus Red Team's Lambda detonations and the Lambda guide's examples, as AWS wrote them."""
+    records = [r for name in CORPUS_LAMBDA for r in stratus_records(name)]
+    return records + [r for r in doc_records() if r.get("eventSource") == "lambda.amazonaws.com"]
+
+
 @corpus.needed
-def test_the_corpus_lambda_detonations_are_in_their_functions_histories(tmp_path: Path) -> None:
-    """Stratus Red Team's Lambda detonations and the Lambda guide's DeleteFunction example, as AWS wrote them."""
+def test_the_corpus_lambda_detonations_are_in_their_functions_histories(store: Store) -> None:
     corpus.require()
-    names = ("persistence.lambda-overwrite-code", "persistence.lambda-layer-extension",
-             "persistence.lambda-backdoor-function")  # fmt: skip
-    records = [r for name in names for r in stratus_records(name)]
-    records += [r for r in doc_records() if r.get("eventSource") == "lambda.amazonaws.com"]
-    with chdb_store(tmp_path / "store") as client:
-        write(client, records)
-        runner = QueryRunner(client)
 
-        def summaries(function: str) -> list[str]:
-            return [row["summary"] for row in function_changes(runner, "default", function, SINCE, datetime.now(UTC))]
+    def summaries(function: str) -> list[str]:
+        return [row["summary"] for row in function_changes(store.runner, "corpus", function, SINCE, datetime.now(UTC))]
 
-        assert summaries("stratus-red-team-olc-func-vayhjqkdav") == [
-            "code replaced (sha256 Pt1c8vVaBygmNtAeSyjlpdy7r8nHRqJAAL++HEGlQkc=), published as v1"
-        ]
-        layer = (
-            "arn:aws:lambda:eugov-eastcentral-1r:712967571683:layer:stratus-red-team-lambda-layer-my-lambda-extension:1"
-        )
-        assert summaries("stratus-red-team-lambda-layer-simpleLambda") == [f"layers → {layer}; environment changed"]
-        assert summaries("stratus-red-team-backdoor-f-func") == [
-            "permission backdoor added: * may lambda:InvokeFunction"
-        ]
-        assert summaries("basic-node-task") == ["function deleted"]  # the guide's example; its GetFunction is a read
+    assert summaries("stratus-red-team-olc-func-vayhjqkdav") == [
+        "code replaced (sha256 Pt1c8vVaBygmNtAeSyjlpdy7r8nHRqJAAL++HEGlQkc=), published as v1"
+    ]
+    layer = "arn:aws:lambda:eugov-eastcentral-1r:712967571683:layer:stratus-red-team-lambda-layer-my-lambda-extension:1"
+    assert summaries("stratus-red-team-lambda-layer-simpleLambda") == [f"layers → {layer}; environment changed"]
+    assert summaries("stratus-red-team-backdoor-f-func") == ["permission backdoor added: * may lambda:InvokeFunction"]
+    assert summaries("basic-node-task") == ["function deleted"]  # the guide's example; its GetFunction is a read
+
+
+def test_a_summary_is_bounded_whatever_the_record_holds() -> None:
+    tags = {
+        "requestParameters": {"resource": "arn:aws:lambda:r:1:function:f", "tags": {f"k{i}": "v" for i in range(500)}}
+    }
+    text = summarize("TagResource20170331v2", tags)
+    assert len(text) == MAX_SUMMARY and text.startswith("tags set: k0, k1, ") and text.endswith("…")
