@@ -186,6 +186,9 @@ def _code(req: dict[str, Any], resp: dict[str, Any]) -> str:
     return out
 
 
+_MAPPING_SHOWN = {"uUID", "UUID", "uuid", "enabled", "batchSize", "functionName", "FunctionName"}
+
+
 def _mapping(verb: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
     def summary(req: dict[str, Any], resp: dict[str, Any]) -> str:
         uuid = req.get("uUID") or req.get("UUID") or req.get("uuid") or resp.get("uUID") or ""
@@ -203,9 +206,10 @@ def _mapping(verb: str) -> Callable[[dict[str, Any], dict[str, Any]], str]:
             changes.append("enabled" if req["enabled"] else "disabled")
         if "batchSize" in req:
             changes.append(f"batch size → {req['batchSize']}")
-        if req.get("functionName"):
-            changes.append(f"function → {function_name(req['functionName'])}")
-        rest = [k for k in req if k not in {"uUID", "UUID", "uuid", "enabled", "batchSize", "functionName"}]
+        target = req.get("functionName") or req.get("FunctionName")
+        if target:
+            changes.append(f"function → {function_name(target)}")
+        rest = [k for k in req if k not in _MAPPING_SHOWN]
         changes.extend(f"{key} changed" for key in rest)
         return f"{what} " + (", ".join(changes) if changes else "updated")
 

@@ -27,7 +27,7 @@ from fnscope.query.runner import QueryRunner
 from fnscope.query.search_correlate import recent_changes
 from tests import corpus
 from tests.conftest import start_fnscope_up
-from tests.fixtures.cloudtrail_lambda import FUNCTION, LAYER_2, changes, near_misses, unrecorded_request
+from tests.fixtures.cloudtrail_lambda import FUNCTION, LAYER_2, changes, near_misses, remapped, unrecorded_request
 from tests.test_audit_support import chdb_store, doc_records, stratus_records, write
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -45,6 +45,7 @@ class Store:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     records = {label: rec for label, (rec, _) in changes().items()} | near_misses()
     records["unrecorded-request"] = unrecorded_request()
+    records["remapped"] = remapped()
     with chdb_store(tmp_path_factory.mktemp("lambda-changes") / "store") as client:
         write(client, list(records.values()))
         if corpus.PRESENT:  # one chDB store per process: the corpus's records go in beside, as another tenant
@@ -73,7 +74,7 @@ def test_every_change_kind_is_in_the_fixture() -> None:
 def test_the_saved_query_finds_every_change_and_no_read(store: Store) -> None:
     rows = run_saved(store.runner, BY_NAME["lambda-function-changes"], "default", SINCE, datetime.now(UTC), 10_000)
     found = {store.labels[row["event_id"]] for row in rows}
-    assert found == set(changes()) | OTHER_FUNCTIONS | {"unrecorded-request"}
+    assert found == set(changes()) | OTHER_FUNCTIONS | {"unrecorded-request", "remapped"}
     assert not found & {"read", "read-aliases", "layer-publish"}
 
 
@@ -113,6 +114,12 @@ def test_another_function_has_only_its_own_changes(store: Store) -> None:
 def test_a_change_naming_the_function_any_way_is_in_its_history(store: Store, label: str) -> None:
     assert label in {store.labels[row["event_id"]] for row in history(store)}
     assert label not in {store.labels[row["event_id"]] for row in history(store, "orders-api")}
+
+
+def test_a_mapping_naming_its_function_only_as_function_name_is_in_its_history(store: Store) -> None:
+    (row,) = history(store, "ledger")
+    assert store.labels[row["event_id"]] == "remapped"
+    assert row["summary"] == "event source mapping a1b2c3d4-5678-90ab-cdef-33333example function → ledger"
 
 
 def test_a_layer_change_is_told_against_the_layers_before_the_window(store: Store) -> None:
