@@ -296,9 +296,11 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
                 "UpdateFunctionConfiguration",
                 "PutFunctionEventInvokeConfig",
                 "UpdateFunctionEventInvokeConfig",
+                "DeleteFunctionEventInvokeConfig",
                 "PutRuntimeManagementConfig",
                 "PutFunctionCodeSigningConfig",
                 "DeleteFunctionCodeSigningConfig",
+                "PutFunctionRecursionConfig",
             )
         ),
     ),

@@ -318,6 +318,6 @@ def _summary(action: str, record: dict[str, Any], layers_before: list[str] | Non
         if base in ("PutFunctionEventInvokeConfig", "UpdateFunctionEventInvokeConfig"):
             parts = _configuration(req)
             return "async invoke config: " + (", ".join(parts) if parts else "updated")
-    except (KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError):
         pass
     return base
