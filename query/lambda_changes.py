@@ -19,9 +19,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 
 from fnscope.dashboards.saved_queries import lambda_changes
 from fnscope.decoding.arn import function_name
+from fnscope.query.context import QueryContext, api_time
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search import MAX_SECONDS, run
 
@@ -321,3 +324,22 @@ def _summary(action: str, record: dict[str, Any], layers_before: list[str] | Non
     except (AttributeError, KeyError, TypeError, ValueError):
         pass
     return base
+
+
+def routes(ctx: QueryContext) -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/audit/changes", summary="A function's change history, newest first, each change summarized")
+    async def api_function_changes(
+        tenant: str = Depends(ctx.auth.read),
+        function: str = Query(..., min_length=1, max_length=256, description="the function's name"),
+        since: str = "7d",
+        until: str = Query("0s", description="end of the range (default: now)"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        start, end = api_time(since, "since"), api_time(until or "0s", "until")
+        assert start is not None and end is not None
+        found = await run_in_threadpool(function_changes, ctx.runner, tenant, function, start, end, limit)
+        return {"function": function, "changes": found}
+
+    return router

@@ -153,7 +153,8 @@ def test_summaries_of_shapes_the_fixture_lacks() -> None:
 
 def test_search_context_prints_each_change_with_its_summary(tmp_path: Path) -> None:
     """A real `fnscope up`: the Lambda changes and a log line of the function after them; `fnscope search --context`
-    prints the changes of the 24 hours before the line, each with what changed."""
+    prints the changes of the 24 hours before the line, each with what changed; `GET /api/audit/changes` lists
+    them for any range."""
     url, proc = start_fnscope_up(tmp_path / "data", tmp_path / "up.log")
     try:
         records = [rec for rec, _ in changes().values()] + list(near_misses().values())
@@ -176,6 +177,14 @@ def test_search_context_prints_each_change_with_its_summary(tmp_path: Path) -> N
         assert "PutFunctionConcurrency20171031: reserved concurrency → 0 by " in changed[0]
         assert "UpdateAlias20150331: alias live → v7 90% / v8 10% by " in changed[2]
         assert f"UpdateFunctionConfiguration20150331v2: layer {LAYER_2} added by " in changed[6]
+
+        # the same history over HTTP, for any range (what a console page of the function reads)
+        since = {"since": "2024-08-01T00:00:00Z", "until": "2024-09-01T00:00:00Z"}
+        answer = httpx.get(f"{url}/api/audit/changes", params={"function": FUNCTION, **since}, timeout=60).json()
+        assert [c["summary"] for c in answer["changes"]] == [summary for _, summary in reversed(changes().values())]
+        assert httpx.get(f"{url}/api/audit/changes", params=since, timeout=60).status_code == 422
+        bad = httpx.get(f"{url}/api/audit/changes", params={"function": FUNCTION, "since": "yesterday"}, timeout=60)
+        assert bad.status_code == 400 and "since" in bad.json()["detail"]
     finally:
         proc.stop()
 
