@@ -5,14 +5,17 @@ Every query reads the same rows as ``fnscope audit`` (every version of every eve
 replaces or hides what was stored, a CloudTrail correction included),
 within ``since``/``until``; every value a caller passes is a bound parameter. CloudTrail names Lambda's events
 with API dates (``UpdateFunctionCode20150331v2``), so Lambda actions are matched as NAME plus an optional date.
-Controls cite CIS AWS Foundations Benchmark monitoring items as numbered in v1.4+ (section 4) with v1.2's
-number (section 3) beside, AWS Security Hub controls and MITRE ATT&CK techniques.
+A query's ``controls`` are the assurance-framework controls it serves (CIS AWS Foundations, SOC 2, PCI DSS
+requirement 10, HIPAA; the table and the versions numbered are in ``fnscope.dashboards.assurance``) followed by its
+other references: AWS Security Hub controls and MITRE ATT&CK techniques.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from fnscope.dashboards.assurance import MAPPING, citations
 
 AUDIT_COLUMNS = (
     "time, account, region, service, action, principal_type, principal_arn, principal_name, principal_account, "
@@ -30,9 +33,14 @@ class SavedQuery:
     name: str
     title: str
     description: str
-    controls: tuple[str, ...]
+    references: tuple[str, ...]  # beside the framework controls: Security Hub, MITRE ATT&CK, ...
     sql: str
     params: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (ClickHouse type, default)
+    grouped: bool = False  # rows are groups of events (an ``events`` count and ``event_ids`` each), not events
+
+    @property
+    def controls(self) -> tuple[str, ...]:
+        return (*citations(self.name), *self.references)
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -40,6 +48,7 @@ class SavedQuery:
             "title": self.title,
             "description": self.description,
             "controls": list(self.controls),
+            "frameworks": {name: list(ids) for name, ids in MAPPING.get(self.name, {}).items()},
             "params": {name: {"type": kind, "default": default} for name, (kind, default) in self.params.items()},
         }
 
@@ -68,6 +77,46 @@ def _names(service: str, *names: str) -> str:
 def _lambda(*names: str) -> str:
     """Lambda event names with or without their API date: AddPermission, AddPermission20150331v2, ..."""
     return f"(service = 'lambda.amazonaws.com' AND match(action, '^({'|'.join(names)})([0-9]{{8}}(v[0-9]+)?)?$'))"
+
+
+# Every Lambda API call that changes a function or what reaches it (the names without their API dates): the
+# "lambda-function-changes" query and a function's change history (``fnscope.query.lambda_changes``) read this.
+LAMBDA_CHANGE_ACTIONS = (
+    "CreateFunction",
+    "UpdateFunctionCode",
+    "UpdateFunctionConfiguration",
+    "DeleteFunction",
+    "PublishVersion",
+    "CreateAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "PutFunctionConcurrency",
+    "DeleteFunctionConcurrency",
+    "PutProvisionedConcurrencyConfig",
+    "DeleteProvisionedConcurrencyConfig",
+    "AddPermission",
+    "RemovePermission",
+    "CreateFunctionUrlConfig",
+    "UpdateFunctionUrlConfig",
+    "DeleteFunctionUrlConfig",
+    "CreateEventSourceMapping",
+    "UpdateEventSourceMapping",
+    "DeleteEventSourceMapping",
+    "PutFunctionEventInvokeConfig",
+    "UpdateFunctionEventInvokeConfig",
+    "DeleteFunctionEventInvokeConfig",
+    "PutRuntimeManagementConfig",
+    "PutFunctionCodeSigningConfig",
+    "DeleteFunctionCodeSigningConfig",
+    "PutFunctionRecursionConfig",
+    "TagResource",
+    "UntagResource",
+)
+
+
+def lambda_changes() -> str:
+    """The condition matching every call of ``LAMBDA_CHANGE_ACTIONS``, with or without its API date."""
+    return _lambda(*LAMBDA_CHANGE_ACTIONS)
 
 
 def _request(*path: str) -> str:
@@ -145,7 +194,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "root-account-usage",
         "Root user activity",
         "Anything the root user did itself (not AWS services acting for it). Root should be locked away.",
-        ("CIS AWS Foundations 4.3 (v1.2: 3.3)", "CIS AWS Foundations 1.7"),
+        (),
         _events(
             "principal_type = 'Root' AND event_type != 'AwsServiceEvent' "
             "AND JSONExtractString(raw, 'userIdentity', 'invokedBy') = ''"
@@ -155,7 +204,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "console-login-without-mfa",
         "Console sign-in without MFA",
         "Successful console sign-ins of IAM users (or root) that did not use MFA.",
-        ("CIS AWS Foundations 4.2 (v1.2: 3.2)", "CIS AWS Foundations 1.10"),
+        (),
         _events(
             "action = 'ConsoleLogin' AND principal_type IN ('IAMUser', 'Root') AND coalesce(mfa, false) = false "
             "AND JSONExtractString(raw, 'responseElements', 'ConsoleLogin') = 'Success'"
@@ -165,30 +214,32 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "console-login-failures",
         "Bursts of failed console sign-ins",
         "Source addresses with at least `threshold` failed console sign-ins in `window_minutes`: password guessing.",
-        ("CIS AWS Foundations 4.6 (v1.2: 3.6)", "MITRE ATT&CK T1110"),
+        ("MITRE ATT&CK T1110",),
         _FAILED_LOGIN_SQL,
         _FAILED_LOGIN_PARAMS,
+        grouped=True,
     ),
     SavedQuery(
         "access-denied-spike",
         "Spikes of AccessDenied / unauthorized calls",
         "Principals with at least `threshold` denied calls in `window_minutes`: probing with stolen credentials.",
-        ("CIS AWS Foundations 4.1 (v1.2: 3.1)", "MITRE ATT&CK T1580"),
+        ("MITRE ATT&CK T1580",),
         _DENIED_SQL,
         _DENIED_PARAMS,
+        grouped=True,
     ),
     SavedQuery(
         "iam-policy-changes",
         "IAM policy changes",
         "Inline and managed policies created, changed, attached or detached, and role trust policies changed.",
-        ("CIS AWS Foundations 4.4 (v1.2: 3.4)", "MITRE ATT&CK T1098"),
+        ("MITRE ATT&CK T1098",),
         _events(_names("iam.amazonaws.com", *_IAM_POLICY_ACTIONS)),
     ),
     SavedQuery(
         "cloudtrail-changes",
         "CloudTrail stopped, deleted or reconfigured",
         "Trails created, updated, deleted, logging stopped or started, event or insight selectors changed.",
-        ("CIS AWS Foundations 4.5 (v1.2: 3.5)", "MITRE ATT&CK T1562.008"),
+        ("MITRE ATT&CK T1562.008",),
         _events(
             _names(
                 "cloudtrail.amazonaws.com",
@@ -209,36 +260,47 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "access-keys-created",
         "Access keys created",
         "New long-lived IAM access keys: a common way to keep access after a compromise.",
-        ("CIS AWS Foundations 1.14", "MITRE ATT&CK T1098.001"),
+        ("MITRE ATT&CK T1098.001",),
         _events(_names("iam.amazonaws.com", "CreateAccessKey")),
     ),
     SavedQuery(
         "iam-login-profile-changes",
         "Console passwords set for IAM users",
         "Login profiles created, updated or deleted: someone gave a user console access or changed its password.",
-        ("CIS AWS Foundations 1.12", "MITRE ATT&CK T1098"),
+        ("MITRE ATT&CK T1098",),
         _events(_names("iam.amazonaws.com", "CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile")),
+    ),
+    SavedQuery(
+        "lambda-function-changes",
+        "Lambda function changes",
+        "Every call that changed a function or what reaches it: code, configuration and layers, versions, aliases "
+        "and their weights, reserved and provisioned concurrency, permissions, function URLs, event source "
+        "mappings, async invoke settings, tags, creation and deletion.",
+        ("AWS Security Hub Lambda.2",),
+        _events(lambda_changes()),
     ),
     SavedQuery(
         "lambda-code-changes",
         "Lambda function code changes",
         "Functions created or their code replaced (UpdateFunctionCode): who shipped what, when, from where.",
-        ("SOC 2 CC8.1", "AWS Security Hub Lambda.2", "MITRE ATT&CK T1525"),
+        ("AWS Security Hub Lambda.2", "MITRE ATT&CK T1525"),
         _events(_lambda("CreateFunction", "UpdateFunctionCode")),
     ),
     SavedQuery(
         "lambda-config-changes",
         "Lambda function configuration changes",
         "Configuration updates: environment, role, handler, runtime, layers, VPC, code signing, async targets.",
-        ("SOC 2 CC8.1", "AWS Security Hub Lambda.2"),
+        ("AWS Security Hub Lambda.2",),
         _events(
             _lambda(
                 "UpdateFunctionConfiguration",
                 "PutFunctionEventInvokeConfig",
                 "UpdateFunctionEventInvokeConfig",
+                "DeleteFunctionEventInvokeConfig",
                 "PutRuntimeManagementConfig",
                 "PutFunctionCodeSigningConfig",
                 "DeleteFunctionCodeSigningConfig",
+                "PutFunctionRecursionConfig",
             )
         ),
     ),
@@ -249,8 +311,13 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         ("MITRE ATT&CK T1525", "Stratus Red Team lambda-layer-extension"),
         _events(
             f"{_lambda('PublishLayerVersion', 'DeleteLayerVersion', 'AddLayerVersionPermission', 'RemoveLayerVersionPermission')}"
-            f" OR ({_lambda('UpdateFunctionConfiguration', 'CreateFunction')} "
-            "AND JSONHas(raw, 'requestParameters', 'layers'))"
+            # a function given layers, wherever the event names them: a new function's request or response; a
+            # configuration change's request (its response lists the layers kept too), or its response when
+            # CloudTrail recorded no request
+            f" OR ({_lambda('CreateFunction')} AND (JSONHas(raw, 'requestParameters', 'layers') "
+            "OR JSONHas(raw, 'responseElements', 'layers')))"
+            f" OR ({_lambda('UpdateFunctionConfiguration')} AND (JSONHas(raw, 'requestParameters', 'layers') "
+            "OR (JSONType(raw, 'requestParameters') != 'Object' AND JSONHas(raw, 'responseElements', 'layers'))))"
         ),
     ),
     SavedQuery(
@@ -274,7 +341,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "lambda-concurrency-changes",
         "Lambda concurrency changes",
         "Reserved or provisioned concurrency set or removed: a function throttled to zero, or starving the others.",
-        ("SOC 2 A1.1", "MITRE ATT&CK T1499"),
+        ("MITRE ATT&CK T1499",),
         _events(
             _lambda(
                 "PutFunctionConcurrency",
@@ -288,7 +355,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "security-group-changes",
         "Security group changes",
         "Security groups created, deleted, or their rules changed.",
-        ("CIS AWS Foundations 4.10 (v1.2: 3.10)",),
+        (),
         _events(
             _names(
                 "ec2.amazonaws.com",
@@ -306,14 +373,14 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "kms-key-disabled-or-deleted",
         "KMS keys disabled or scheduled for deletion",
         "Customer-managed keys disabled or scheduled for deletion: data encrypted with them becomes unreadable.",
-        ("CIS AWS Foundations 4.7 (v1.2: 3.7)", "MITRE ATT&CK T1485"),
+        ("MITRE ATT&CK T1485",),
         _events(_names("kms.amazonaws.com", "DisableKey", "ScheduleKeyDeletion")),
     ),
     SavedQuery(
         "aws-config-changes",
         "AWS Config changes",
         "Configuration recorders stopped or deleted, delivery channels changed.",
-        ("CIS AWS Foundations 4.9 (v1.2: 3.9)",),
+        (),
         _events(
             _names(
                 "config.amazonaws.com",
@@ -329,7 +396,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "logging-deleted",
         "Network and DNS logging removed",
         "VPC flow logs and Route 53 Resolver query logging deleted: covering tracks.",
-        ("CIS AWS Foundations 3.9 (v1.2: 2.9)", "MITRE ATT&CK T1562.008"),
+        ("MITRE ATT&CK T1562.008",),
         _events(
             f"{_names('ec2.amazonaws.com', 'DeleteFlowLogs')} OR "
             f"{_names('route53resolver.amazonaws.com', 'DeleteResolverQueryLogConfig', 'DisassociateResolverQueryLogConfig')}"
@@ -339,7 +406,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         "organizations-changes",
         "AWS Organizations changes",
         "Changes to the organization: accounts leaving or removed, policies attached or detached.",
-        ("CIS AWS Foundations 4.15", "MITRE ATT&CK T1666"),
+        ("MITRE ATT&CK T1666",),
         _events("service = 'organizations.amazonaws.com' AND read_only = false"),
     ),
     SavedQuery(
@@ -360,6 +427,7 @@ SAVED_QUERIES: tuple[SavedQuery, ...] = (
         ("MITRE ATT&CK T1535",),
         _NEW_REGION_SQL,
         {"baseline_days": ("UInt32", 90)},
+        grouped=True,
     ),
 )
 

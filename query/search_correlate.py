@@ -5,8 +5,8 @@
 - API request: API Gateway access logs of the same function around the invocation's start. An access log
   names the Lambda request id only in some messages (integration errors), so a record that names it is an exact
   match; otherwise the closest in time is a candidate, marked as such;
-- changes: CloudTrail events that changed the function (code, configuration, concurrency, aliases, versions,
-  permissions) in the 24 hours before the line.
+- changes: CloudTrail events that changed the function in the 24 hours before the line, each with a summary of
+  what changed (``fnscope.query.lambda_changes``: every call the "lambda-function-changes" saved query finds).
 """
 
 from __future__ import annotations
@@ -18,37 +18,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.query.context import QueryContext
+from fnscope.query.lambda_changes import function_changes
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search import COLUMNS, MAX_SECONDS, run
 from fnscope.query.search_results import BadCursor, decode_ref, row_out
 
 CHANGES_BEFORE = timedelta(hours=24)
-CHANGE_ACTIONS = (
-    "UpdateFunctionCode",
-    "UpdateFunctionConfiguration",
-    "PutFunctionConcurrency",
-    "DeleteFunctionConcurrency",
-    "PutProvisionedConcurrencyConfig",
-    "DeleteProvisionedConcurrencyConfig",
-    "PutFunctionEventInvokeConfig",
-    "UpdateFunctionEventInvokeConfig",
-    "PublishVersion",
-    "CreateAlias",
-    "UpdateAlias",
-    "DeleteAlias",
-    "AddPermission",
-    "RemovePermission",
-    "CreateFunctionUrlConfig",
-    "UpdateFunctionUrlConfig",
-    "CreateFunction",
-    "DeleteFunction",
-    "PutRuntimeManagementConfig",
-    "TagResource",
-    "UntagResource",
-    "CreateEventSourceMapping",
-    "UpdateEventSourceMapping",
-    "DeleteEventSourceMapping",
-)
 _END_STATUS_KINDS = ("timeout", "oom", "fault", "runtime_done", "report")
 
 
@@ -139,21 +114,8 @@ def api_requests(
 
 
 def recent_changes(runner: QueryRunner, tenant: str, line: dict[str, Any]) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT time, action, principal_type, principal_arn, principal_name, source_ip, user_agent, mfa, error_code, "
-        "event_id FROM audit_events FINAL WHERE tenant = {tenant:String} AND function = {function:String} "
-        "AND time >= {t:DateTime64(3)} - toIntervalSecond({window:UInt32}) AND time <= {t:DateTime64(3)} "
-        "AND multiSearchAny(action, {actions:Array(String)}) AND startsWith(action, 'Get') = 0 "
-        "AND startsWith(action, 'List') = 0 ORDER BY time DESC LIMIT 20"
-    )
-    params = {
-        "tenant": tenant,
-        "function": line["function"],
-        "t": _dt(line["time"]),
-        "window": int(CHANGES_BEFORE.total_seconds()),
-        "actions": list(CHANGE_ACTIONS),
-    }
-    return run(runner, sql, params, MAX_SECONDS)
+    at = _dt(line["time"])
+    return function_changes(runner, tenant, line["function"], at - CHANGES_BEFORE, at)
 
 
 def correlate(runner: QueryRunner, tenant: str, ref: str) -> dict[str, Any] | None:

@@ -128,6 +128,16 @@ EXPECTED: dict[str, set[str]] = {
         "persistence.iam-create-user-login-profile",
         "privilege-escalation.iam-update-user-login-profile",
     },
+    "lambda-function-changes": {
+        "persistence.lambda-overwrite-code",
+        "persistence.lambda-layer-extension",
+        "persistence.lambda-backdoor-function",
+        "doc:L75:DeleteFunction",  # the Lambda developer guide's example
+        "concurrency-put",
+        "concurrency-delete",
+        "url-public",
+        "url-iam",
+    },
     "lambda-code-changes": {"persistence.lambda-overwrite-code"},
     "lambda-config-changes": {"persistence.lambda-layer-extension"},
     "lambda-layer-changes": {"persistence.lambda-layer-extension", "layer-publish"},

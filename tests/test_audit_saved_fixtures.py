@@ -112,6 +112,18 @@ CASES: dict[str, Case] = {
         _at(LOGIN_PROFILE, 1, 2) | {"profile.update"},
         _at(LOGIN_PROFILE, 0) | {"profile.get", "profile.change-password"},
     ),
+    "lambda-function-changes": Case(
+        OVERWRITE_CODE
+        | LAYER_EXTENSION
+        | BACKDOOR_FUNCTION
+        | {"code.create", "code.create-with-layer", "code.corrected", "code.correction", "code.delayed"}
+        | {"lambda-config.environment", "lambda-config.invoke-config", "permission.service", "permission.remove"}
+        | {"url.public", "url.made-public", "url.iam"}
+        | {"concurrency.put", "concurrency.delete", "concurrency.provisioned"},
+        # reads of functions, policies and concurrency; layer versions (not a function's change until given to one)
+        frozenset({"code.get", "lambda-config.get", "permission.get-policy", "concurrency.get"})
+        | {"layer.publish", "layer.share", "layer.get"},
+    ),
     "lambda-code-changes": Case(
         # a correction hides nothing: the original it names is found beside it
         OVERWRITE_CODE | {"code.create", "code.create-with-layer", "code.corrected", "code.correction", "code.delayed"},

@@ -207,6 +207,64 @@ def run(
 
 
 @audit.command()
+@click.option("--framework", required=True, help="cis, soc2, pci or hipaa")
+@click.option("--since", default="30d", show_default=True)
+@click.option("--until", default=None, help="end of the range (default: now)")
+@click.option("--rows", type=click.IntRange(0, 100), default=3, show_default=True, help="newest rows shown per query")
+@click.option("--json", "as_json", is_flag=True)
+@table_options
+@SUB_API
+@SUB_TOKEN
+@click.pass_context
+def report(
+    ctx: click.Context,
+    framework: str,
+    since: str,
+    until: str | None,
+    rows: int,
+    as_json: bool,
+    api: str | None,
+    token: str | None,
+) -> None:
+    """Per control of an assurance framework: the saved queries that serve it and what they found."""
+    api, token = _connection(ctx, api, token)
+    found = api_get(api, token, "/api/audit/report", {"framework": framework, "since": since, "until": until,
+                                                      "rows": str(rows)})  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    _print_assurance(found)
+
+
+def _print_assurance(found: dict[str, Any]) -> None:
+    fw, queries = found["framework"], found["queries"]
+    click.echo(terminal(f"{fw['title']} ({fw['version']}), {found['since']} to {found['until']}"))
+    table = [
+        {"control": c["id"], "query": name, "found": _counted(queries[name]), "title": c["title"]}
+        if name
+        else {"control": c["id"], "query": "(no saved query)", "found": "", "title": c["title"]}
+        for c in found["controls"]
+        for name in c["queries"] or [""]
+    ]
+    print_table(
+        table,
+        [Column("control", keep=100), Column("query", keep=95),
+         Column("found", right=True, style=when(lambda v: v != "0", "yellow"), keep=90), Column("title", keep=10)],
+    )  # fmt: skip
+    for name, result in queries.items():
+        if result["first"]:
+            click.echo(terminal(f"\n{name}: {_counted(result)}, newest first"))
+            first = result["first"]
+            columns: list[Column | str] = EVENT_COLUMNS if "action" in first[0] else list(first[0])
+            output(first, [c for c in columns if _key(c) != "event_ids"], False, False)
+
+
+def _counted(result: dict[str, Any]) -> str:
+    rows, events = result["rows"], result["events"]
+    return f"{rows:,}" if rows == events else f"{rows:,} ({events:,} events)"
+
+
+@audit.command()
 @click.option("--reason", default="", help="why (required to hold or lift: it is recorded)")
 @click.option("--lift", is_flag=True, help="lift the hold: retention applies again")
 @click.option("--show", is_flag=True, help="only show whether the trail is held, and every hold and lift")

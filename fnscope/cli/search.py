@@ -92,8 +92,8 @@ def _print_context(found: dict[str, Any]) -> None:
         )
     for change in found["changes"]:
         _echo(
-            f"changed     {change['time']} {change['action']} by {change['principal_arn'] or change['principal_name']} "
-            f"from {change['source_ip']} mfa={change['mfa']}"
+            f"changed     {change['time']} {change['action']}: {change.get('summary', '')} "
+            f"by {change['principal_arn'] or change['principal_name']} from {change['source_ip']} mfa={change['mfa']}"
             + (f" FAILED {change['error_code']}" if change["error_code"] else "")
         )
 
