@@ -316,6 +316,8 @@ def test_search_highlights_pages_and_opens_a_lines_context(console: Console, fle
     expect(line.locator("h4").first).to_contain_text(context["invocation"]["request_id"])
     if context["changes"]:
         expect(line.locator(".changes tbody tr")).to_have_count(len(context["changes"]))
+        shown = line.locator(".changes tbody tr").all_inner_texts()
+        assert all(change["summary"] in row for change, row in zip(context["changes"], shown, strict=True))
     expect(line.locator(".links a.fn")).to_have_attribute("href", f"#/function/{first['function']}?range=1h")
     console.shot("search")
 

@@ -119,7 +119,7 @@ function contextParts(found, range) {
   parts.push(el("h4", {}, "Changes to the function in the 24 h before"));
   parts.push(
     changes.length
-      ? table(["time", "action", "principal_name", "source_ip", "mfa", "error_code"], changes, { className: "changes" })
+      ? table(["time", "action", "summary", "principal_name", "source_ip", "mfa", "error_code"], changes, { className: "changes" })
       : el("p", { class: "muted" }, "None."),
   );
   const links = [functionLink(found.line.function, range)];
