@@ -10,14 +10,14 @@ errors, 504s timeouts, throttled requests throttles, and the base release's p99 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.canary import Figures, Policy, judge
-from fnscope.query.context import QueryContext, api_time
+from fnscope.query.context import QueryContext, api_window, iso_utc
 from fnscope.query.runner import QueryRunner
 
 MAX_WINDOW = timedelta(days=31)
@@ -99,27 +99,13 @@ def stage_verdict(
     return {
         "api": api,
         "stage": stage,
-        "since": _iso(lo),
-        "until": _iso(hi),
+        "since": iso_utc(lo),
+        "until": iso_utc(hi),
         **judged.as_dict(),
         "new": asdict(new),
         "baseline_figures": asdict(base) if base else None,
         "policy": policy.model_dump(),
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _window(since: str, until: str | None, longest: timedelta) -> tuple[datetime, datetime]:
-    start = api_time(since, "since")
-    end = api_time(until, "until") or datetime.now(UTC)
-    if start is None or end <= start:
-        raise HTTPException(400, "since must be before until")
-    if end - start > longest:
-        raise HTTPException(400, f"at most {longest.days} day(s) at once: narrow since")
-    return start, end
 
 
 def routes(ctx: QueryContext) -> APIRouter:
@@ -129,11 +115,11 @@ def routes(ctx: QueryContext) -> APIRouter:
     async def api_stages(
         api: str, tenant: str = Depends(ctx.auth.read), stage: str = "", since: str = "1h", until: str | None = None
     ) -> dict[str, Any]:
-        lo, hi = _window(since, until, MAX_WINDOW)
+        lo, hi = api_window(since, until, MAX_WINDOW)
         if not api:
             raise HTTPException(400, "api is required")
         rows = await run_in_threadpool(stages, ctx.runner, tenant, api, stage, lo, hi)
-        return {"api": api, "since": _iso(lo), "until": _iso(hi), "stages": rows}
+        return {"api": api, "since": iso_utc(lo), "until": iso_utc(hi), "stages": rows}
 
     @router.get(
         "/deployments/stages/verdict",
@@ -146,7 +132,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         since: str = "10m",
         until: str | None = None,
     ) -> dict[str, Any]:
-        lo, hi = _window(since, until, MAX_VERDICT_WINDOW)
+        lo, hi = api_window(since, until, MAX_VERDICT_WINDOW)
         if not api or not stage:
             raise HTTPException(400, "api and stage are required")
         return await run_in_threadpool(stage_verdict, ctx.runner, tenant, api, stage, lo, hi, ctx.settings.canary)

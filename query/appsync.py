@@ -8,13 +8,13 @@ the failed calls, so a resolver's figures need field-level logging at ``ALL`` (`
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
-from fnscope.query.context import QueryContext, api_time
+from fnscope.query.context import QueryContext, api_window
 from fnscope.query.runner import QueryRunner
 
 GROUP_PREFIX = "/aws/appsync/apis/"
@@ -65,12 +65,7 @@ def routes(ctx: QueryContext) -> APIRouter:
     async def api_appsync(
         tenant: str = Depends(ctx.auth.read), api: str = "", since: str = "1h", until: str | None = None
     ) -> dict[str, Any]:
-        start = api_time(since, "since")
-        end = api_time(until, "until") or datetime.now(UTC)
-        if start is None or end <= start:
-            raise HTTPException(400, "since must be before until")
-        if end - start > MAX_WINDOW:
-            raise HTTPException(400, f"at most {MAX_WINDOW.days} days at once: narrow since")
+        start, end = api_window(since, until, MAX_WINDOW)
         return await run_in_threadpool(appsync_stats, ctx.runner, tenant, api, start, end)
 
     return router

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fnscope.dashboards.assurance import FRAMEWORKS, Framework, queries_for
 from fnscope.dashboards.saved_queries import BY_NAME, FINAL_SETTINGS
 from fnscope.query.audit_saved import run_saved
-from fnscope.query.context import QueryContext, api_time, json_response
+from fnscope.query.context import QueryContext, api_window, json_response
 from fnscope.query.runner import QueryRunner
 
 _ALL_ROWS = 2**32 - 1
@@ -74,8 +74,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         rows: int = Query(3, ge=0, le=100, description="the newest rows shown per query"),
     ) -> Response:
         chosen = framework_named(framework)
-        start, end = api_time(since, "since"), api_time(until or "0s", "until")
-        assert start is not None and end is not None
+        start, end = api_window(since, until)
         found = await run_in_threadpool(report, ctx.runner, chosen, tenant, start, end, rows)
         return json_response(found)
 

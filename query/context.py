@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -53,6 +53,28 @@ def api_time(value: str | None, name: str) -> datetime | None:
         return parse_time(value)
     except ValueError as exc:
         raise HTTPException(400, f"{name}: {exc}") from exc
+
+
+def api_window(since: str | None, until: str | None, longest: timedelta | None = None) -> tuple[datetime, datetime]:
+    """A route's [since, until) (until defaults to now), or a 400 naming what is wrong with it."""
+    start = api_time(since, "since")
+    if start is None:
+        raise HTTPException(400, "since: required (10m, 1h, 7d or ISO-8601)")
+    end = api_time(until, "until") or datetime.now(UTC)
+    if end <= start:
+        raise HTTPException(400, "since must be before until")
+    if longest is not None and end - start > longest:
+        raise HTTPException(400, f"since: at most {_span(longest)} at once: narrow it")
+    return start, end
+
+
+def _span(value: timedelta) -> str:
+    return f"{value.days} day{'s' if value.days != 1 else ''}" if value.days else f"{value.seconds // 60} minutes"
+
+
+def iso_utc(value: datetime) -> str:
+    """A time as the API answers it: ISO-8601 in UTC with a Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_response(body: dict[str, Any]) -> Response:

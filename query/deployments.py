@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.canary import Figures, Policy, judge, routed_version
-from fnscope.query.context import QueryContext, api_time
+from fnscope.query.context import QueryContext, api_window, iso_utc
 from fnscope.query.runner import QueryRunner
 from fnscope.query.stats import StatsRequest, by_version_stats
 
@@ -121,18 +121,14 @@ def verdict(
         "function": function,
         "version": version,
         "baseline": baseline or None,
-        "since": _iso(lo),
-        "until": _iso(hi),
-        "baseline_window": {"since": _iso(base_window.lo), "until": _iso(base_window.hi)},
+        "since": iso_utc(lo),
+        "until": iso_utc(hi),
+        "baseline_window": {"since": iso_utc(base_window.lo), "until": iso_utc(base_window.hi)},
         **judged.as_dict(),
         "new": asdict(new),
         "baseline_figures": asdict(base) if base else None,
         "policy": policy.model_dump(),
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def routes(ctx: QueryContext) -> APIRouter:
@@ -150,12 +146,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         since: str = "10m",
         until: str | None = None,
     ) -> dict[str, Any]:
-        start = api_time(since, "since")
-        end = api_time(until, "until") or datetime.now(UTC)
-        if start is None or end <= start:
-            raise HTTPException(400, "since must be before until")
-        if end - start > MAX_WINDOW:
-            raise HTTPException(400, "a verdict compares at most a day: narrow since")
+        start, end = api_window(since, until, MAX_WINDOW)
         if not function or not version or baseline == version:
             raise HTTPException(400, "function and version are required, and baseline must be another version")
         return await run_in_threadpool(

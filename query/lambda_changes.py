@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from fnscope.dashboards.saved_queries import lambda_changes
 from fnscope.decoding.arn import function_name
-from fnscope.query.context import QueryContext, api_time
+from fnscope.query.context import QueryContext, api_window
 from fnscope.query.runner import QueryRunner
 from fnscope.query.search import MAX_SECONDS, run
 
@@ -337,8 +337,7 @@ def routes(ctx: QueryContext) -> APIRouter:
         until: str = Query("0s", description="end of the range (default: now)"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
-        start, end = api_time(since, "since"), api_time(until or "0s", "until")
-        assert start is not None and end is not None
+        start, end = api_window(since, until)
         found = await run_in_threadpool(function_changes, ctx.runner, tenant, function, start, end, limit)
         return {"function": function, "changes": found}
 

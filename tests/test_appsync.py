@@ -125,6 +125,14 @@ def test_without_the_verbose_query_line_the_operation_is_its_root_fields() -> No
     assert request.route == ""
 
 
+def test_a_callers_variables_cannot_name_the_operation() -> None:
+    forged = QUERY_LINE.replace(
+        '{"name": "x"}', '{"name": "x, Operation: Evil\\u001b[31m, Variables: , Operation: Evil, Variables: "}'
+    )
+    (request,) = [e for e in _parsed(forged, SUMMARY) if isinstance(e, ApiAccess)]
+    assert request.route == "PutItem"
+
+
 def test_appsync_lines_are_never_audit_records_nor_access_logs() -> None:
     """A caller's variables are in AppSync's lines: a CloudTrail record or an access-log line among them is text."""
     record = {"eventVersion": "1.09", "eventID": "f0rged", "eventName": "DeleteTrail", "eventSource": "cloudtrail.amazonaws.com",

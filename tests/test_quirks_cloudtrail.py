@@ -475,6 +475,19 @@ def test_a_log_file_cut_short_keeps_its_complete_records() -> None:
     assert b'"eventName":"CreateAccessKey"' in dead.raw and dead.reason
 
 
+def test_a_cut_file_reads_its_records_as_a_whole_body_would() -> None:
+    """What comes before the cut is read as orjson reads a whole file: a NaN or a 5,000-digit number (which
+    Python's own decoder refuses to convert) costs its record and what follows, never the parse."""
+    records = technique("persistence.iam-create-admin-user")
+    whole = orjson.dumps(records[0]).decode()
+    for bad in ('{"eventVersion": NaN}', '{"n": ' + "9" * 5000 + "}"):
+        cut = f'{{"Records":[{whole},{bad},{{"eventID":"'
+        parsed = parse(cut.encode())
+        assert [e.event_id for e in parsed.events] == [records[0]["eventID"]]
+        (dead,) = parsed.dead
+        assert dead.raw.startswith(bad[:12].encode()) and "1 whole records before it kept" in dead.reason
+
+
 def test_a_body_of_nothing_but_bad_records_is_unusable() -> None:
     good = technique("defense-evasion.cloudtrail-delete")[0]
     with pytest.raises(UnusableBody, match=r"no usable CloudTrail record \(2 rejected\): not a CloudTrail record"):

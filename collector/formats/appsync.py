@@ -26,8 +26,11 @@ from fnscope.sink import IngestContext
 
 SOURCE = "appsync"
 _GROUP = re.compile(r"/aws/appsync/apis/([A-Za-z0-9]+)$")
-_QUERY_LINE = re.compile(r"([0-9A-Za-z-]{8,64}) GraphQL Query: (.*), Operation: ([^,]*), Variables: ", re.S)
-_NAMED_OPERATION = re.compile(r"\s*(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
+_QUERY_LINE = re.compile(r"([0-9A-Za-z-]{8,64}) GraphQL Query: ", re.S)
+# The line goes on with the caller's query, ", Operation: NAME, Variables: " and the caller's variables, any of which
+# may hold that same text: a name counts only if the query defines an operation of that name.
+_OPERATION_FIELD = re.compile(r", Operation: ([_A-Za-z][_0-9A-Za-z]{0,127}), Variables: ")
+_DEFINED_OPERATION = re.compile(r"(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]{0,127})")
 _MAPPING = ("RequestMapping", "ResponseMapping")
 _NANOS_PER_MS = 1e6
 MAX_ROOT_FIELDS = 5
@@ -64,9 +67,10 @@ class Requests:
         query = _QUERY_LINE.match(message)
         if query is None:
             return "", None
-        request, text, operation = query.group(1), query.group(2), query.group(3).strip()
-        named = _NAMED_OPERATION.match(text)
-        name = operation if operation not in ("", "null") else (named.group(1) if named else "")
+        request, text = query.group(1), message[query.end() :]
+        defined = _DEFINED_OPERATION.findall(text)
+        named = [n for n in _OPERATION_FIELD.findall(text) if n in defined]
+        name = named[0] if named else (defined[0] if _DEFINED_OPERATION.match(text) else "")
         if name:
             self.operations[request] = name
         return request, None

@@ -12,6 +12,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from fnscope.collector.formats.base import Parsed, error_reason
 from fnscope.decoding.arn import function_name
 from fnscope.decoding.budget import take_records
@@ -297,20 +299,21 @@ _BETWEEN_RECORDS = re.compile(r"\s*,\s*")
 
 
 def _records_before_a_cut(broken: Undecodable) -> tuple[list[Any], Undecodable]:
-    """A log file cut short (a partial download, a disk that filled) keeps the records before the cut: they are
-    read one by one from the file's opening, and what follows the last whole one stays undecodable."""
+    """A log file cut short (a partial download, a disk that filled) keeps the records before the cut: each is
+    found from the file's opening and read as a whole body would be (orjson: no NaN, no raw control characters),
+    and what follows the last whole one stays undecodable."""
     opening = _FILE_OPENING.match(broken.text)
     if opening is None:
         return [], broken
-    decoder = json.JSONDecoder(strict=False)
+    finder = json.JSONDecoder(strict=False)
     records: list[Any] = []
     pos = opening.end()
     while True:
         try:
-            record, end = decoder.raw_decode(broken.text, pos)
-        except (json.JSONDecodeError, RecursionError):
+            _, end = finder.raw_decode(broken.text, pos)
+            records.append(orjson.loads(broken.text[pos:end]))
+        except (ValueError, RecursionError):  # JSONDecodeError and orjson's are ValueErrors; so is a 5000-digit int
             break
-        records.append(record)
         between = _BETWEEN_RECORDS.match(broken.text, end)
         if between is None:
             pos = end

@@ -107,14 +107,13 @@ def _scan_documents(text: str) -> Iterator[Any | Undecodable]:
             return
         try:
             doc, pos = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or an integer of 4300+ digits
             match = _RESYNC.search(text, pos + 1)
             stop = match.start() if match else end
-            detail = (
-                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-                if isinstance(exc, json.JSONDecodeError)
-                else "nested too deeply"
-            )
+            if isinstance(exc, json.JSONDecodeError):
+                detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            else:
+                detail = "nested too deeply" if isinstance(exc, RecursionError) else "a number too long"
             yield Undecodable(text[pos:stop], f"not JSON ({detail})")
             pos = stop
             continue
@@ -139,8 +138,9 @@ def decode_documents_strict(data: bytes) -> tuple[list[Any], tuple[str, bytes] |
     while pos < end:
         try:
             value, pos = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            return values, (f"not JSON at offset {pos}: {exc.msg}", text[pos:].encode())
+        except (ValueError, RecursionError) as exc:  # also an integer of 4300+ digits, or absurd nesting
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "a number too long or nesting too deep"
+            return values, (f"not JSON at offset {pos}: {why}", text[pos:].encode())
         values.append(value)
         pos = _WS.match(text, pos).end()
     if not values:
