@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ class Output:
 
 def current() -> Output:
     """Where this run's output goes and how it may look."""
-    tty = click.get_text_stream("stdout").isatty()
+    tty = sys.stdout.isatty()
     color = tty and not os.environ.get("NO_COLOR") and not flag(NO_COLOR)
     width: int | None = shutil.get_terminal_size().columns if tty else _columns_env()
     return Output(tty=tty, color=color, width=width, wide=flag(WIDE))
