@@ -23,6 +23,9 @@ _HISTORY_COLUMNS = [
     "target", "format", "delivery", "attempts", "http_status", "error", "delivery_ms",
 ]  # fmt: skip
 
+# Silences in force per tenant: each is matched against every alert whose notice is due, for every tenant.
+MAX_ACTIVE_SILENCES = 200
+
 
 def _at(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
@@ -105,6 +108,11 @@ class AlertStore:
 
     # --- silences and acknowledgements made through the API (v010) ---------------------------------------
 
+    def active_silence_count(self, tenant: str) -> int:
+        sql = "SELECT count() FROM alert_silences FINAL WHERE tenant = {tenant:String} AND ends_at > now64(3)"
+        with self._lock:
+            return int(self.client.query(sql, parameters={"tenant": tenant}).result_rows[0][0])
+
     def add_silence(
         self, tenant: str, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, comment: str, by: str
     ) -> dict[str, Any]:
@@ -151,7 +159,8 @@ class AlertStore:
         holds only its own tenant's alerts (a ``tenant`` matcher)."""
         sql = (
             "SELECT tenant, matchers, starts_at, ends_at, comment, created_by FROM alert_silences FINAL "
-            "WHERE ends_at > now64(3) AND ({tenant:String} = '' OR tenant = {tenant:String})"
+            "WHERE ends_at > now64(3) AND ({tenant:String} = '' OR tenant = {tenant:String}) "
+            f"ORDER BY created_at LIMIT {MAX_ACTIVE_SILENCES} BY tenant"
         )
         with self._lock:
             rows = self.client.query(sql, parameters={"tenant": tenant}).named_results()

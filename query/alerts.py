@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.notify import Notifier
 from fnscope.alerts.silences import matching_silence
-from fnscope.alerts.store import ACTIVE_SQL, HISTORY_SQL, AlertStore, decode_row
+from fnscope.alerts.store import ACTIVE_SQL, HISTORY_SQL, MAX_ACTIVE_SILENCES, AlertStore, decode_row
 from fnscope.query.context import QueryContext, api_time
 from fnscope.ratelimit import RateLimiter
 from fnscope.timeparse import parse_duration
@@ -161,7 +161,12 @@ def routes(ctx: QueryContext) -> APIRouter:
     ) -> dict[str, Any]:
         since = api_time(ended_since, "ended_since")
         listed = await run_in_threadpool(alert_store().silences, tenant, since)
-        return {"silences": listed, "configured": [s.model_dump(mode="json") for s in ctx.settings.alerts.silences]}
+        configured = [  # the operator's own: only those that may hold this tenant's alerts, never another's
+            s.model_dump(mode="json")
+            for s in ctx.settings.alerts.silences
+            if s.matchers.get("tenant", tenant) == tenant
+        ]
+        return {"silences": listed, "configured": configured}
 
     @router.post("/alerts/silences", summary="Hold back notifications of matching alerts for a while (admin)")
     async def api_silence(
@@ -170,7 +175,10 @@ def routes(ctx: QueryContext) -> APIRouter:
         matchers = _check_matchers(body.matchers)
         starts, ends = _silence_window(body)
         who = ctx.auth.who(request)
-        return await run_in_threadpool(alert_store().add_silence, tenant, matchers, starts, ends, body.comment, who)
+        store = alert_store()
+        if await run_in_threadpool(store.active_silence_count, tenant) >= MAX_ACTIVE_SILENCES:
+            raise HTTPException(409, f"{MAX_ACTIVE_SILENCES} silences are in force already: expire some first")
+        return await run_in_threadpool(store.add_silence, tenant, matchers, starts, ends, body.comment, who)
 
     @router.delete("/alerts/silences/{silence_id}", summary="End a silence now (admin)")
     async def api_expire_silence(

@@ -37,6 +37,7 @@ _PRINCIPAL = (
 )
 # CloudTrail's eventCategory values; a record without one (eventVersion before 1.07) counts as Management
 CATEGORIES = ("Management", "Data", "NetworkActivity", "Insight")
+MAX_DETAILED = 1000  # rows a details=true answer may carry: each may hold up to 3 x 64 KiB of its record
 
 
 def prefix_pattern(value: str) -> str:
@@ -282,8 +283,13 @@ def routes(ctx: QueryContext) -> APIRouter:
             [], description=f"only these event categories ({', '.join(CATEGORIES)}; default: all)"
         ),
         hide_reads: bool = Query(False, description="leave out read-only calls (records that don't say stay)"),
-        details: bool = Query(True, description="each row's requestParameters, responseElements, additionalEventData"),
+        details: bool = Query(
+            False,
+            description=f"each row's requestParameters, responseElements, additionalEventData (at most {MAX_DETAILED} rows)",
+        ),
     ) -> Response:
+        if details and limit > MAX_DETAILED:
+            raise HTTPException(400, f"limit: at most {MAX_DETAILED} rows with details=true")
         req = AuditRequest(
             tenant,
             principal,

@@ -20,6 +20,7 @@ from fnscope.alerts.config import AlertSettings, Silence
 from fnscope.alerts.evaluator import Evaluator
 from fnscope.alerts.signals import Signals
 from fnscope.alerts.silences import Silences
+from fnscope.alerts.store import MAX_ACTIVE_SILENCES
 from fnscope.auth import fingerprint
 from fnscope.query.audit_details import CUT_KEY, MAX_ITEMS, MAX_PART_BYTES, MAX_STRING, bounded
 from tests.conftest import FNSCOPE, Process, all_stored, free_port, wait_http
@@ -34,6 +35,8 @@ alerts:
   tick_s: 0.2
   rules:
     - {name: cloudtrail-stopped, window_s: 60, resolve_after_s: 600}
+  silences:
+    - {matchers: {tenant: globex, rule: canary-regression}, comment: "globex migration window"}
 """
 
 
@@ -208,6 +211,25 @@ def test_silence_requests_are_checked(up: Up) -> None:
         assert response.status_code in (400, 422) and named in response.text, (body, response.text)
 
 
+def test_a_tenant_sees_only_the_configured_silences_that_may_hold_its_alerts(up: Up) -> None:
+    assert up.get("/api/alerts/silences", READER)["configured"] == []
+    (mine,) = up.get("/api/alerts/silences", OTHER)["configured"]
+    assert mine["comment"] == "globex migration window"
+
+
+def test_a_tenant_has_at_most_so_many_silences_in_force(up: Up) -> None:
+    body = {"matchers": {"rule": "cloudtrail-stopped", "principal": "nobody"}, "duration": "1h", "comment": "load"}
+    made = []
+    for _ in range(MAX_ACTIVE_SILENCES):
+        response = up.call("POST", "/api/alerts/silences", OTHER, json=body)
+        assert response.status_code == 200, response.text
+        made.append(response.json()["id"])
+    refused = up.call("POST", "/api/alerts/silences", OTHER, json=body)
+    assert refused.status_code == 409 and "expire some first" in refused.json()["detail"]
+    assert up.call("DELETE", f"/api/alerts/silences/{made[0]}", OTHER).status_code == 200
+    assert up.call("POST", "/api/alerts/silences", OTHER, json=body).status_code == 200
+
+
 def test_audit_rows_carry_request_parameters_and_response_elements_bounded(up: Up) -> None:
     put = stop_logging("carol", eventName="PutFunctionConcurrency20171031", eventSource="lambda.amazonaws.com",
                        requestParameters={"functionName": "checkout", "reservedConcurrentExecutions": 7},
@@ -218,7 +240,8 @@ def test_audit_rows_carry_request_parameters_and_response_elements_bounded(up: U
                         requestParameters={"policy": "x" * (MAX_PART_BYTES + 1)})  # fmt: skip
     up.trail(put, wide, huge)
     all_stored(up.url, f"Bearer {SENDER}")
-    rows = {r["event_id"]: r for r in up.get("/api/audit", READER, principal="carol", since="1h")["results"]}
+    found = up.get("/api/audit", READER, principal="carol", since="1h", details="true")["results"]
+    rows = {r["event_id"]: r for r in found}
     assert rows[put["eventID"]]["request_parameters"] == put["requestParameters"]
     assert rows[put["eventID"]]["response_elements"] == {"reservedConcurrentExecutions": 7}
     cut = rows[wide["eventID"]]["request_parameters"]
@@ -226,9 +249,10 @@ def test_audit_rows_carry_request_parameters_and_response_elements_bounded(up: U
     assert cut["key0"].endswith(f"… [cut: {MAX_STRING + 10:,} characters]")
     assert rows[wide["eventID"]]["response_elements"] is None
     assert "too large to show" in rows[huge["eventID"]]["request_parameters"][CUT_KEY]
-    # without them when not wanted
-    bare = up.get("/api/audit", READER, principal="carol", since="1h", details="false")["results"]
+    # without them unless asked (as the CLI asks), and never for more rows than a page
+    bare = up.get("/api/audit", READER, principal="carol", since="1h")["results"]
     assert bare and all("request_parameters" not in r for r in bare)
+    assert up.call("GET", "/api/audit", READER, params={"details": "true", "limit": 5000}).status_code == 400
 
 
 def test_bounded_cuts_depth_lists_and_total_size() -> None:

@@ -240,7 +240,7 @@ export async function render(view, { params, setParams }) {
       return;
     }
     const changes = params.get("changes") === "true"; // older links: readOnly false only
-    const out = await api("/api/audit", { ...filters, changes, ...scopeParams(params), since, limit: 500 });
+    const out = await api("/api/audit", { ...filters, changes, ...scopeParams(params), since, limit: 500, details: true });
     resultsTitle.replaceChildren(
       "Events ",
       el("span", { class: "count", dataset: { shown: String(out.results.length) } }, `(${out.results.length} shown, newest first)`),
