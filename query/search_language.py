@@ -282,8 +282,9 @@ _BARE_VALUE = re.compile(r"[\w.@$\-+/:,#%&!?~^|\[\]{}']+")
 
 def equals_filter(name: str, value: str) -> str | None:
     """``name:value`` as the query language reads it back (quoted when needed), or None when no filter can say it
-    (a name the language can't write, a NUL, or longer than a query may be)."""
-    if not _FIELD_NAME.fullmatch(name) or "\x00" in value:
+    exactly: a name the language can't write, a NUL, longer than a query may be, or an empty value (``key:""``
+    also matches lines without the key)."""
+    if not _FIELD_NAME.fullmatch(name) or "\x00" in value or not value:
         return None
     if _BARE_VALUE.fullmatch(value):
         written = f"{name}:{value}"

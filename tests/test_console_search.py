@@ -89,6 +89,11 @@ TOGGLES = [
     ("(timeout OR oom) level:error", "level:error", "(timeout OR oom)"),
     ("function:ab", "function:a", "function:ab function:a"),  # a longer term is another term
     ('plan:"pro plus" x', 'plan:"pro plus"', "x"),
+    # a term taking part in an OR or a NOT isn't a filter of the whole query: a click ANDs the filter instead
+    ("timeout OR level:error", "level:error", "(timeout OR level:error) level:error"),
+    ("(level:error OR level:warn)", "level:error", "(level:error OR level:warn) level:error"),
+    ("NOT level:error", "level:error", "NOT level:error level:error"),
+    ("-level:error", "level:error", "-level:error level:error"),
 ]
 
 

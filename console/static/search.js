@@ -140,14 +140,33 @@ function zoomOf(params) {
 
 const isoOf = (seconds) => new Date(Math.round(seconds * 1000)).toISOString();
 
-// Where `filter` stands in the query as a term of its own (not inside a longer one), else -1.
+// Where the filter stands in the query as one of its ANDed terms (so taking it out only widens the query), or -1:
+// not inside parentheses or a phrase, not negated (-x, NOT x), and the query has no OR at its top level.
 function termAt(q, filter) {
+  if (topLevelOr(q)) return -1;
   for (let at = q.indexOf(filter); at >= 0; at = q.indexOf(filter, at + 1)) {
     const before = at === 0 ? " " : q[at - 1];
     const after = q[at + filter.length] ?? " ";
-    if (/[\s(]/.test(before) && /[\s)]/.test(after)) return at;
+    const negated = /(^|\s)NOT\s+$/.test(q.slice(0, at));
+    if (/\s/.test(before) && /\s/.test(after) && !negated && depthAt(q, at) === 0) return at;
   }
   return -1;
+}
+
+// How many parentheses are open at position `end` (-1 inside a phrase).
+function depthAt(q, end) {
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < end; i++) {
+    const ch = q[i];
+    if (quoted) {
+      if (ch === "\\") i++;
+      else if (ch === '"') quoted = false;
+    } else if (ch === '"') quoted = true;
+    else if (ch === "(") depth++;
+    else if (ch === ")") depth--;
+  }
+  return quoted ? -1 : depth;
 }
 
 // Whether the query has an OR outside parentheses and phrases (then a term added must AND all of it, not its end).
