@@ -34,8 +34,8 @@ SELECT stage, deployment_id, canary,
        countIf(status >= 400 AND status < 500 AND NOT throttled) AS client_errors,
        countIf(status >= 500 AND NOT throttled) AS server_errors,
        countIf(throttled) AS throttles,
-       quantileExact(0.5)(latency_ms) AS p50_ms,
-       quantileExact(0.99)(latency_ms) AS p99_ms,
+       quantileTDigest(0.5)(latency_ms) AS p50_ms,
+       quantileTDigest(0.99)(latency_ms) AS p99_ms,
        min(time) AS first_seen, max(time) AS last_seen
 FROM api_access FINAL
 WHERE {_RANGE} AND ({{stage:String}} = '' OR stage = {{stage:String}})
@@ -51,7 +51,7 @@ SELECT canary,
        countIf(status >= 500 AND NOT throttled) AS errors,
        countIf(status = 504 AND NOT throttled) AS timeouts,
        countIf(throttled) AS throttles,
-       quantileExactIf(0.99)(latency_ms, NOT throttled) AS p99_ms,
+       quantileTDigestIf(0.99)(latency_ms, NOT throttled) AS p99_ms,
        countIf(latency_ms IS NOT NULL AND NOT throttled) AS timed,
        countIf(latency_ms > {{threshold:Float64}} AND NOT throttled) AS slow
 FROM api_access FINAL

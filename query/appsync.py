@@ -25,8 +25,8 @@ _OPERATIONS = f"""
 SELECT api_id, route AS operation,
        count() AS requests,
        countIf(status >= 400 OR error_message != '') AS errors,
-       quantileExact(0.5)(latency_ms) AS p50_ms,
-       quantileExact(0.99)(latency_ms) AS p99_ms
+       quantileTDigest(0.5)(latency_ms) AS p50_ms,
+       quantileTDigest(0.99)(latency_ms) AS p99_ms
 FROM api_access FINAL
 WHERE tenant = {{tenant:String}} AND source = 'appsync' AND ({{api:String}} = '' OR api_id = {{api:String}})
   AND time >= {{lo:DateTime64(3)}} AND time < {{hi:DateTime64(3)}}
@@ -40,8 +40,8 @@ SELECT substring(log_group, {len(GROUP_PREFIX) + 1}) AS api_id,
        countIf(fields['logType'] = 'Tracing') AS calls,
        uniqExactIf(request_id, fields['logType'] IN ('RequestMapping', 'ResponseMapping')
                                AND fields['fieldInError'] = 'true') AS errors,
-       quantileExactIf(0.5)(toFloat64OrNull(fields['duration']) / 1e6, fields['logType'] = 'Tracing') AS p50_ms,
-       quantileExactIf(0.99)(toFloat64OrNull(fields['duration']) / 1e6, fields['logType'] = 'Tracing') AS p99_ms
+       quantileTDigestIf(0.5)(toFloat64OrNull(fields['duration']) / 1e6, fields['logType'] = 'Tracing') AS p50_ms,
+       quantileTDigestIf(0.99)(toFloat64OrNull(fields['duration']) / 1e6, fields['logType'] = 'Tracing') AS p99_ms
 FROM function_logs FINAL
 WHERE tenant = {{tenant:String}} AND function = ''
   AND log_group = if({{api:String}} = '', log_group, concat('{GROUP_PREFIX}', {{api:String}}))

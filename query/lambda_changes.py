@@ -62,6 +62,9 @@ _LAYERED = (
 )
 
 
+LAYERS_LOOKBACK_DAYS = 400  # how far before a range its functions' earlier layers are looked for (over a year)
+
+
 def function_changes(
     runner: QueryRunner, tenant: str, function: str, since: datetime, until: datetime, limit: int = 20
 ) -> list[dict[str, Any]]:
@@ -73,16 +76,19 @@ def function_changes(
     )
     params = {"tenant": tenant, "function": function, "since": since, "until": until, "limit": limit}
     rows = run(runner, sql, params, MAX_SECONDS)
-    before = run(
-        runner,
-        f"SELECT raw FROM audit_events WHERE tenant = {{tenant:String}} AND function = {{function:String}} "
-        f"AND time < {{since:DateTime64(3)}} AND error_code = '' AND {_LAYERED} ORDER BY time DESC LIMIT 1",
-        params,
-        MAX_SECONDS,
-    )
-    layers = _layers(_load(before[0]["raw"])) if before else None
-    for row in reversed(rows):  # oldest first: each layer change is told against the layers before it
-        record = _load(row.pop("raw"))
+    records = [_load(row.pop("raw")) for row in rows]
+    layers = None
+    if any(_layers(record) is not None for record in records):  # the layers the function had before the range
+        before = run(
+            runner,
+            f"SELECT raw FROM audit_events WHERE tenant = {{tenant:String}} AND function = {{function:String}} "
+            f"AND time < {{since:DateTime64(3)}} AND time >= {{since:DateTime64(3)}} - INTERVAL {LAYERS_LOOKBACK_DAYS} DAY "
+            f"AND error_code = '' AND {_LAYERED} ORDER BY time DESC LIMIT 1",
+            params,
+            MAX_SECONDS,
+        )
+        layers = _layers(_load(before[0]["raw"])) if before else None
+    for row, record in zip(reversed(rows), reversed(records), strict=True):  # oldest first: against the layers before
         row["summary"] = summarize(row["action"], record, layers)
         named = _layers(record)
         if named is not None and not row["error_code"]:

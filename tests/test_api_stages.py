@@ -89,7 +89,7 @@ def _expected(lines: list[dict[str, Any]]) -> dict[tuple[str, str, bool | None],
         out[key] = {
             "requests": len(group),
             "server_errors": sum(line["status"] == "502" for line in group),
-            "p99_ms": latencies[int(0.99 * len(latencies))],  # ClickHouse's quantileExact: no interpolation
+            "p99_ms": pytest.approx(latencies[int(0.99 * len(latencies))], rel=0.05),  # a t-digest: bounded memory
         }
     return out
 
