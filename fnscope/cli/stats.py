@@ -10,7 +10,8 @@ import click
 from fnscope.cli import human
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
 from fnscope.cli.flags import table_options
-from fnscope.cli.output import Column, print_table, when
+from fnscope.cli.inert import terminal
+from fnscope.cli.output import Column, current, print_table, when
 
 
 def _headroom(value: Any) -> str:
@@ -30,8 +31,11 @@ _P99 = Column("p99_ms", "p99", show=human.millis, keep=80, right=True)
 _PEAK = Column("peak_concurrency", "peak conc.", show=human.count, keep=60, right=True)
 _LIMIT = Column("concurrency_limit", "limit", show=human.count, keep=55, right=True)
 _HEADROOM = Column("headroom", show=_headroom, style=when(lambda v: v < 0, "bold red"), keep=75, right=True)
+# reserved concurrency 0: Lambda runs none of its invocations (said in words, so it shows without colour too)
+_DISABLED = Column("disabled", "state", show=lambda v: "DISABLED" if v else "", style=when(bool, "bold red"), keep=95)
 TABLE_COLUMNS = [
     _FUNCTION,
+    _DISABLED,
     _INVOCATIONS,
     _ERRORS,
     Column("timeouts", show=human.count, style=_POSITIVE, keep=30, right=True),
@@ -65,6 +69,14 @@ SERIES_COLUMNS = [
     _P50,
     _P99,
 ]
+
+
+def disabled_note(function: str, disabled: dict[str, Any]) -> str:
+    """Who disabled a function, when and from where, in one line (every part inert: terminal escapes shown)."""
+    at = human.ago(disabled.get("at")) if current().relative_times else disabled.get("at", "")
+    by = disabled.get("by") or "an unknown principal"
+    where = f" from {disabled['source_ip']}" if disabled.get("source_ip") else ""
+    return terminal(f"{function} is disabled (reserved concurrency 0) by {by}{where}, {at}")
 
 
 @click.command()
@@ -111,6 +123,9 @@ def stats(
         click.echo(json.dumps(out if versions else out["functions"], indent=2))
         return
     print_table(out["functions"], TABLE_COLUMNS)
+    for row in out["functions"]:
+        if row.get("disabled"):
+            click.echo(disabled_note(row["function"], row["disabled"]))
     if out.get("accounts"):
         print_table(out["accounts"], ACCOUNT_COLUMNS)
     if versions:
