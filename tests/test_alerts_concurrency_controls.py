@@ -26,6 +26,12 @@ ACCOUNT = "111122223333"
 
 
 def concurrency_call(function: str, at: float, reserved: int | None, who: str = "ops", ip: str = "203.0.113.9") -> list:
+    """PutFunctionConcurrency (``reserved``) or DeleteFunctionConcurrency (None), through the CloudTrail parser."""
+    body = orjson.dumps({"Records": [concurrency_record(function, at, reserved, who, ip)]})
+    return cloudtrail.parse(body, IngestContext(audit=True)).events
+
+
+def concurrency_record(function: str, at: float, reserved: int | None, who: str, ip: str) -> dict:
     """PutFunctionConcurrency (``reserved``) or DeleteFunctionConcurrency (None), as CloudTrail writes them."""
     put = reserved is not None
     record = {
@@ -47,7 +53,7 @@ def concurrency_call(function: str, at: float, reserved: int | None, who: str = 
         "managementEvent": True,
         "recipientAccountId": ACCOUNT,
     }  # fmt: skip
-    return cloudtrail.parse(orjson.dumps({"Records": [record]}), IngestContext(audit=True)).events
+    return record
 
 
 def _evaluator(clock: Clock, rules: list[dict] | None = None) -> Evaluator:
