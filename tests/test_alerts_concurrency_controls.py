@@ -4,9 +4,13 @@ chDB."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import orjson
 import pytest
 
@@ -20,6 +24,7 @@ from fnscope.processors.writer import EventWriter
 from fnscope.query.runner import QueryRunner
 from fnscope.query.stats import StatsRequest, stats
 from fnscope.sink import IngestContext
+from tests.conftest import FNSCOPE, start_fnscope_up
 from tests.test_alerts_rules import Clock
 
 ACCOUNT = "111122223333"
@@ -225,3 +230,44 @@ def test_stats_show_a_disabled_function_with_who_when_and_where_even_without_tra
     assert disabled["source_ip"] == "198.51.100.7"
     assert disabled["at"] == datetime.fromtimestamp(now - 300, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert rows["orders"]["invocations"] == 0 and rows["orders"]["concurrency_limit"] == 0
+
+
+def test_fnscope_up_shows_who_disabled_a_function_in_the_api_the_cli_and_an_alert(tmp_path) -> None:
+    url, proc = start_fnscope_up(tmp_path / "data", tmp_path / "up.log")
+    try:
+        now = float(int(datetime.now(UTC).timestamp()))
+        body = {"Records": [concurrency_record("orders", now - 90, 0, "mallory", "198.51.100.7")]}
+        r = httpx.post(f"{url}/ingest/cloudtrail", params={"wait": "stored"}, content=orjson.dumps(body), timeout=30)
+        assert r.status_code == 200 and r.json()["stored"], r.text
+        (row,) = httpx.get(f"{url}/api/stats", params={"since": "1h"}, timeout=30).json()["functions"]
+        assert row["function"] == "orders" and row["disabled"]["source_ip"] == "198.51.100.7"
+
+        shown = subprocess.run(
+            [*FNSCOPE, "stats", "--api", url], capture_output=True, text=True, timeout=120, env=_plain_env()
+        )
+        assert shown.returncode == 0, shown.stderr
+        header, first = shown.stdout.splitlines()[:2]
+        assert header.split()[:2] == ["function", "state"] and first.split()[:2] == ["orders", "DISABLED"]
+        at = datetime.fromtimestamp(now - 90, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert (
+            f"orders is disabled (reserved concurrency 0) by arn:aws:iam::{ACCOUNT}:user/mallory from 198.51.100.7, {at}"
+            in shown.stdout.splitlines()
+        )
+
+        deadline = time.monotonic() + 30  # the alert service evaluates stored batches on its own thread
+        while not (alerts := [a for a in _alerts(url) if a["rule"] == "function-disabled"]):
+            assert time.monotonic() < deadline, "no function-disabled alert"
+            time.sleep(0.3)
+        assert alerts[0]["state"] == "firing" and alerts[0]["labels"]["function"] == "orders"
+        assert "by arn:aws:iam::111122223333:user/mallory from 198.51.100.7" in alerts[0]["summary"]
+    finally:
+        proc.stop()
+
+
+def _alerts(url: str) -> list[dict]:
+    return httpx.get(f"{url}/api/alerts", timeout=30).json()["alerts"]
+
+
+def _plain_env() -> dict[str, str]:
+    """Piped, without the terminal settings of whoever runs the tests."""
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FNSCOPE_API")}

@@ -35,7 +35,6 @@ _HEADROOM = Column("headroom", show=_headroom, style=when(lambda v: v < 0, "bold
 _DISABLED = Column("disabled", "state", show=lambda v: "DISABLED" if v else "", style=when(bool, "bold red"), keep=95)
 TABLE_COLUMNS = [
     _FUNCTION,
-    _DISABLED,
     _INVOCATIONS,
     _ERRORS,
     Column("timeouts", show=human.count, style=_POSITIVE, keep=30, right=True),
@@ -122,7 +121,8 @@ def stats(
     if as_json:
         click.echo(json.dumps(out if versions else out["functions"], indent=2))
         return
-    print_table(out["functions"], TABLE_COLUMNS)
+    disabled = any(row.get("disabled") for row in out["functions"])
+    print_table(out["functions"], [_FUNCTION, _DISABLED, *TABLE_COLUMNS[1:]] if disabled else TABLE_COLUMNS)
     for row in out["functions"]:
         if row.get("disabled"):
             click.echo(disabled_note(row["function"], row["disabled"]))
