@@ -20,6 +20,12 @@ never their sum. That is exact when each family alone saw every init, and a lowe
 some. ``platform.initStart`` alone says an init began but not for how long: it is not counted until its
 report comes.
 
+An init report's end is the moment its environment's first invocation starts, but that start is known from
+other facts (``platform.start``, a REPORT's time less its duration), each to the millisecond and a millisecond
+or so apart: an init report's span ends ``INIT_REPORT_TRIM_MS`` early, so it never overlaps the start of the
+invocation it preceded (which would count the environment twice for that instant). The REPORT family needs no
+trim: its init ends exactly where its own invocation starts.
+
 The sweep puts +1 at each start and -1 at each end, nets them per millisecond, adds a 0 "tick" at every
 second boundary, and takes a running sum: its value after each millisecond is exactly the number running
 then, so a second's peak is the max over its ticks and event instants. The inits enter the sweep as the
@@ -40,6 +46,7 @@ _MAX_SPAN = "INTERVAL 20 MINUTE"
 # The family of an init report by where it came from: the paths that carry the same line under the same id
 # (CloudWatch subscription and Firehose; Telemetry API and the OpenTelemetry layer) are one family.
 INIT_FAMILY = "if(source IN ('cloudwatch', 'firehose'), 'logs', 'telemetry')"
+INIT_REPORT_TRIM_MS = 10
 
 _WINDOW = f"time >= {{lo:DateTime64(3)}} - {_MAX_SPAN} AND time < {{hi:DateTime64(3)}} + {_MAX_SPAN}"
 
@@ -59,7 +66,8 @@ init_spans AS (
     SELECT account, function, 'report' AS family, s - toIntervalMillisecond(toInt64(round(init))) AS a, s AS b
     FROM requests WHERE init > 0
     UNION ALL
-    SELECT account, function, {INIT_FAMILY} AS family, t - toIntervalMillisecond(toInt64(round(dur))) AS a, t AS b
+    SELECT account, function, {INIT_FAMILY} AS family, t - toIntervalMillisecond(toInt64(round(dur))) AS a,
+           t - toIntervalMillisecond({INIT_REPORT_TRIM_MS}) AS b
     FROM (
         SELECT max(account) AS account, function, any(source) AS source, min(time) AS t,
                max(init_duration_ms) AS dur

@@ -29,6 +29,7 @@ from kafka import KafkaProducer
 
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation, stable_id
 from fnscope.kafka_admin import ensure_topics
+from fnscope.processors.health_concurrency import INIT_REPORT_TRIM_MS
 from fnscope.processors.kafka_processor import KafkaSource
 from fnscope.processors.log_processor import LogProcessor
 from fnscope.processors.store import open_store
@@ -168,7 +169,8 @@ def intervals(events: list[Event]) -> dict[tuple[str, str], tuple[int, int, str]
 
 def init_spans(events: list[Event]) -> dict[str, dict[str, list[tuple[int, int]]]]:
     """function -> family -> init spans (ms): each REPORT's Init Duration before its request's start, and each
-    init report (one per id: copies count once) by its family of paths."""
+    init report (one per id: copies count once) by its family of paths, ending a little early (the start of the
+    invocation after it is known only to a millisecond or so)."""
     starts = {key: s for key, (s, _e, _a) in intervals(events).items()}
     by_report: dict[tuple[str, str], int] = {}
     by_id: dict[str, tuple[str, str, int, int]] = {}
@@ -178,7 +180,7 @@ def init_spans(events: list[Event]) -> dict[str, dict[str, list[tuple[int, int]]
         elif isinstance(e, Invocation) and e.kind == "init_report":
             end = round((e.time - BASE).total_seconds() * 1000)
             family = "logs" if e.source in ("cloudwatch", "firehose") else "telemetry"
-            by_id[e.event_id] = (e.function, family, end - round(e.init_duration_ms or 0), end)
+            by_id[e.event_id] = (e.function, family, end - round(e.init_duration_ms or 0), end - INIT_REPORT_TRIM_MS)
     out: dict[str, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
     for (function, rid), init in by_report.items():
         out[function]["report"].append((starts[(function, rid)] - init, starts[(function, rid)]))
@@ -500,3 +502,18 @@ def test_overlapping_initialisations_count_as_lambda_counts_them(store, report_s
     row = stats(QueryRunner(store), req)["functions"][0]
     assert row["peak_concurrency"] == 4
     assert row["cold_starts"] == (3 if report_states_init else 0)
+
+
+def test_an_init_report_a_millisecond_after_its_invocation_started_counts_the_environment_once(store) -> None:
+    """The Telemetry initReport's time and the invocation's start (the REPORT's time less its duration) come from
+    different facts and may disagree by a millisecond: the environment is still one."""
+    tenant = f"handoff-{uuid.uuid4().hex[:8]}"
+    cold = Inv("orders", "cold", "1", 1_000, 500, "success", 300, "first", False)
+    events = facts(cold) + init_reports("orders", "cold", 1_001, 300, ("telemetry",))
+    for e in events:
+        e.tenant = tenant
+    writer = EventWriter(store)
+    writer.write(events)
+    writer.health.flush()
+    peaks = {b: p for (scope, _k, res, b), p in stored_peaks(store, tenant).items() if res == 1 and scope == "function"}
+    assert max(peaks.values()) == 1
