@@ -25,7 +25,7 @@ from fnscope.query.runner import QueryRunner
 from fnscope.query.stats import StatsRequest, stats
 from fnscope.sink import IngestContext
 from tests.conftest import FNSCOPE, start_fnscope_up
-from tests.test_alerts_rules import Clock
+from tests.test_alerts_rules import T0, Clock
 
 ACCOUNT = "111122223333"
 
@@ -271,3 +271,22 @@ def _alerts(url: str) -> list[dict]:
 def _plain_env() -> dict[str, str]:
     """Piped, without the terminal settings of whoever runs the tests."""
     return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FNSCOPE_API")}
+
+
+def test_the_alerts_concurrency_counts_a_cold_starts_init() -> None:
+    """A warm invocation over 0-5 s and a cold start whose 1 s init (stated by its REPORT) runs 1-2 s: two at once."""
+    signals = Signals(3600, 1000)
+    base = T0.timestamp()
+
+    def report(rid: str, start: float, end: float, init_ms: float | None) -> Invocation:
+        return Invocation(
+            event_id="", time=datetime.fromtimestamp(end, UTC), source="telemetry", function="orders", request_id=rid,
+            kind="report", duration_ms=(end - start) * 1000, start_time=datetime.fromtimestamp(start, UTC),
+            init_duration_ms=init_ms, cold_start=init_ms is not None,
+        )  # fmt: skip
+
+    signals.observe([report("warm", base, base + 5, None), report("cold", base + 2, base + 2.1, 1000.0)], base + 6)
+    fn = signals.functions[("default", "orders")]
+    assert signals.peak_concurrency(fn, base + 1, base + 6, until=base + 2) == 2  # the init, beside the warm one
+    assert signals.peak_concurrency(fn, base, base + 6, until=base + 1) == 1  # before the init
+    assert signals.peak_concurrency(fn, base + 2.2, base + 6) == 1  # after the cold invocation
