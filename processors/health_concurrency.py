@@ -29,13 +29,16 @@ trim: its init ends exactly where its own invocation starts.
 The sweep puts +1 at each start and -1 at each end, nets them per millisecond, adds a 0 "tick" at every
 second boundary, and takes a running sum: its value after each millisecond is exactly the number running
 then, so a second's peak is the max over its ticks and event instants. The inits enter the sweep as the
-steps of their per-function maximum over families. Whole minutes are swept, so the minute rows are exact
+steps of their per-function maximum over families (``init_steps``). Whole minutes are swept, so the minute rows are exact
 too; hours are the max of their minutes.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import groupby
 
 from clickhouse_connect.driver.client import Client
 
@@ -50,78 +53,58 @@ INIT_REPORT_TRIM_MS = 10
 
 _WINDOW = f"time >= {{lo:DateTime64(3)}} - {_MAX_SPAN} AND time < {{hi:DateTime64(3)}} + {_MAX_SPAN}"
 
-_SWEEP = f"""
-INSERT INTO concurrency_peaks (tenant, scope, key, resolution, bucket, peak, computed_at)
-WITH
-requests AS (
-    SELECT max(account) AS account, function,
-           min(coalesce(start_time, time)) AS s, minIf(time, kind = 'report') AS e,
+# Every init span that can overlap the window, by family: few rows (cold starts are few). The per-function maximum
+# over families is taken in Python (``init_steps``) and handed to the sweep as steps: the same in SQL, with its
+# window functions and joins, cost more than the whole sweep on a busy minute.
+_INIT_SPANS = f"""
+SELECT function, max(account) AS account, 'report' AS family, s - toIntervalMillisecond(toInt64(round(init))) AS a,
+       s AS b
+FROM (
+    SELECT function, max(account) AS account, min(coalesce(start_time, time)) AS s,
            maxIf(coalesce(init_duration_ms, 0), kind = 'report') AS init
     FROM invocations
     WHERE tenant = {{tenant:String}} AND kind IN ('report', 'start') AND {_WINDOW}
+      AND if(request_id != '', request_id, event_id) IN (
+          SELECT if(request_id != '', request_id, event_id) FROM invocations
+          WHERE tenant = {{tenant:String}} AND kind = 'report' AND init_duration_ms > 0 AND {_WINDOW})
     GROUP BY function, if(request_id != '', request_id, event_id)
-    HAVING countIf(kind = 'report') > 0
-),
-init_spans AS (
-    SELECT account, function, 'report' AS family, s - toIntervalMillisecond(toInt64(round(init))) AS a, s AS b
-    FROM requests WHERE init > 0
-    UNION ALL
-    SELECT account, function, {INIT_FAMILY} AS family, t - toIntervalMillisecond(toInt64(round(dur))) AS a,
-           t - toIntervalMillisecond({INIT_REPORT_TRIM_MS}) AS b
-    FROM (
-        SELECT max(account) AS account, function, any(source) AS source, min(time) AS t,
-               max(init_duration_ms) AS dur
-        FROM invocations
-        WHERE tenant = {{tenant:String}} AND kind = 'init_report' AND init_duration_ms > 0 AND {_WINDOW}
-        GROUP BY function, event_id
-    )
-),
-init_edges AS (
-    SELECT function, family, edge.1 AS t, edge.2 AS d
-    FROM (
-        SELECT function, family, arrayJoin([(greatest(a, {{lo:DateTime64(3)}}), toInt64(1)), (b, toInt64(-1))]) AS edge
-        FROM init_spans WHERE b > a AND b > {{lo:DateTime64(3)}} AND a < {{hi:DateTime64(3)}}
-    )
-    WHERE edge.1 < {{hi:DateTime64(3)}}
-),
-init_levels AS (
-    -- each family's count at every instant any family changes, then the most of them
-    SELECT function, t, max(n) AS m FROM (
-        SELECT function, t,
-               sum(d) OVER (PARTITION BY function, family ORDER BY t
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n
-        FROM (
-            SELECT function, family, t, sum(d) AS d FROM (
-                SELECT function, family, t, d FROM init_edges
-                UNION ALL
-                SELECT f.function, f.family, i.t, toInt64(0)
-                FROM (SELECT DISTINCT function, family FROM init_edges) AS f
-                INNER JOIN (SELECT DISTINCT function, t FROM init_edges) AS i ON f.function = i.function
-            )
-            GROUP BY function, family, t
-        )
-    )
-    GROUP BY function, t
-),
-init_steps AS (
-    SELECT l.function AS function, a.account AS account, l.t AS t,
-           l.m - lagInFrame(l.m, 1, toInt64(0)) OVER (PARTITION BY l.function ORDER BY l.t
-                                                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS d
-    FROM init_levels AS l
-    INNER JOIN (SELECT function, max(account) AS account FROM init_spans GROUP BY function) AS a
-        ON l.function = a.function
+    HAVING countIf(kind = 'report') > 0 AND init > 0
+)
+GROUP BY function, a, b
+HAVING b > {{lo:DateTime64(3)}} AND a < {{hi:DateTime64(3)}}
+UNION ALL
+SELECT function, account, {INIT_FAMILY} AS family, t - toIntervalMillisecond(toInt64(round(dur))) AS a,
+       t - toIntervalMillisecond({INIT_REPORT_TRIM_MS}) AS b
+FROM (
+    SELECT max(account) AS account, function, any(source) AS source, min(time) AS t, max(init_duration_ms) AS dur
+    FROM invocations
+    WHERE tenant = {{tenant:String}} AND kind = 'init_report' AND init_duration_ms > 0 AND {_WINDOW}
+    GROUP BY function, event_id
+)
+WHERE b > {{lo:DateTime64(3)}} AND a < {{hi:DateTime64(3)}}
+"""
+
+_SWEEP = f"""
+INSERT INTO concurrency_peaks (tenant, scope, key, resolution, bucket, peak, computed_at)
+WITH
+intervals AS (
+    SELECT max(account) AS account, function,
+           min(coalesce(start_time, time)) AS s, minIf(time, kind = 'report') AS e
+    FROM invocations
+    WHERE tenant = {{tenant:String}} AND kind IN ('report', 'start') AND {_WINDOW}
+    GROUP BY function, if(request_id != '', request_id, event_id)
+    HAVING countIf(kind = 'report') > 0 AND e > s AND e > {{lo:DateTime64(3)}} AND s < {{hi:DateTime64(3)}}
 ),
 edges AS (
     SELECT sk.1 AS scope, sk.2 AS key, edge.1 AS t, edge.2 AS d
     FROM (
         SELECT arrayJoin([('function', function), ('account', account), ('total', '')]) AS sk,
                arrayJoin([(greatest(s, {{lo:DateTime64(3)}}), toInt64(1)), (e, toInt64(-1))]) AS edge
-        FROM requests
-        WHERE e > s AND e > {{lo:DateTime64(3)}} AND s < {{hi:DateTime64(3)}}
+        FROM intervals
         UNION ALL
-        SELECT arrayJoin([('function', function), ('account', account), ('total', '')]) AS sk, (t, d) AS edge
-        FROM init_steps
-        WHERE d != 0
+        SELECT arrayJoin([('function', step.1), ('account', step.2), ('total', '')]) AS sk, (step.3, step.4) AS edge
+        FROM (SELECT arrayJoin(arrayZip({{init_functions:Array(String)}}, {{init_accounts:Array(String)}},
+                                        {{init_times:Array(DateTime64(3))}}, {{init_steps:Array(Int64)}})) AS step)
     )
     WHERE edge.1 < {{hi:DateTime64(3)}}
 ),
@@ -153,6 +136,39 @@ GROUP BY tenant, scope, key, hour
 """
 
 
+def init_steps(
+    spans: Iterable[tuple[str, str, str, datetime, datetime]], lo: datetime
+) -> list[tuple[str, str, datetime, int]]:
+    """(function, account, family, start, end) spans -> (function, account, instant, step): per function, the
+    changes of the most environments any one family shows initialising, spans cut at ``lo``."""
+    edges: dict[str, list[tuple[datetime, str, int]]] = defaultdict(list)
+    accounts: dict[str, str] = {}
+    for function, account, family, a, b in spans:
+        a, b = _utc(a), _utc(b)
+        a = max(a, lo)
+        if b <= a:
+            continue
+        edges[function] += [(a, family, 1), (b, family, -1)]
+        accounts[function] = max(accounts.get(function, ""), account)
+    steps: list[tuple[str, str, datetime, int]] = []
+    for function, changes in edges.items():
+        changes.sort(key=lambda c: c[0])
+        counts: dict[str, int] = defaultdict(int)
+        level = 0
+        for at, group in groupby(changes, key=lambda c: c[0]):
+            for _, family, d in group:
+                counts[family] += d
+            most = max(counts.values())
+            if most != level:
+                steps.append((function, accounts[function], at, most - level))
+                level = most
+    return steps
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def _at(epoch_s: int) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
@@ -167,6 +183,13 @@ def recompute_concurrency(client: Client, tenant: str, first_s: int, last_s: int
         "seconds": hi - lo,
         "first": _at(first_s),
         "last": _at(last_s),
+    }
+    steps = init_steps(client.query(_INIT_SPANS, parameters=params).result_rows, _at(lo))
+    params |= {
+        "init_functions": [r[0] for r in steps],
+        "init_accounts": [r[1] for r in steps],
+        "init_times": [r[2] for r in steps],
+        "init_steps": [r[3] for r in steps],
     }
     client.command(_SWEEP, parameters=params)
     hour_lo, hour_hi = lo // 3600 * 3600, (hi - 1) // 3600 * 3600 + 3600
