@@ -148,7 +148,8 @@ _DISABLED_BY = """
 SELECT event_id, any(principal_arn) AS principal_arn, any(principal_name) AS principal_name,
        any(principal_type) AS principal_type, any(source_ip) AS source_ip, any(user_agent) AS user_agent
 FROM audit_events
-WHERE tenant = {tenant:String} AND event_id IN {ids:Array(String)} AND action LIKE 'PutFunctionConcurrency%'
+WHERE tenant = {tenant:String} AND function IN {functions:Array(String)} AND event_id IN {ids:Array(String)}
+  AND action LIKE 'PutFunctionConcurrency%'
 GROUP BY event_id"""
 
 _ALIASES = """
@@ -225,7 +226,8 @@ def _limits(runner: QueryRunner, req: StatsRequest) -> Limits:
     zero = {r["event_id"]: r for r in rows if r["reserved"] == 0}
     who = {}
     if zero:
-        who = {r["event_id"]: r for r in runner.rows(_DISABLED_BY, {"tenant": req.tenant, "ids": sorted(zero)})}
+        params = {"tenant": req.tenant, "ids": sorted(zero), "functions": sorted(r["function"] for r in zero.values())}
+        who = {r["event_id"]: r for r in runner.rows(_DISABLED_BY, params)}
     for event_id, r in zero.items():
         by = who.get(event_id, {})
         limits.disabled[r["function"]] = {

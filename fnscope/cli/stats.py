@@ -105,7 +105,9 @@ def stats(
     token: str | None,
 ) -> None:
     """Per function: invocations, errors, timeouts, throttles, cold starts, p50/p90/p99 duration, peak
-    concurrency (exact, per second), its limit and headroom, GB-seconds and estimated cost."""
+    concurrency (exact, per second, initialising environments included), its limit and headroom, GB-seconds and
+    estimated cost. A function whose reserved concurrency is 0 shows as DISABLED, with who set it, from where and
+    when."""
     params: dict[str, Any] = {"function": function, "account": account, "since": since, "until": until, "step": step}
     if top_n is not None:
         params |= {"top": top_n, "by": by}
