@@ -290,3 +290,19 @@ def test_the_alerts_concurrency_counts_a_cold_starts_init() -> None:
     assert signals.peak_concurrency(fn, base + 1, base + 6, until=base + 2) == 2  # the init, beside the warm one
     assert signals.peak_concurrency(fn, base, base + 6, until=base + 1) == 1  # before the init
     assert signals.peak_concurrency(fn, base + 2.2, base + 6) == 1  # after the cold invocation
+
+
+def test_gb_seconds_far_above_its_baseline_run_away() -> None:
+    clock = Clock()
+    ev = _evaluator(clock)
+    _steady(ev, clock, "transcode", 60, 15)  # 60 calls of 100 ms at 1 GB a minute: 6 GB-s a minute
+    clock.now += 60
+    # as many calls, each now running 30 s (a dependency hanging): 1,800 GB-s in the minute
+    burst = _notices(ev, reports("transcode", 60, clock.now, duration_ms=30_000), "function-runaway")
+    assert [n.kind for n in burst] == ["firing"]
+    values = burst[0].instance.values
+    assert values["baseline"]["gb_seconds"] == pytest.approx(6) and values["current"]["gb_seconds"] == pytest.approx(
+        1800
+    )
+    assert "1,800 GB-s a minute against a median of 6" in values["reasons"]
+    assert values["current"]["invocations"] == 60  # the call rate did not move
