@@ -148,13 +148,18 @@ class Evaluator:
             return count >= rule.threshold, {"value": count, **(hit.last if hit else {})}
         if rule.kind == "canary":
             return self._measure_canary(rule, labels, now)
+        if rule.kind == "disabled":
+            return self._measure_disabled(rule, key, labels)
         best: dict[str, Any] = {"value": 0.0}
         firing_functions = []
         for series in self._candidates(labels):
             series_labels = self._series_labels(series)
             if any(series_labels.get(k, "") != v for k, v in labels.items()):
                 continue
-            measured = self.signals.measure(rule.kind, series, rule.window_s, now)
+            if rule.kind == "runaway":
+                measured = self.signals.runaway(series, rule.window_s, now, rule.runaway)
+            else:
+                measured = self.signals.measure(rule.kind, series, rule.window_s, now)
             if not measured:
                 continue
             enough = measured.get("invocations", rule.min_invocations) >= rule.min_invocations
@@ -179,6 +184,16 @@ class Evaluator:
             "reasons": "; ".join(judged.reasons),
         }
         return fails and 1.0 >= rule.threshold, values
+
+    def _measure_disabled(self, rule: Rule, key: GroupKey, labels: dict[str, str]) -> tuple[bool, dict[str, Any]]:
+        """Per function, whether or not it ran lately (a disabled function runs nothing)."""
+        series = (labels.get("tenant", ""), labels.get("function", ""))
+        found = self.signals.disabled(series)
+        if found is None:
+            return False, {"value": 0.0, "function": series[1]}
+        # after a restart the limit is loaded from the store but not who set it: the restored alert still knows
+        known = self.instances[key].values if key in self.instances else {}
+        return 1.0 >= rule.threshold, {**known, **found, "function": series[1]}
 
     def _candidates(self, labels: dict[str, str]) -> list[SeriesKey]:
         """The series a group can match: the one series when it names tenant and function (the default

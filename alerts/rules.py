@@ -6,7 +6,36 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-RuleKind = Literal["throttles", "concurrency", "error_rate", "p99_duration", "timeouts", "audit", "canary"]
+RuleKind = Literal[
+    "throttles", "concurrency", "error_rate", "p99_duration", "timeouts", "audit", "canary", "disabled", "runaway"
+]
+
+
+class Budget(BaseModel):
+    """What one function may use in an hour (0: no budget)."""
+
+    invocations_per_hour: float = Field(0.0, ge=0)
+    gb_seconds_per_hour: float = Field(0.0, ge=0)
+
+
+class Runaway(BaseModel):
+    """When a function runs away: a figure of its last ``window_s`` at least ``factor`` times the median of the
+    same figure over its previous minutes (and above that figure's floor, so a quiet function doubling its three
+    calls is no runaway), or its last hour over a budget."""
+
+    factor: float = Field(10.0, gt=1)
+    baseline_minutes: int = Field(60, ge=1, le=60, description="the minutes before the window the median is over")
+    min_baseline_minutes: int = Field(
+        10, ge=1, le=60, description="minutes watched before a baseline is trusted (after a start, none is known)"
+    )
+    floor_invocations_per_minute: float = Field(600.0, ge=0)
+    floor_concurrency: float = Field(20.0, ge=0)
+    floor_gb_seconds_per_minute: float = Field(300.0, ge=0)
+    budget: Budget = Field(default_factory=Budget, description="every function's hourly budget")
+    budgets: dict[str, Budget] = Field(default_factory=dict, description="per function, instead of `budget`")
+
+    def budget_of(self, function: str) -> Budget:
+        return self.budgets.get(function, self.budget)
 
 
 class Rule(BaseModel):
@@ -21,6 +50,10 @@ class Rule(BaseModel):
     - audit: CloudTrail records whose fields equal every ``match`` entry (a list means any of)
     - canary: 1 while a function's newest numbered version, running beside another, gets a ``fail`` verdict
       against the busiest other version (``fnscope.canary``; group by ``version`` to get one alert per version)
+    - disabled: 1 while the function's reserved concurrency is 0 (PutFunctionConcurrency in the audit trail,
+      until DeleteFunctionConcurrency or a non-zero Put): who set it, when and from where
+    - runaway: 1 while the function's invocations, concurrency or GB-seconds over the window run ``runaway.factor``
+      times its recent baseline and above a floor, or its last hour is over its budget (see ``Runaway``)
     """
 
     name: str
@@ -35,6 +68,7 @@ class Rule(BaseModel):
     summary: str = ""
     min_invocations: int = 0
     match: dict[str, str | bool | list[str]] = Field(default_factory=dict)
+    runaway: Runaway = Field(default_factory=Runaway, description="runaway rules: factor, floors and budgets")
     enabled: bool = True
 
 
@@ -91,6 +125,22 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         severity="critical",
         group_by=["tenant", "function", "version"],
         summary="{function} version {version} is worse than version {baseline}: {reasons}",
+    ),
+    Rule(
+        name="function-disabled",
+        kind="disabled",
+        threshold=1,
+        resolve_after_s=0,
+        summary="{function} is disabled: reserved concurrency set to 0 by {by} from {source_ip} at {at}",
+    ),
+    Rule(
+        name="function-runaway",
+        kind="runaway",
+        threshold=1,
+        window_s=60,
+        resolve_after_s=300,
+        severity="critical",
+        summary="{function} is running away: {reasons}",
     ),
     Rule(
         name="root-login",

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fnscope.alerts.rules import Runaway
 from fnscope.canary import Figures, Policy, routed_version
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
 
 FAILED = frozenset({"error", "failure", "timeout", "oom"})
 MAX_RUN_S = 15 * 60 + 10  # Lambda's longest invocation plus init: a start without its report is over by then
+HISTORY_MINUTES = 62  # per-minute figures kept for the runaway rule's baseline (an hour, and the current minute)
+SEAL_AFTER_S = 5.0  # a minute's peak concurrency is taken this long after it ended (reports arrive a little late)
 
 SeriesKey = tuple[str, str]  # (tenant, function)
 
@@ -57,6 +61,13 @@ class FunctionState:
     # request id -> (version, second) of its report: a version's timeout counts in its report's second, as its
     # invocation does, so a version's timeouts in a window never outnumber its invocations
     run_versions: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # request id -> seconds its environment initialised just before it started (a REPORT's Init Duration)
+    inits: dict[str, float] = field(default_factory=dict)
+    gb_seconds: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    # per minute, for the runaway rule's baseline: invocations, GB-seconds, and peak concurrency once it ended
+    minute_invocations: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    minute_gb_seconds: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    minute_peaks: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +119,9 @@ class Signals:
         self.account_limit = account_limit
         self.functions: dict[SeriesKey, FunctionState] = defaultdict(FunctionState)
         self.reserved: dict[tuple[str, str], tuple[float, int]] = {}  # (tenant, function) -> (changed at, limit)
+        # (tenant, function) -> who set the newest limit, when, from where (not known after a restart)
+        self.limit_changes: dict[tuple[str, str], dict[str, str]] = {}
+        self.started: float | None = None  # when this process began watching: the runaway baseline's start
         self.audit_events: list[AuditEvent] = []  # the last batch's, for audit rules
         self._seen: dict[str, float] = {}
         self._horizon = 0.0
@@ -118,6 +132,8 @@ class Signals:
         """Add a stored batch; returns the functions it touched."""
         touched: set[SeriesKey] = set()
         self.audit_events = []
+        if self.started is None:
+            self.started = now
         horizon = self._horizon = now - self.keep_s
         for event in events:
             if event.event_id in self._seen:
@@ -154,6 +170,13 @@ class Signals:
             t = _epoch(event)
             if key not in self.reserved or self.reserved[key][0] <= t:  # the newest change wins, whatever the order
                 self.reserved[key] = (t, reserved)
+                self.limit_changes[key] = {
+                    "at": event.time.isoformat().replace("+00:00", "Z"),
+                    "by": event.principal_arn or event.principal_name or event.principal_type,
+                    "source_ip": event.source_ip,
+                    "user_agent": event.user_agent,
+                    "action": event.action,
+                }
                 touched.add(key)
 
     def _invocation(self, event: Invocation, t: float, touched: set[SeriesKey]) -> None:
@@ -177,6 +200,13 @@ class Signals:
         if event.kind == "report":
             second = int(t)
             fn.invocations[second] += 1
+            fn.minute_invocations[second // 60] += 1
+            if event.billed_duration_ms and event.memory_size_mb:
+                gb_s = event.billed_duration_ms / 1000 * event.memory_size_mb / 1024
+                fn.gb_seconds[second] += gb_s
+                fn.minute_gb_seconds[second // 60] += gb_s
+            if event.init_duration_ms and event.request_id:
+                fn.inits[run_id] = event.init_duration_ms / 1000
             if event.status in FAILED:
                 fn.errors[second] += 1
             if event.duration_ms is not None:
@@ -203,21 +233,88 @@ class Signals:
         taken = sum(v for (t, _f), (_at, v) in self.reserved.items() if t == tenant and v >= 0)
         return max(0, self.account_limit - taken), "account"
 
-    def peak_concurrency(self, fn: FunctionState, since: float, now: float) -> int:
-        """Most invocations running at one instant since ``since``: a sweep over the runs that overlap it."""
+    def peak_concurrency(self, fn: FunctionState, since: float, now: float, until: float | None = None) -> int:
+        """Most invocations running, and environments initialising before them (as Lambda counts concurrency),
+        at one instant in [since, until or now): a sweep over the runs that overlap it."""
+        hi = math.inf if until is None else until
         edges: list[tuple[float, int]] = []
-        for begin, end in fn.runs.values():
-            stop = end if end is not None else min(now, (begin or now) + MAX_RUN_S)
-            if begin is None or stop <= since or stop <= begin:
+
+        def span(begin: float, stop: float) -> None:
+            if stop > since and begin < hi and stop > begin:
+                edges.append((max(begin, since), 1))
+                edges.append((min(stop, hi), -1))
+
+        for rid, (begin, end) in fn.runs.items():
+            if begin is None or begin == math.inf:
                 continue
-            edges.append((max(begin, since), 1))
-            edges.append((stop, -1))
+            span(begin, end if end is not None else min(now, begin + MAX_RUN_S))
+            if rid in fn.inits:
+                span(begin - fn.inits[rid], begin)
         edges.sort()  # at one instant an end (-1) sorts before a start (+1): back-to-back runs don't overlap
         running = peak = 0
         for _, delta in edges:
             running += delta
             peak = max(peak, running)
         return peak
+
+    def disabled(self, key: SeriesKey) -> dict[str, Any] | None:
+        """Who disabled the function (reserved concurrency 0), when and from where; None while it is not."""
+        reserved = self.reserved.get(key)
+        if reserved is None or reserved[1] != 0:
+            return None
+        return {"value": 1.0, **self.limit_changes.get(key, {})}
+
+    def runaway(self, key: SeriesKey, window_s: float, now: float, policy: Runaway) -> dict[str, Any]:
+        """The function's figures over the window against its baseline (the median of its previous minutes, each
+        minute this process watched; a minute without calls is 0) and its last hour against its budget."""
+        fn = self.functions.get(key)
+        if fn is None:
+            return {}
+        lo = int(now - window_s)
+        current = {
+            "invocations": sum(n for s, n in fn.invocations.items() if s >= lo) * 60 / window_s,
+            "concurrency": self.peak_concurrency(fn, now - window_s, now),
+            "gb_seconds": sum(v for s, v in fn.gb_seconds.items() if s >= lo) * 60 / window_s,
+        }
+        last_minute = int(now - window_s) // 60 - 1  # the last whole minute before the window
+        first_watched = -(-int(self.started if self.started is not None else now) // 60)
+        minutes = [m for m in range(last_minute - policy.baseline_minutes + 1, last_minute + 1) if m >= first_watched]
+        per_minute = {
+            "invocations": fn.minute_invocations,
+            "concurrency": fn.minute_peaks,
+            "gb_seconds": fn.minute_gb_seconds,
+        }
+        floors = {
+            "invocations": policy.floor_invocations_per_minute,
+            "concurrency": policy.floor_concurrency,
+            "gb_seconds": policy.floor_gb_seconds_per_minute,
+        }
+        units = {"invocations": "invocations a minute", "concurrency": "concurrent", "gb_seconds": "GB-s a minute"}
+        reasons: list[str] = []
+        baseline: dict[str, float] = {}
+        if len(minutes) >= policy.min_baseline_minutes:
+            for name, figures in per_minute.items():
+                baseline[name] = statistics.median(figures.get(m, 0) for m in minutes)
+                if current[name] >= floors[name] and current[name] >= policy.factor * baseline[name]:
+                    reasons.append(f"{current[name]:,.0f} {units[name]} against a median of {baseline[name]:,.0f}")
+        hour_lo = int(now) // 60 - 59  # the current minute and the 59 before it
+        hour = {
+            "invocations": sum(n for m, n in fn.minute_invocations.items() if m >= hour_lo),
+            "gb_seconds": sum(v for m, v in fn.minute_gb_seconds.items() if m >= hour_lo),
+        }
+        budget = policy.budget_of(key[1])
+        for name, limit in (("invocations", budget.invocations_per_hour), ("gb_seconds", budget.gb_seconds_per_hour)):
+            if limit and hour[name] > limit:
+                label = "invocations" if name == "invocations" else "GB-s"
+                reasons.append(f"{hour[name]:,.0f} {label} in the last hour, over its budget of {limit:,.0f}")
+        return {
+            "value": 1.0 if reasons else 0.0,
+            "reasons": "; ".join(reasons),
+            "current": current,
+            "baseline": baseline,
+            "last_hour": hour,
+            "baseline_minutes": len(minutes),
+        }
 
     def measure(self, kind: str, key: SeriesKey, window_s: float, now: float) -> dict[str, Any]:
         """The values a rule of this kind looks at, for one function over the last ``window_s`` seconds."""
@@ -287,11 +384,26 @@ class Signals:
 
     # --- forgetting ------------------------------------------------------------------------------------
 
+    def _seal_minutes(self, fn: FunctionState, now: float) -> None:
+        """Take the peak concurrency of each minute that ended (while its runs are still kept)."""
+        last = int(now - SEAL_AFTER_S) // 60 - 1
+        first = max(int(now - self.keep_s) // 60 + 1, last - HISTORY_MINUTES)
+        for minute in range(first, last + 1):
+            if minute not in fn.minute_peaks:
+                fn.minute_peaks[minute] = self.peak_concurrency(fn, minute * 60, now, minute * 60 + 60)
+
     def prune(self, now: float) -> None:
         lo = int(now - self.keep_s)
+        oldest_minute = int(now) // 60 - HISTORY_MINUTES
         for key in list(self.functions):
             fn = self.functions[key]
-            for buckets in (*fn.throttles.values(), fn.invocations, fn.errors, fn.timeouts, fn.durations):
+            self._seal_minutes(fn, now)
+            for minutes in (fn.minute_invocations, fn.minute_gb_seconds, fn.minute_peaks):
+                for m in [m for m in minutes if m < oldest_minute]:
+                    del minutes[m]
+            for buckets in (
+                *fn.throttles.values(), fn.invocations, fn.errors, fn.timeouts, fn.durations, fn.gb_seconds
+            ):  # fmt: skip
                 for s in [s for s in buckets if s < lo]:
                     del buckets[s]
             for version, st in list(fn.versions.items()):
@@ -302,6 +414,7 @@ class Signals:
                     del fn.versions[version]
             for rid in [r for r, (b, e) in fn.runs.items() if (e if e is not None else (b or 0) + MAX_RUN_S) < lo]:
                 del fn.runs[rid]
+                fn.inits.pop(rid, None)
                 fn.timed_out.pop(rid, None)
                 fn.version_timed_out.pop(rid, None)
                 fn.run_versions.pop(rid, None)
@@ -312,7 +425,10 @@ class Signals:
                     del facts[rid]
             for rid in [r for r, (_v, s) in fn.run_versions.items() if s < lo and r not in fn.runs]:
                 del fn.run_versions[rid]
-            if not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts:
+            quiet = not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts
+            if (
+                quiet and not fn.minute_invocations and not any(fn.minute_peaks.values())
+            ):  # an hour's baseline outlives a pause
                 del self.functions[key]
         for eid in [e for e, t in self._seen.items() if t < lo]:
             del self._seen[eid]

@@ -48,6 +48,19 @@ _LIMITS = f"""(
     SELECT function, argMax(reserved, changed_at) AS reserved FROM concurrency_limits FINAL
     WHERE {TENANT} GROUP BY function)"""
 _POOL = f"greatest(0, {ACCOUNT_LIMIT} - (SELECT sum(reserved) FROM {_LIMITS} WHERE reserved > 0))"
+_DISABLED = f"(SELECT function FROM {_LIMITS} WHERE reserved = 0)"
+
+# Each function's timeout in seconds: as last configured in the audit trail (v011), else the longest `Task timed out
+# after N seconds` it wrote in the range (a function whose configuration predates the trail fnscope holds).
+_TIMEOUTS = f"""(
+    SELECT function, if(any(c.timeout_s) > 0, any(c.timeout_s), max(o.timeout_s)) AS timeout_s FROM (
+        SELECT function, argMax(timeout_s, changed_at) AS timeout_s FROM function_timeouts FINAL
+        WHERE {TENANT} GROUP BY function) AS c
+    FULL JOIN (
+        SELECT function, max(duration_ms) / 1000 AS timeout_s FROM invocations
+        WHERE {TENANT} AND kind = 'timeout' AND duration_ms > 0 AND $__timeFilter(time) GROUP BY function) AS o
+    USING (function)
+    GROUP BY function)"""
 
 # Finer stored resolutions for shorter intervals: the peak of a bucket is the max of the peaks inside it.
 _RESOLUTION = "multiIf($__interval_s >= 3600, 3600, $__interval_s >= 60, 60, 1)"
@@ -61,16 +74,27 @@ _COST = f"sum(gb_seconds) * {PRICE_GB_S} + sum(invocations) * {PRICE_REQUEST}"
 ERROR_RATE_WARN, ERROR_RATE_CRITICAL = 0.01, 0.05
 THROTTLE_RATE_CRITICAL = 0.01  # of the calls made (run + throttled); any throttle at all is a warning
 UTILISATION_WARN_PCT = 80  # of the concurrency limit; 100 % is critical
+P99_OF_TIMEOUT_WARN, P99_OF_TIMEOUT_CRITICAL = 0.80, 0.95  # p99 duration as a share of the function's timeout
+# Worst first; a disabled function (reserved concurrency 0) runs nothing: after the critical ones, it is why.
+STATE_ORDER = ("critical", "disabled", "warning", "ok")
 
 
 def _state(critical: str, warning: str) -> str:
     return f"multiIf({critical}, 'critical', {warning}, 'warning', 'ok')"
 
 
-_FUNCTION_STATE = _state(
-    critical=f"e >= {ERROR_RATE_CRITICAL} * greatest(n, 1) OR t >= {THROTTLE_RATE_CRITICAL} * greatest(n + t, 1)",
-    warning=f"e >= {ERROR_RATE_WARN} * greatest(n, 1) OR t > 0",
+def _near_timeout(share: float) -> str:
+    return f"(timeout > 0 AND n > 0 AND q[4] >= {share} * timeout * 1000)"
+
+
+_FUNCTION_STATE = "if(disabled, 'disabled', {})".format(
+    _state(
+        critical=f"e >= {ERROR_RATE_CRITICAL} * greatest(n, 1) OR t >= {THROTTLE_RATE_CRITICAL} * greatest(n + t, 1) "
+        f"OR {_near_timeout(P99_OF_TIMEOUT_CRITICAL)}",
+        warning=f"e >= {ERROR_RATE_WARN} * greatest(n, 1) OR t > 0 OR {_near_timeout(P99_OF_TIMEOUT_WARN)}",
+    )
 )
+_STATE_ORDER = "[" + ", ".join(f"'{s}'" for s in STATE_ORDER) + "]"
 
 # --- Fleet overview --------------------------------------------------------------------------------------
 
@@ -152,16 +176,25 @@ ORDER BY utilisation_pct DESC, function""",
         Panel(
             "Functions",
             f"""SELECT function, n AS invocations, e AS errors, round(e / greatest(n, 1), 4) AS error_rate,
-    t AS throttles, c AS cold_starts, round(q[4], 1) AS p99_ms, round(gb, 3) AS gb_seconds,
+    t AS throttles, c AS cold_starts, if(n > 0, round(q[4], 1), NULL) AS p99_ms,
+    if(timeout > 0, timeout * 1000, NULL) AS timeout_ms, round(gb, 3) AS gb_seconds,
     round(cost, 6) AS cost_usd, {_FUNCTION_STATE} AS state
 FROM (
-    SELECT function, sum(invocations) AS n, sum(errors) AS e, sum(cold_starts) AS c, {_QUANTILES} AS q,
-        sum(gb_seconds) AS gb, {_COST} AS cost
-    {_MINUTES}
-    GROUP BY function) AS m
-LEFT JOIN (SELECT function, sum(throttles) AS t FROM ({_throttles_by_bucket()}) GROUP BY function) AS th
-    USING (function)
-ORDER BY indexOf(['critical', 'warning', 'ok'], state), errors + throttles DESC, invocations DESC, function""",
+    SELECT f.function AS function, ifNull(m.n, 0) AS n, ifNull(m.e, 0) AS e, ifNull(m.c, 0) AS c, m.q AS q,
+        ifNull(m.gb, 0) AS gb, ifNull(m.cost, 0) AS cost, ifNull(th.t, 0) AS t, ifNull(tm.timeout_s, 0) AS timeout,
+        f.function IN {_DISABLED} AS disabled
+    FROM (
+        SELECT DISTINCT function FROM (
+            SELECT function {_MINUTES} AND invocations > 0 UNION ALL SELECT function FROM {_DISABLED})) AS f
+    LEFT JOIN (
+        SELECT function, sum(invocations) AS n, sum(errors) AS e, sum(cold_starts) AS c, {_QUANTILES} AS q,
+            sum(gb_seconds) AS gb, {_COST} AS cost
+        {_MINUTES}
+        GROUP BY function) AS m ON m.function = f.function
+    LEFT JOIN (SELECT function, sum(throttles) AS t FROM ({_throttles_by_bucket()}) GROUP BY function) AS th
+        ON th.function = f.function
+    LEFT JOIN {_TIMEOUTS} AS tm ON tm.function = f.function)
+ORDER BY indexOf({_STATE_ORDER}, state), errors + throttles DESC, invocations DESC, function""",
             Kind.TABLE,
             (
                 "function",
@@ -171,13 +204,16 @@ ORDER BY indexOf(['critical', 'warning', 'ok'], state), errors + throttles DESC,
                 "throttles",
                 "cold_starts",
                 "p99_ms",
+                "timeout_ms",
                 "gb_seconds",
                 "cost_usd",
                 "state",
             ),
-            description=f"Worst first. Critical: errors in {ERROR_RATE_CRITICAL:.0%} of invocations or more, or "
-            f"throttles in {THROTTLE_RATE_CRITICAL:.0%} of calls; warning: errors in {ERROR_RATE_WARN:.0%}, or "
-            "any throttle.",
+            description=f"Worst first. Critical: errors in {ERROR_RATE_CRITICAL:.0%} of invocations or more, "
+            f"throttles in {THROTTLE_RATE_CRITICAL:.0%} of calls, or p99 at {P99_OF_TIMEOUT_CRITICAL:.0%} of the "
+            f"timeout; warning: errors in {ERROR_RATE_WARN:.0%}, any throttle, or p99 at "
+            f"{P99_OF_TIMEOUT_WARN:.0%} of the timeout (as configured in the audit trail, else the longest "
+            "`Task timed out after` seen). Disabled: reserved concurrency 0.",
             width=24,
         ),
         Row("Per function"),

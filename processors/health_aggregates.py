@@ -49,10 +49,12 @@ MAX_COALESCE_S = 2.0
 # Per tenant and minute of everything stored recently: the seconds its invocations span, and its functions.
 _RECENT_INVOCATIONS = """
 SELECT tenant, toUnixTimestamp(toStartOfMinute(time)) AS minute,
-       toUnixTimestamp(min(coalesce(start_time, time))) AS first_s, toUnixTimestamp(max(time)) AS last_s,
-       groupUniqArray(function) AS functions
+       toUnixTimestamp(min(coalesce(start_time, time))) - toInt64(ceil(max(coalesce(init_duration_ms, 0)) / 1000))
+           AS first_s,
+       toUnixTimestamp(max(time)) AS last_s, groupUniqArray(function) AS functions
 FROM invocations
-WHERE ingested_at >= now64(3) - toIntervalMinute({minutes:UInt32}) AND kind IN ('report', 'start', 'timeout', 'oom', 'fault')
+WHERE ingested_at >= now64(3) - toIntervalMinute({minutes:UInt32})
+  AND kind IN ('report', 'start', 'timeout', 'oom', 'fault', 'init_report')
 GROUP BY tenant, minute"""
 
 _RECENT_THROTTLES = """

@@ -1,4 +1,5 @@
-"""Which health buckets a batch of events can change: seconds for concurrency, minutes for everything else.
+"""Which health buckets a batch of events can change: seconds for concurrency (invocations and the
+initialisations before them), minutes for everything else.
 
 Pure bookkeeping over the events just written, so the processor recomputes only what a batch touched,
 whether the facts are live, minutes late, or a re-delivered copy.
@@ -6,6 +7,7 @@ whether the facts are live, minutes late, or a re-delivered copy.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -84,7 +86,12 @@ def _invocation(d: TenantDirt, inv: Invocation) -> None:
     end = _epoch_s(inv.time)
     if inv.kind == "report":
         start = _epoch_s(inv.start_time) if inv.start_time is not None else end
-        d.seconds.append((min(start, end) - JITTER_S, end + JITTER_S))
+        # an Init Duration: the environment was initialising just before the invocation started
+        init_s = math.ceil((inv.init_duration_ms or 0) / 1000)
+        d.seconds.append((min(start, end) - init_s - JITTER_S, end + JITTER_S))
+    elif inv.kind == "init_report":
+        init_s = math.ceil((inv.init_duration_ms or 0) / 1000)
+        d.seconds.append((end - init_s - JITTER_S, end + JITTER_S))
     elif inv.kind == "start":
         start = _epoch_s(inv.start_time or inv.time)
         d.seconds.append((start - JITTER_S, start + JITTER_S))

@@ -8,7 +8,7 @@ is exact to the second for any range while reading a few hundred rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,8 +139,18 @@ WHERE tenant = {{tenant:String}} AND {cover}
 GROUP BY scope, key"""
 
 _LIMITS = """
-SELECT function, argMax(reserved, changed_at) AS reserved
+SELECT function, argMax(reserved, changed_at) AS reserved, max(changed_at) AS last_change,
+       argMax(event_id, changed_at) AS event_id, argMax(account, changed_at) AS account
 FROM concurrency_limits FINAL WHERE tenant = {tenant:String} GROUP BY function"""
+
+# Who set a reserved concurrency of 0, and from where: the audit event the limit came from.
+_DISABLED_BY = """
+SELECT event_id, any(principal_arn) AS principal_arn, any(principal_name) AS principal_name,
+       any(principal_type) AS principal_type, any(source_ip) AS source_ip, any(user_agent) AS user_agent
+FROM audit_events
+WHERE tenant = {tenant:String} AND function IN {functions:Array(String)} AND event_id IN {ids:Array(String)}
+  AND action LIKE 'PutFunctionConcurrency%'
+GROUP BY event_id"""
 
 _ALIASES = """
 SELECT function, version, arraySort(groupUniqArray(alias)) AS aliases
@@ -198,6 +208,7 @@ def _metrics(r: dict[str, Any], req: StatsRequest) -> dict[str, Any]:
 class Limits:
     reserved: dict[str, int]
     account_limit: int
+    disabled: dict[str, dict[str, Any]] = field(default_factory=dict)  # function -> who, when, from where
 
     @property
     def unreserved_pool(self) -> int:
@@ -211,7 +222,23 @@ class Limits:
 
 def _limits(runner: QueryRunner, req: StatsRequest) -> Limits:
     rows = runner.rows(_LIMITS, {"tenant": req.tenant})
-    return Limits({r["function"]: r["reserved"] for r in rows if r["reserved"] >= 0}, req.account_limit)
+    limits = Limits({r["function"]: r["reserved"] for r in rows if r["reserved"] >= 0}, req.account_limit)
+    zero = {r["event_id"]: r for r in rows if r["reserved"] == 0}
+    who = {}
+    if zero:
+        params = {"tenant": req.tenant, "ids": sorted(zero), "functions": sorted(r["function"] for r in zero.values())}
+        who = {r["event_id"]: r for r in runner.rows(_DISABLED_BY, params)}
+    for event_id, r in zero.items():
+        by = who.get(event_id, {})
+        limits.disabled[r["function"]] = {
+            "at": _iso(r["last_change"]),
+            "by": by.get("principal_arn") or by.get("principal_name") or by.get("principal_type") or "",
+            "source_ip": by.get("source_ip", ""),
+            "user_agent": by.get("user_agent", ""),
+            "event_id": event_id,
+            "account": r["account"],
+        }
+    return limits
 
 
 def stats(runner: QueryRunner, req: StatsRequest, by_version: bool = False) -> dict[str, Any]:
@@ -239,11 +266,13 @@ def stats(runner: QueryRunner, req: StatsRequest, by_version: bool = False) -> d
     limits = _limits(runner, req)
 
     functions = []
-    for function in sorted(set(minutes) | set(throttles)):
+    # a disabled function shows even when it ran nothing in the range: being disabled is why
+    for function in sorted(set(minutes) | set(throttles) | set(limits.disabled)):
         if req.function and function != req.function:
             continue
         r = minutes.get(function, {})
-        if req.account and r.get("fn_account") != req.account:
+        disabled = limits.disabled.get(function)
+        if req.account and (r.get("fn_account") or (disabled or {}).get("account")) != req.account:
             continue
         peak = peaks.get(("function", function), 0)
         limit, limit_source = limits.of(function)
@@ -251,7 +280,8 @@ def stats(runner: QueryRunner, req: StatsRequest, by_version: bool = False) -> d
         functions.append(
             {
                 "function": function,
-                "account": r.get("fn_account", ""),
+                "account": r.get("fn_account") or (disabled or {}).get("account", ""),
+                "disabled": disabled,
                 **_metrics(r, req),
                 # Each source sees the throttles on its own path; the largest is a lower bound on distinct throttles.
                 "throttles": max(by_source.values(), default=0),
@@ -388,6 +418,8 @@ def series(runner: QueryRunner, req: StatsRequest, step_s: int) -> list[dict[str
 def _iso(value: str | datetime) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:  # the store's DateTime64(3, 'UTC') may come back naive
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

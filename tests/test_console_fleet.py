@@ -5,14 +5,27 @@ times in the zone chosen. Screenshots go to test-artifacts/console/."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from fnscope.dashboards.panels import ERROR_RATE_CRITICAL, ERROR_RATE_WARN, THROTTLE_RATE_CRITICAL
+from fnscope.dashboards.panels import (
+    ERROR_RATE_CRITICAL,
+    ERROR_RATE_WARN,
+    P99_OF_TIMEOUT_CRITICAL,
+    P99_OF_TIMEOUT_WARN,
+    STATE_ORDER,
+    THROTTLE_RATE_CRITICAL,
+)
+from tests.test_alerts_concurrency_controls import ACCOUNT, concurrency_record
 from tests.test_console import ARTIFACTS, WAIT_MS, A, Fleet, _panel, browser, fleet  # noqa: F401 (fixtures)
+from tests.test_fleet_states import configuration_record
 
 SIZES = {"desk": (1440, 900), "phone": (390, 844)}
 
@@ -42,9 +55,13 @@ def pages(browser: Browser) -> Iterator[list[Page]]:  # noqa: F811
 
 def _expected_state(row: dict) -> str:
     n, e, t = row["invocations"], row["errors"], row["throttles"]
+    # p99 as a share of the timeout (the simulator configures timeouts and writes `Task timed out` lines)
+    near = row["p99_ms"] / row["timeout_ms"] if n and row["timeout_ms"] and row["p99_ms"] is not None else 0
     if e >= ERROR_RATE_CRITICAL * max(n, 1) or t >= THROTTLE_RATE_CRITICAL * max(n + t, 1):
         return "critical"
-    if e >= ERROR_RATE_WARN * max(n, 1) or t > 0:
+    if near >= P99_OF_TIMEOUT_CRITICAL:
+        return "critical"
+    if e >= ERROR_RATE_WARN * max(n, 1) or t > 0 or near >= P99_OF_TIMEOUT_WARN:
         return "warning"
     return "ok"
 
@@ -143,3 +160,65 @@ def test_times_follow_the_chosen_zone(browser: Browser, fleet: Fleet, pages: lis
     assert (hours * 60 + minutes) % (24 * 60) == 330, shown  # Kolkata is UTC+5:30
     assert _overflow(local)["page"] == 0
     local.screenshot(path=str(ARTIFACTS / "search-phone.png"), full_page=True)
+
+
+def test_a_disabled_function_and_one_near_its_timeout_stand_out(
+    browser: Browser,  # noqa: F811
+    fleet: Fleet,  # noqa: F811
+    pages: list[Page],
+) -> None:
+    """Reserved concurrency 0 set through the audit trail: a disabled row, and above the tables who did it, when and
+    from where; a function whose p99 is 97 % of its configured timeout: critical. (Runs last: it adds to the fleet.)"""
+    now = datetime.now(UTC).replace(microsecond=0)
+    records = [
+        concurrency_record("legacy-sync", now.timestamp() - 120, 0, "oncall", "198.51.100.23"),
+        configuration_record("slow-report", 3, now - timedelta(hours=1)),
+    ]
+    _post(fleet, "/ingest/cloudtrail", {"Records": records})
+    reports = [
+        {"time": (now - timedelta(seconds=20 - i * 0.1)).isoformat(), "type": "platform.report",
+         "record": {"requestId": f"slow-{i}", "status": "success",
+                    "metrics": {"durationMs": 2910.0, "billedDurationMs": 2911, "memorySizeMB": 256}}}
+        for i in range(50)
+    ]  # fmt: skip
+    _post(fleet, "/ingest/telemetry", reports, function="slow-report")
+    deadline = time.monotonic() + 60  # health aggregates are rebuilt in the background, a moment after the store
+    while not {"legacy-sync", "slow-report"} <= {
+        f["function"] for f in fleet.api("/api/stats", since="1h")["functions"]
+    }:
+        assert time.monotonic() < deadline, "stats never showed the new functions"
+        time.sleep(0.5)
+
+    page = _page(browser, fleet, "desk")
+    pages.append(page)
+    page.goto(f"{fleet.url}/#/?range=1h")
+    notice = page.locator('.notice.state-disabled[data-function="legacy-sync"]')
+    expect(notice).to_be_visible(timeout=WAIT_MS)
+    text = notice.inner_text()
+    assert f"arn:aws:iam::{ACCOUNT}:user/oncall" in text and "198.51.100.23" in text
+    assert (now - timedelta(seconds=120)).strftime("%Y-%m-%d %H:%M:%S") in text and "UTC" in text
+
+    table = _panel(page, "Functions").locator("table")
+    expect(table.locator("tbody tr", has_text="legacy-sync")).to_have_class("state-disabled", timeout=WAIT_MS)
+    disabled = table.locator("tbody tr", has_text="legacy-sync")
+    assert disabled.locator(".badge").inner_text() == "disabled"
+    slow = table.locator("tbody tr", has_text="slow-report")
+    expect(slow).to_have_class("state-critical")
+    headers = table.locator("thead th").all_inner_texts()
+    assert slow.locator("td").nth(headers.index("timeout")).inner_text() == "3,000 ms"
+    states = [
+        re.sub("state-", "", c or "") for c in table.locator("tbody tr").evaluate_all("rs => rs.map(r => r.className)")
+    ]
+    assert [STATE_ORDER.index(s) for s in states] == sorted(STATE_ORDER.index(s) for s in states), "worst first"
+    page.screenshot(path=str(ARTIFACTS / "fleet-disabled.png"), full_page=True)
+
+
+def _post(fleet: Fleet, path: str, body: object, **params: str) -> None:  # noqa: F811
+    r = httpx.post(
+        f"{fleet.url}{path}",
+        params={**params, "wait": "stored"},
+        content=json.dumps(body),
+        headers={"Authorization": f"Bearer {A}"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.json()["rejected"] == 0, r.text

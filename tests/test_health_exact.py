@@ -2,8 +2,11 @@
 
 Facts arrive shuffled, minutes late, twice (the same fact by a second path 1 ms later, and the same copy
 re-delivered), across a processor restart (a new EventWriter on the same store) and, on the real broker,
-across a rebalance between two Kafka processors. Concurrency must match exactly at every second, minute and
-hour, per function, account and in total; counts exactly; percentiles within the t-digest's rank error.
+across a rebalance between two Kafka processors. Concurrency counts, as Lambda does, the environments
+initialising as well as the invocations running; an init is stated by the cold start's REPORT (Init Duration),
+by a Telemetry ``platform.initReport``, by a CloudWatch ``INIT_REPORT`` line, or by several of them. It must
+match exactly at every second, minute and hour, per function, account and in total; counts exactly;
+percentiles within the t-digest's rank error.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from kafka import KafkaProducer
 
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation, stable_id
 from fnscope.kafka_admin import ensure_topics
+from fnscope.processors.health_concurrency import INIT_REPORT_TRIM_MS
 from fnscope.processors.kafka_processor import KafkaSource
 from fnscope.processors.log_processor import LogProcessor
 from fnscope.processors.store import open_store
@@ -50,6 +54,8 @@ class Inv:
     init_ms: int | None
     paths: str  # "first" (exact copy only), "both" (plus a copy 1 ms later), "second" (only the later copy)
     with_start: bool  # a platform.start fact too
+    init_in_report: bool = True  # the REPORT states the Init Duration (else only init reports do, if any)
+    init_sources: tuple[str, ...] = ()  # init reports of this environment: "telemetry", "cloudwatch", "firehose"
 
     @property
     def end_ms(self) -> int:
@@ -79,8 +85,8 @@ def facts(inv: Inv) -> list[Event]:
                 billed_duration_ms=float(inv.duration_ms),
                 memory_size_mb=256,
                 max_memory_used_mb=64,
-                init_duration_ms=None if inv.init_ms is None else float(inv.init_ms),
-                cold_start=inv.init_ms is not None,
+                init_duration_ms=float(inv.init_ms) if inv.init_ms is not None and inv.init_in_report else None,
+                cold_start=inv.init_ms is not None and inv.init_in_report,
                 **common,
             )
         )
@@ -88,7 +94,27 @@ def facts(inv: Inv) -> list[Event]:
         out.append(Invocation(event_id="", time=_t(inv.start_ms), kind="start", start_time=_t(inv.start_ms), **common))
     if inv.status in ("timeout", "oom"):  # the log line that states it, as CloudWatch delivers it
         out.append(Invocation(event_id="", time=_t(inv.end_ms), kind=inv.status, status=inv.status, **common))
+    if inv.init_ms is not None:
+        out.extend(init_reports(inv.function, inv.request_id, inv.start_ms, inv.init_ms, inv.init_sources))
     return out
+
+
+def init_reports(function: str, env: str, end_ms: int, init_ms: int, sources: tuple[str, ...]) -> list[Event]:
+    """An environment's init as each source states it: no request id, ending where the init ended. CloudWatch and
+    Firehose carry the same line, so the same id."""
+    return [
+        Invocation(
+            event_id=stable_id("init", "logs" if source in ("cloudwatch", "firehose") else source, function, env),
+            time=_t(end_ms),
+            kind="init_report",
+            source=source,
+            function=function,
+            account=ACCOUNTS[function],
+            init_duration_ms=float(init_ms),
+            status="success",
+        )
+        for source in sources
+    ]
 
 
 def throttle_events(function: str, n: int, at_ms: int) -> list[Event]:
@@ -141,26 +167,63 @@ def intervals(events: list[Event]) -> dict[tuple[str, str], tuple[int, int, str]
     return {k: (starts[k], ends[k], ACCOUNTS[k[0]]) for k in ends}
 
 
-def brute_force_peaks(spans: list[tuple[int, int]], first_s: int, last_s: int) -> dict[int, int]:
-    """Second -> the most spans running at one instant of it, by counting at every instant that could be a max."""
+def init_spans(events: list[Event]) -> dict[str, dict[str, list[tuple[int, int]]]]:
+    """function -> family -> init spans (ms): each REPORT's Init Duration before its request's start, and each
+    init report (one per id: copies count once) by its family of paths, ending a little early (the start of the
+    invocation after it is known only to a millisecond or so)."""
+    starts = {key: s for key, (s, _e, _a) in intervals(events).items()}
+    by_report: dict[tuple[str, str], int] = {}
+    by_id: dict[str, tuple[str, str, int, int]] = {}
+    for e in events:
+        if isinstance(e, Invocation) and e.kind == "report" and e.init_duration_ms:
+            by_report[(e.function, e.request_id)] = round(e.init_duration_ms)
+        elif isinstance(e, Invocation) and e.kind == "init_report":
+            end = round((e.time - BASE).total_seconds() * 1000)
+            family = "logs" if e.source in ("cloudwatch", "firehose") else "telemetry"
+            by_id[e.event_id] = (e.function, family, end - round(e.init_duration_ms or 0), end - INIT_REPORT_TRIM_MS)
+    out: dict[str, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+    for (function, rid), init in by_report.items():
+        out[function]["report"].append((starts[(function, rid)] - init, starts[(function, rid)]))
+    for function, family, a, b in by_id.values():
+        out[function][family].append((a, b))
+    return out
+
+
+def brute_force_running(runs: list[tuple[int, int]], inits: list[dict[str, list[tuple[int, int]]]], t: int) -> int:
+    """At instant t: the invocations running, plus per function the most initialising that any family shows."""
+    running = sum(1 for a, b in runs if a <= t < b)
+    return running + sum(max(sum(1 for a, b in spans if a <= t < b) for spans in fam.values()) for fam in inits)
+
+
+def brute_force_peaks(
+    runs: list[tuple[int, int]], inits: list[dict[str, list[tuple[int, int]]]], first_s: int, last_s: int
+) -> dict[int, int]:
+    """Second -> the most running at one instant of it, by counting at every instant that could be a max."""
+    starts = [a for a, _ in runs] + [a for fam in inits for spans in fam.values() for a, _ in spans]
+    ends = [b for fam in inits for spans in fam.values() for _, b in spans]  # an init's end can raise another family
     out = {}
     for s in range(first_s, last_s + 1):
-        instants = [s * 1000] + [a for a, _ in spans if s * 1000 <= a < s * 1000 + 1000]
-        out[s] = max(sum(1 for a, b in spans if a <= t < b) for t in instants)
+        instants = [s * 1000] + [a for a in starts + ends if s * 1000 <= a < s * 1000 + 1000]
+        out[s] = max(brute_force_running(runs, inits, t) for t in instants)
     return out
 
 
 def reference_peaks(events: list[Event]) -> dict[tuple[str, str, int, int], int]:
     """(scope, key, resolution, bucket start in seconds from BASE) -> peak; buckets aligned to the clock."""
-    by_key: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    runs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    inits: dict[tuple[str, str], list[dict[str, list[tuple[int, int]]]]] = defaultdict(list)
     for (function, _), (s, e, account) in intervals(events).items():
         for key in (("function", function), ("account", account), ("total", "")):
-            by_key[key].append((s, e))
+            runs[key].append((s, e))
+    for function, families in init_spans(events).items():
+        for key in (("function", function), ("account", ACCOUNTS[function]), ("total", "")):
+            inits[key].append(families)
     base = int(BASE.timestamp())
     out = {}
-    for (scope, key), spans in by_key.items():
+    for scope, key in set(runs) | set(inits):
+        spans = runs[(scope, key)] + [span for fam in inits[(scope, key)] for ss in fam.values() for span in ss]
         first, last = min(a for a, _ in spans) // 1000 - 3, max(b for _, b in spans) // 1000 + 3
-        seconds = brute_force_peaks(spans, first, last)
+        seconds = brute_force_peaks(runs[(scope, key)], inits[(scope, key)], first, last)
         for res in (1, 60, 3600):
             for sec, peak in seconds.items():
                 bucket = (base + sec) // res * res - base
@@ -197,12 +260,12 @@ def assert_stats_exact(client, tenant: str, invs: list[Inv], throttles: dict[str
         assert row["errors"] == sum(i.status != "success" for i in mine)
         assert row["timeouts"] == sum(i.status == "timeout" for i in mine)
         assert row["out_of_memory"] == sum(i.status == "oom" for i in mine)
-        assert row["cold_starts"] == sum(i.init_ms is not None for i in mine)
+        assert row["cold_starts"] == sum(i.init_ms is not None and i.init_in_report for i in mine)
         durations = sorted(i.duration_ms for i in mine)
         assert row["max_ms"] == durations[-1]
         for q, name in ((0.5, "p50_ms"), (0.99, "p99_ms")):
             assert_within_rank(row[name], durations, q)
-        inits = sorted(i.init_ms for i in mine if i.init_ms is not None)
+        inits = sorted(i.init_ms for i in mine if i.init_ms is not None and i.init_in_report)
         if inits:
             assert_within_rank(row["init_p50_ms"], inits, 0.5)
         else:
@@ -246,9 +309,15 @@ def invocations(draw: st.DrawFn) -> list[Inv]:
             start_ms=draw(_START),
             duration_ms=draw(_DURATION),
             status=draw(st.sampled_from(["success", "success", "error", "timeout", "oom"])),
-            init_ms=draw(st.none() | st.integers(80, 1500)),
+            init_ms=draw(st.none() | st.integers(80, 1500) | st.integers(1, 10).map(lambda s: s * 1000)),
             paths=draw(st.sampled_from(["first", "both", "second"])),
             with_start=draw(st.booleans()),
+            init_in_report=draw(st.booleans()),
+            init_sources=draw(
+                st.sampled_from(
+                    [(), ("telemetry",), ("cloudwatch",), ("cloudwatch", "firehose"), ("telemetry", "cloudwatch")]
+                )
+            ),
         )
         for i in range(n)
     ]
@@ -382,3 +451,69 @@ def wait_drained(broker: str, deadline: float) -> None:
             return
         time.sleep(0.3)
     raise TimeoutError(f"the processors did not drain the topics: {group_lag(broker)}")
+
+
+# --- initialisations occupy concurrency ----------------------------------------------------------------------
+
+
+def _cold_starts_beside_a_warm_invocation(tenant: str, report_states_init: bool) -> list[Event]:
+    """A warm invocation over seconds 0-5; three cold starts whose inits (1.0-2.0, 1.2-2.2, 1.4-2.4 s) overlap
+    each other and it, each stated by its REPORT (or not), a Telemetry initReport and a CloudWatch INIT_REPORT
+    delivered by both the subscription and Firehose."""
+    invs = [Inv("orders", "warm", "1", 0, 5_000, "success", None, "both", True)]
+    invs += [
+        Inv(
+            "orders",
+            f"cold-{n}",
+            "1",
+            2_000 + 200 * n,
+            100,
+            "success",
+            1_000,
+            "both",
+            n == 0,
+            init_in_report=report_states_init,
+            init_sources=("telemetry", "cloudwatch", "firehose"),
+        )  # fmt: skip
+        for n in range(3)
+    ]
+    events = [e for i in invs for e in facts(i)]
+    for e in events:
+        e.tenant = tenant
+    return events
+
+
+@pytest.mark.parametrize("report_states_init", [True, False])
+def test_overlapping_initialisations_count_as_lambda_counts_them(store, report_states_init: bool) -> None:
+    tenant = f"inits-{uuid.uuid4().hex[:8]}"
+    events = _cold_starts_beside_a_warm_invocation(tenant, report_states_init)
+    writer = EventWriter(store)
+    for batch in delivery(events, 11, 3):
+        writer.write(batch)
+    writer.health.flush()
+    seconds = {
+        b: p for (scope, key, res, b), p in stored_peaks(store, tenant).items() if res == 1 and scope == "function"
+    }
+    # 1.4-2.0 s: the warm invocation and three inits; at 2.0 s the first environment runs, the other two still init
+    assert [seconds.get(s, 0) for s in range(6)] == [1, 4, 4, 1, 1, 0]
+    reference = {b: p for (s, k, r, b), p in reference_peaks(events).items() if r == 1 and s == "function"}
+    assert {b: p for b, p in seconds.items() if p} == {b: p for b, p in reference.items() if p}
+    req = StatsRequest(tenant, BASE - timedelta(minutes=5), BASE + timedelta(minutes=5))
+    row = stats(QueryRunner(store), req)["functions"][0]
+    assert row["peak_concurrency"] == 4
+    assert row["cold_starts"] == (3 if report_states_init else 0)
+
+
+def test_an_init_report_a_millisecond_after_its_invocation_started_counts_the_environment_once(store) -> None:
+    """The Telemetry initReport's time and the invocation's start (the REPORT's time less its duration) come from
+    different facts and may disagree by a millisecond: the environment is still one."""
+    tenant = f"handoff-{uuid.uuid4().hex[:8]}"
+    cold = Inv("orders", "cold", "1", 1_000, 500, "success", 300, "first", False)
+    events = facts(cold) + init_reports("orders", "cold", 1_001, 300, ("telemetry",))
+    for e in events:
+        e.tenant = tenant
+    writer = EventWriter(store)
+    writer.write(events)
+    writer.health.flush()
+    peaks = {b: p for (scope, _k, res, b), p in stored_peaks(store, tenant).items() if res == 1 and scope == "function"}
+    assert max(peaks.values()) == 1

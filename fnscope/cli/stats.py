@@ -10,7 +10,8 @@ import click
 from fnscope.cli import human
 from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
 from fnscope.cli.flags import table_options
-from fnscope.cli.output import Column, print_table, when
+from fnscope.cli.inert import terminal
+from fnscope.cli.output import Column, current, print_table, when
 
 
 def _headroom(value: Any) -> str:
@@ -30,6 +31,8 @@ _P99 = Column("p99_ms", "p99", show=human.millis, keep=80, right=True)
 _PEAK = Column("peak_concurrency", "peak conc.", show=human.count, keep=60, right=True)
 _LIMIT = Column("concurrency_limit", "limit", show=human.count, keep=55, right=True)
 _HEADROOM = Column("headroom", show=_headroom, style=when(lambda v: v < 0, "bold red"), keep=75, right=True)
+# reserved concurrency 0: Lambda runs none of its invocations (said in words, so it shows without colour too)
+_DISABLED = Column("disabled", "state", show=lambda v: "DISABLED" if v else "", style=when(bool, "bold red"), keep=95)
 TABLE_COLUMNS = [
     _FUNCTION,
     _INVOCATIONS,
@@ -67,6 +70,14 @@ SERIES_COLUMNS = [
 ]
 
 
+def disabled_note(function: str, disabled: dict[str, Any]) -> str:
+    """Who disabled a function, when and from where, in one line (every part inert: terminal escapes shown)."""
+    at = human.ago(disabled.get("at")) if current().relative_times else disabled.get("at", "")
+    by = disabled.get("by") or "an unknown principal"
+    where = f" from {disabled['source_ip']}" if disabled.get("source_ip") else ""
+    return terminal(f"{function} is disabled (reserved concurrency 0) by {by}{where}, {at}")
+
+
 @click.command()
 @click.option("--function", "-f", default="", help="one function")
 @click.option("--account", default="", help="one account")
@@ -94,7 +105,9 @@ def stats(
     token: str | None,
 ) -> None:
     """Per function: invocations, errors, timeouts, throttles, cold starts, p50/p90/p99 duration, peak
-    concurrency (exact, per second), its limit and headroom, GB-seconds and estimated cost."""
+    concurrency (exact, per second, initialising environments included), its limit and headroom, GB-seconds and
+    estimated cost. A function whose reserved concurrency is 0 shows as DISABLED, with who set it, from where and
+    when."""
     params: dict[str, Any] = {"function": function, "account": account, "since": since, "until": until, "step": step}
     if top_n is not None:
         params |= {"top": top_n, "by": by}
@@ -110,7 +123,11 @@ def stats(
     if as_json:
         click.echo(json.dumps(out if versions else out["functions"], indent=2))
         return
-    print_table(out["functions"], TABLE_COLUMNS)
+    disabled = any(row.get("disabled") for row in out["functions"])
+    print_table(out["functions"], [_FUNCTION, _DISABLED, *TABLE_COLUMNS[1:]] if disabled else TABLE_COLUMNS)
+    for row in out["functions"]:
+        if row.get("disabled"):
+            click.echo(disabled_note(row["function"], row["disabled"]))
     if out.get("accounts"):
         print_table(out["accounts"], ACCOUNT_COLUMNS)
     if versions:
