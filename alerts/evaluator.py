@@ -233,7 +233,10 @@ class Evaluator:
                     notices.append(self._notice("firing", rule, inst, now))  # held back by a silence now over
                     transition = True
                 elif inst.state == "firing" and now - (inst.last_notified or now) >= rule.repeat_interval_s:
-                    notices.append(self._notice("repeat", rule, inst, now))
+                    if self._silence(rule, inst, now) is None:
+                        notices.append(self._notice("repeat", rule, inst, now))
+                    else:  # a repeat a silence holds back is skipped: the next is due an interval on, not each tick
+                        inst.last_notified = now
                     transition = True  # last_notified moved: a restart must not notify again
                 if transition or now - self._reported.get(key, float("-inf")) >= REPORT_EVERY_S:
                     self._reported[key] = now

@@ -299,6 +299,32 @@ def test_the_evaluator_reads_stored_silences_when_a_notice_is_due_and_keeps_the_
     assert ev.tick()[1] == []
 
 
+def test_a_silence_on_an_alert_already_paged_holds_its_repeats_without_a_row_each_evaluation() -> None:
+    clock = Clock()
+    stored: list[Silence] = []
+    rules = AlertSettings(rules=[{"name": "function-throttled", "window_s": 60, "resolve_after_s": 10**6,
+                                  "repeat_interval_s": 60}])  # fmt: skip
+    ev = Evaluator(rules.effective_rules(), Signals(3600, 1000), Silences([], lambda: list(stored)), clock)
+    [paged] = ev.ingest(throttle("a", 1, clock.now, "acme"))[1]
+    assert (paged.kind, paged.silenced_by) == ("firing", "")
+    until = datetime.fromtimestamp(clock.now + 600, UTC)
+    stored.append(Silence(matchers={"tenant": "acme", "function": "a"}, ends_at=until, comment="held"))
+
+    def evaluations(steps: int) -> list[Any]:  # every 15 s, the alert firing all along
+        out = []
+        for _ in range(steps):
+            clock.now += 15
+            out += ev.ingest(throttle("a", 1, clock.now, "acme"))[1] + ev.tick()[1]
+        return out
+
+    # was a "repeat, silenced" notice (and a history row) at every evaluation once a repeat was due
+    assert evaluations(39) == []  # until just before the silence ends
+    after = evaluations(9)  # over at 600 s: repeats resume, one a minute
+    assert [(n.kind, n.silenced_by, n.at - until.timestamp()) for n in after] == [
+        ("repeat", "", t) for t in (0, 60, 120)
+    ]
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC).timestamp()
