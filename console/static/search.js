@@ -153,8 +153,9 @@ function termAt(q, filter) {
   return -1;
 }
 
-// How many parentheses are open at position `end` (-1 inside a phrase).
-function depthAt(q, end) {
+// Walk the query up to `end`, outside phrases, telling `visit` each position and how many parentheses are open
+// there; stops early when `visit` says so. Returns the state at the stop: { depth, quoted, stopped }.
+function scanQuery(q, end = q.length, visit = () => false) {
   let depth = 0;
   let quoted = false;
   for (let i = 0; i < end; i++) {
@@ -165,25 +166,22 @@ function depthAt(q, end) {
     } else if (ch === '"') quoted = true;
     else if (ch === "(") depth++;
     else if (ch === ")") depth--;
+    else if (visit(i, depth)) return { depth, quoted, stopped: true };
   }
+  return { depth, quoted, stopped: false };
+}
+
+// How many parentheses are open at position `end` (-1 inside a phrase).
+function depthAt(q, end) {
+  const { depth, quoted } = scanQuery(q, end);
   return quoted ? -1 : depth;
 }
 
 // Whether the query has an OR outside parentheses and phrases (then a term added must AND all of it, not its end).
 function topLevelOr(q) {
-  let depth = 0;
-  let quoted = false;
-  for (let i = 0; i < q.length; i++) {
-    const ch = q[i];
-    if (quoted) {
-      if (ch === "\\") i++;
-      else if (ch === '"') quoted = false;
-    } else if (ch === '"') quoted = true;
-    else if (ch === "(") depth++;
-    else if (ch === ")") depth--;
-    else if (depth === 0 && q.startsWith("OR", i) && /[\s(]/.test(q[i - 1] ?? " ") && /[\s)]/.test(q[i + 2] ?? " ")) return true;
-  }
-  return false;
+  const isOr = (i, depth) =>
+    depth === 0 && q.startsWith("OR", i) && /[\s(]/.test(q[i - 1] ?? " ") && /[\s)]/.test(q[i + 2] ?? " ");
+  return scanQuery(q, q.length, isOr).stopped;
 }
 
 // The query with a facet's filter added (ANDed to all of it), or taken out again when it is there.

@@ -7,8 +7,7 @@ import json
 import click
 
 from fnscope.cli import human
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
-from fnscope.cli.flags import table_options
+from fnscope.cli.common import api_get, window_options
 from fnscope.cli.output import Column, print_table, when
 
 _FIGURES = [
@@ -32,12 +31,7 @@ RESOLVER_COLUMNS = [
 
 @click.command()
 @click.option("--api-id", "api_id", default="", help="one GraphQL API (default: all)")
-@click.option("--since", default="1h", show_default=True, help="how far back (10m, 1h or ISO-8601)")
-@click.option("--until", default=None, help="end of the window (default now)")
-@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@table_options
-@API_OPTION
-@TOKEN_OPTION
+@window_options("1h")
 def appsync(api_id: str, since: str, until: str | None, as_json: bool, api: str, token: str | None) -> None:
     """AppSync GraphQL APIs: each operation's requests and each resolver's calls, errors and latency."""
     out = api_get(api, token, "/api/appsync", {"api": api_id, "since": since, "until": until})

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 import httpx
 
+from fnscope.cli.flags import table_options
 from fnscope.cli.inert import terminal
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 DEFAULT_API = "http://127.0.0.1:4318"
 MAX_ERROR_TEXT = 1000  # of an error answer, printed
@@ -35,6 +39,28 @@ API_OPTION = click.option(
     help="URL of a running fnscope (env FNSCOPE_API)",
 )
 TOKEN_OPTION = click.option("--token", envvar="FNSCOPE_TOKEN", default=None, help="API token (env FNSCOPE_TOKEN)")
+
+
+def window_options(since: str, since_help: str = "how far back") -> Callable[[Command], Command]:
+    """What a command printing one API answer over a time window takes: --since/--until, --json, the table
+    flags, --api and --token (the command receives since, until, as_json, api and token)."""
+    options = (
+        click.option("--since", default=since, show_default=True, help=f"{since_help} (10m, 1h or ISO-8601)"),
+        click.option("--until", default=None, help="end of the window (default now)"),
+        click.option("--json", "as_json", is_flag=True, help="print the API's JSON"),
+        table_options,
+        API_OPTION,
+        TOKEN_OPTION,
+    )
+
+    def decorate(f: Command) -> Command:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
 CONFIG_OPTION = click.option(
     "--config", type=click.Path(dir_okay=False), default=None, help="fnscope.yaml (env FNSCOPE_CONFIG)"
 )

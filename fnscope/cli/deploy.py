@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from fnscope.cli import human
-from fnscope.cli.common import API_OPTION, TOKEN_OPTION, api_get
-from fnscope.cli.flags import table_options
+from fnscope.cli.common import api_get, window_options
 from fnscope.cli.inert import terminal
 from fnscope.cli.output import Column, print_table, when
 
@@ -113,12 +112,7 @@ def _print_verdict(out: dict[str, Any], subject: str, as_json: bool) -> None:
 @click.option("--function", "-f", required=True, help="the function")
 @click.option("--version", "-v", "version", required=True, help="the new version")
 @click.option("--baseline", "-b", default="", help="the version it replaces (default: the busiest other version)")
-@click.option("--since", default="10m", show_default=True, help="compare over this window (10m, 1h or ISO-8601)")
-@click.option("--until", default=None, help="end of the window (default now)")
-@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@table_options
-@API_OPTION
-@TOKEN_OPTION
+@window_options("10m", "compare over this window")
 def verdict(
     function: str,
     version: str,
@@ -139,12 +133,7 @@ def verdict(
 @deploy.command("stage-verdict", cls=_VerdictCommand)
 @click.option("--api-id", "api_id", required=True, help="the API Gateway API's id")
 @click.option("--stage", "-s", required=True, help="the stage whose canary release is judged")
-@click.option("--since", default="10m", show_default=True, help="compare over this window (10m, 1h or ISO-8601)")
-@click.option("--until", default=None, help="end of the window (default now)")
-@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@table_options
-@API_OPTION
-@TOKEN_OPTION
+@window_options("10m", "compare over this window")
 def stage_verdict(
     api_id: str, stage: str, since: str, until: str | None, as_json: bool, api: str, token: str | None
 ) -> None:
@@ -157,12 +146,7 @@ def stage_verdict(
 @deploy.command("stages")
 @click.option("--api-id", "api_id", required=True, help="the API Gateway API's id")
 @click.option("--stage", "-s", default="", help="only this stage")
-@click.option("--since", default="1h", show_default=True, help="how far back (10m, 1h or ISO-8601)")
-@click.option("--until", default=None, help="end of the window (default now)")
-@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
-@table_options
-@API_OPTION
-@TOKEN_OPTION
+@window_options("1h", "how far back")
 def stages(api_id: str, stage: str, since: str, until: str | None, as_json: bool, api: str, token: str | None) -> None:
     """An API's stages, each release (base, canary) and deployment on a row of its own."""
     out = api_get(
