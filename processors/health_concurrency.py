@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import groupby
 
+from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
 
 # Lambda's longest invocation is 15 minutes plus at most 10 s of init: a fact this far outside the window
@@ -103,8 +104,7 @@ edges AS (
         FROM intervals
         UNION ALL
         SELECT arrayJoin([('function', step.1), ('account', step.2), ('total', '')]) AS sk, (step.3, step.4) AS edge
-        FROM (SELECT arrayJoin(arrayZip({{init_functions:Array(String)}}, {{init_accounts:Array(String)}},
-                                        {{init_times:Array(DateTime64(3))}}, {{init_steps:Array(Int64)}})) AS step)
+        FROM (SELECT arrayJoin(__INIT_STEPS__) AS step)
     )
     WHERE edge.1 < {{hi:DateTime64(3)}}
 ),
@@ -165,6 +165,22 @@ def init_steps(
     return steps
 
 
+def _steps_literal(steps: list[tuple[str, str, datetime, int]]) -> str:
+    """The init steps as an array literal in the statement's text. Not as query parameters: those travel in the
+    request's URL, which a busy minute's thousands of cold starts would take past ClickHouse's 1 MiB limit (and
+    a proxy's far lower one). Strings are escaped as clickhouse-connect's own client-side binding escapes them;
+    times go as epoch milliseconds (its datetime literals drop the milliseconds)."""
+    functions = format_query_value([r[0] for r in steps])
+    accounts = format_query_value([r[1] for r in steps])
+    times = format_query_value([round(r[2].timestamp() * 1000) for r in steps])
+    changes = format_query_value([r[3] for r in steps])
+    return (
+        f"arrayZip(CAST({functions} AS Array(String)), CAST({accounts} AS Array(String)), "
+        f"arrayMap(ms -> fromUnixTimestamp64Milli(ms, 'UTC'), CAST({times} AS Array(Int64))), "
+        f"CAST({changes} AS Array(Int64)))"
+    )
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
@@ -185,12 +201,6 @@ def recompute_concurrency(client: Client, tenant: str, first_s: int, last_s: int
         "last": _at(last_s),
     }
     steps = init_steps(client.query(_INIT_SPANS, parameters=params).result_rows, _at(lo))
-    params |= {
-        "init_functions": [r[0] for r in steps],
-        "init_accounts": [r[1] for r in steps],
-        "init_times": [r[2] for r in steps],
-        "init_steps": [r[3] for r in steps],
-    }
-    client.command(_SWEEP, parameters=params)
+    client.command(_SWEEP.replace("__INIT_STEPS__", _steps_literal(steps)), parameters=params)
     hour_lo, hour_hi = lo // 3600 * 3600, (hi - 1) // 3600 * 3600 + 3600
     client.command(_HOURS, parameters={"tenant": tenant, "lo": _at(hour_lo), "hi": _at(hour_hi)})

@@ -20,6 +20,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -29,7 +31,7 @@ from kafka import KafkaProducer
 
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation, stable_id
 from fnscope.kafka_admin import ensure_topics
-from fnscope.processors.health_concurrency import INIT_REPORT_TRIM_MS
+from fnscope.processors.health_concurrency import INIT_REPORT_TRIM_MS, recompute_concurrency
 from fnscope.processors.kafka_processor import KafkaSource
 from fnscope.processors.log_processor import LogProcessor
 from fnscope.processors.store import open_store
@@ -456,14 +458,14 @@ def wait_drained(broker: str, deadline: float) -> None:
 # --- initialisations occupy concurrency ----------------------------------------------------------------------
 
 
-def _cold_starts_beside_a_warm_invocation(tenant: str, report_states_init: bool) -> list[Event]:
+def _cold_starts_beside_a_warm_invocation(tenant: str, report_states_init: bool, name: str = "orders") -> list[Event]:
     """A warm invocation over seconds 0-5; three cold starts whose inits (1.0-2.0, 1.2-2.2, 1.4-2.4 s) overlap
     each other and it, each stated by its REPORT (or not), a Telemetry initReport and a CloudWatch INIT_REPORT
     delivered by both the subscription and Firehose."""
-    invs = [Inv("orders", "warm", "1", 0, 5_000, "success", None, "both", True)]
+    invs = [Inv(name, "warm", "1", 0, 5_000, "success", None, "both", True)]
     invs += [
         Inv(
-            "orders",
+            name,
             f"cold-{n}",
             "1",
             2_000 + 200 * n,
@@ -502,6 +504,33 @@ def test_overlapping_initialisations_count_as_lambda_counts_them(store, report_s
     row = stats(QueryRunner(store), req)["functions"][0]
     assert row["peak_concurrency"] == 4
     assert row["cold_starts"] == (3 if report_states_init else 0)
+
+
+def test_inits_reach_the_sweep_whatever_the_function_is_called(store) -> None:
+    """The init steps travel in the statement's text (not its URL): a name with quotes and backslashes is a value."""
+    tenant = f"quoted-{uuid.uuid4().hex[:8]}"
+    name = "it's\\a'); DROP TABLE invocations; --"
+    ACCOUNTS.setdefault(name, "333333333333")
+    writer = EventWriter(store)
+    writer.write(_cold_starts_beside_a_warm_invocation(tenant, False, name))
+    writer.health.flush()
+    peaks = stored_peaks(store, tenant)
+    assert [peaks.get(("function", name, 1, s), 0) for s in range(6)] == [1, 4, 4, 1, 1, 0]
+    # a server takes a statement's parameters in its URL (1 MiB at most, a proxy's far less): however many inits
+    # a minute holds, they are not among them
+    sent: list[dict[str, Any]] = []
+
+    class Recording:
+        def command(self, sql: str, parameters: dict[str, Any]) -> Any:
+            sent.append(parameters)
+            return store.command(sql, parameters=parameters)
+
+        def query(self, sql: str, parameters: dict[str, Any]) -> Any:
+            return store.query(sql, parameters=parameters)
+
+    start = int(BASE.timestamp())
+    recompute_concurrency(Recording(), tenant, start, start + 5)  # type: ignore[arg-type]
+    assert sent and all(len(urlencode(p, doseq=True)) < 1024 for p in sent)
 
 
 def test_an_init_report_a_millisecond_after_its_invocation_started_counts_the_environment_once(store) -> None:
