@@ -58,8 +58,7 @@ _WINDOW = f"time >= {{lo:DateTime64(3)}} - {_MAX_SPAN} AND time < {{hi:DateTime6
 # over families is taken in Python (``init_steps``) and handed to the sweep as steps: the same in SQL, with its
 # window functions and joins, cost more than the whole sweep on a busy minute.
 _INIT_SPANS = f"""
-SELECT function, max(account) AS account, 'report' AS family, s - toIntervalMillisecond(toInt64(round(init))) AS a,
-       s AS b
+SELECT function, account, 'report' AS family, s - toIntervalMillisecond(toInt64(round(init))) AS a, s AS b
 FROM (
     SELECT function, max(account) AS account, min(coalesce(start_time, time)) AS s,
            maxIf(coalesce(init_duration_ms, 0), kind = 'report') AS init
@@ -71,8 +70,7 @@ FROM (
     GROUP BY function, if(request_id != '', request_id, event_id)
     HAVING countIf(kind = 'report') > 0 AND init > 0
 )
-GROUP BY function, a, b
-HAVING b > {{lo:DateTime64(3)}} AND a < {{hi:DateTime64(3)}}
+WHERE b > {{lo:DateTime64(3)}} AND a < {{hi:DateTime64(3)}}
 UNION ALL
 SELECT function, account, {INIT_FAMILY} AS family, t - toIntervalMillisecond(toInt64(round(dur))) AS a,
        t - toIntervalMillisecond({INIT_REPORT_TRIM_MS}) AS b

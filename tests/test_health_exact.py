@@ -506,6 +506,20 @@ def test_overlapping_initialisations_count_as_lambda_counts_them(store, report_s
     assert row["cold_starts"] == (3 if report_states_init else 0)
 
 
+def test_two_environments_initialising_alike_are_two(store) -> None:
+    """Two cold starts at the same millisecond after inits of the same length, known from their REPORTs only."""
+    tenant = f"twins-{uuid.uuid4().hex[:8]}"
+    twins = [Inv("orders", f"twin-{n}", "1", 2_000, 500, "success", 1_000, "both", False) for n in range(2)]
+    events = [e for inv in twins for e in facts(inv)]
+    for e in events:
+        e.tenant = tenant
+    writer = EventWriter(store)
+    writer.write(events)
+    writer.health.flush()
+    peaks = stored_peaks(store, tenant)
+    assert [peaks.get(("function", "orders", 1, s), 0) for s in range(3)] == [0, 2, 2]
+
+
 def test_inits_reach_the_sweep_whatever_the_function_is_called(store) -> None:
     """The init steps travel in the statement's text (not its URL): a name with quotes and backslashes is a value."""
     tenant = f"quoted-{uuid.uuid4().hex[:8]}"
