@@ -360,6 +360,8 @@ def _report_line(src: LineSource, head: str, line: str, time: datetime, inv_id: 
     kind = _HEAD_KIND[head]
     if kind == "restore_report":
         restore, duration = restore if restore is not None else duration, None
+    if kind == "init_report" and kv.get("Phase") == "invoke":
+        init = None  # an init Lambda re-ran inside an invocation: that invocation already holds its environment
     return src.invocation(
         event_id=inv_id,
         time=time,
@@ -547,7 +549,9 @@ def platform_invocation(src: LineSource, type_: str, record: Any, time: datetime
     elif kind == "runtime_done":
         kw = {"duration_ms": duration, "status": as_text(record.get("status"))}
     elif kind == "init_report":
-        kw = {"init_duration_ms": duration, "status": as_text(record.get("status")) or "success"}
+        # phase "invoke": an init re-run inside an invocation, which already holds its environment
+        init = None if record.get("phase") == "invoke" else duration
+        kw = {"init_duration_ms": init, "status": as_text(record.get("status")) or "success"}
     elif kind == "restore_report":
         kw = {"restore_duration_ms": duration, "status": as_text(record.get("status")) or "success"}
     version = as_text(record.get("version")) or as_text(record.get("functionVersion"))
