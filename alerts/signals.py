@@ -68,6 +68,7 @@ class FunctionState:
     minute_invocations: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     minute_gb_seconds: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     minute_peaks: dict[int, int] = field(default_factory=dict)
+    first_minute: int | None = None  # the first minute this process saw the function called
 
 
 @dataclass
@@ -201,6 +202,8 @@ class Signals:
             second = int(t)
             fn.invocations[second] += 1
             fn.minute_invocations[second // 60] += 1
+            if fn.first_minute is None or second // 60 < fn.first_minute:
+                fn.first_minute = second // 60
             if event.billed_duration_ms and event.memory_size_mb:
                 gb_s = event.billed_duration_ms / 1000 * event.memory_size_mb / 1024
                 fn.gb_seconds[second] += gb_s
@@ -277,7 +280,13 @@ class Signals:
             "gb_seconds": sum(v for s, v in fn.gb_seconds.items() if s >= lo) * 60 / window_s,
         }
         last_minute = int(now - window_s) // 60 - 1  # the last whole minute before the window
-        first_watched = -(-int(self.started if self.started is not None else now) // 60)
+        # Minutes count from when this process watched the function: after its start, from the function's first
+        # call (a function deployed or first called later has no quiet hour before it), and within what is kept.
+        first_watched = max(
+            -(-int(self.started if self.started is not None else now) // 60),
+            fn.first_minute if fn.first_minute is not None else last_minute + 1,
+            int(now) // 60 - HISTORY_MINUTES + 1,
+        )
         minutes = [m for m in range(last_minute - policy.baseline_minutes + 1, last_minute + 1) if m >= first_watched]
         per_minute = {
             "invocations": fn.minute_invocations,

@@ -173,6 +173,21 @@ def test_below_the_floor_or_without_a_watched_baseline_nothing_runs_away() -> No
     assert _notices(fresh, reports("busy", 5000, fresh.clock()), "function-runaway") == []
 
 
+def test_a_function_first_called_long_after_the_start_is_judged_against_its_own_minutes() -> None:
+    """Deployed while fnscope ran: the quiet hour before its first call is not its baseline."""
+    clock = Clock()
+    ev = _evaluator(clock)
+    _steady(ev, clock, "other", 10, 30)  # the process has watched half an hour, this function not yet called
+    assert _steady(ev, clock, "fresh", 900, 15) == []  # its own normal from its first minute, above the floor
+
+
+def test_a_long_window_is_judged_against_the_minutes_kept() -> None:
+    """A window longer than the kept history: the minutes no longer kept are not quiet minutes."""
+    clock = Clock()
+    ev = _evaluator(clock, [{"name": "function-runaway", "window_s": 3000}])
+    assert _steady(ev, clock, "batch", 700, 115) == []
+
+
 def test_concurrency_far_above_its_baseline_runs_away() -> None:
     clock = Clock()
     ev = _evaluator(clock, [{"name": "function-runaway", "runaway": {"floor_concurrency": 20}}])
