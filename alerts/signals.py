@@ -69,6 +69,7 @@ class FunctionState:
     minute_gb_seconds: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     minute_peaks: dict[int, int] = field(default_factory=dict)
     first_minute: int | None = None  # the first minute this process saw the function called
+    sealed_through: int = -1  # the last minute whose peak is in minute_peaks
 
 
 @dataclass
@@ -114,8 +115,13 @@ def _p99(ordered: list[float]) -> float | None:
 class Signals:
     """Everything the rules measure, for recent event time only (older buckets are pruned)."""
 
-    def __init__(self, keep_s: float, account_limit: int, audit_max_age_s: float = 86_400.0) -> None:
+    def __init__(
+        self, keep_s: float, account_limit: int, audit_max_age_s: float = 86_400.0, watch_minutes: bool = True
+    ) -> None:
         self.keep_s = keep_s
+        # the per-minute history only a runaway rule reads: an hour of it is some 8 KB a function, and its sealing
+        # a concurrency sweep a minute per function, so it is kept only when such a rule is on
+        self.watch_minutes = watch_minutes
         self.audit_max_age_s = audit_max_age_s
         self.account_limit = account_limit
         self.functions: dict[SeriesKey, FunctionState] = defaultdict(FunctionState)
@@ -201,13 +207,15 @@ class Signals:
         if event.kind == "report":
             second = int(t)
             fn.invocations[second] += 1
-            fn.minute_invocations[second // 60] += 1
-            if fn.first_minute is None or second // 60 < fn.first_minute:
-                fn.first_minute = second // 60
+            if self.watch_minutes:
+                fn.minute_invocations[second // 60] += 1
+                if fn.first_minute is None or second // 60 < fn.first_minute:
+                    fn.first_minute = second // 60
             if event.billed_duration_ms and event.memory_size_mb:
                 gb_s = event.billed_duration_ms / 1000 * event.memory_size_mb / 1024
                 fn.gb_seconds[second] += gb_s
-                fn.minute_gb_seconds[second // 60] += gb_s
+                if self.watch_minutes:
+                    fn.minute_gb_seconds[second // 60] += gb_s
             if event.init_duration_ms and event.request_id:
                 fn.inits[run_id] = event.init_duration_ms / 1000
             if event.status in FAILED:
@@ -396,17 +404,18 @@ class Signals:
     def _seal_minutes(self, fn: FunctionState, now: float) -> None:
         """Take the peak concurrency of each minute that ended (while its runs are still kept)."""
         last = int(now - SEAL_AFTER_S) // 60 - 1
-        first = max(int(now - self.keep_s) // 60 + 1, last - HISTORY_MINUTES)
-        for minute in range(first, last + 1):
-            if minute not in fn.minute_peaks:
-                fn.minute_peaks[minute] = self.peak_concurrency(fn, minute * 60, now, minute * 60 + 60)
+        first = max(int(now - self.keep_s) // 60 + 1, last - HISTORY_MINUTES, fn.sealed_through + 1)
+        for minute in range(first, last + 1):  # each minute once: a tick seals at most the one that just ended
+            fn.minute_peaks[minute] = self.peak_concurrency(fn, minute * 60, now, minute * 60 + 60)
+        fn.sealed_through = max(fn.sealed_through, last)
 
     def prune(self, now: float) -> None:
         lo = int(now - self.keep_s)
         oldest_minute = int(now) // 60 - HISTORY_MINUTES
         for key in list(self.functions):
             fn = self.functions[key]
-            self._seal_minutes(fn, now)
+            if self.watch_minutes:
+                self._seal_minutes(fn, now)
             for minutes in (fn.minute_invocations, fn.minute_gb_seconds, fn.minute_peaks):
                 for m in [m for m in minutes if m < oldest_minute]:
                     del minutes[m]

@@ -321,3 +321,15 @@ def test_gb_seconds_far_above_its_baseline_run_away() -> None:
     )
     assert "1,800 GB-s a minute against a median of 6" in values["reasons"]
     assert values["current"]["invocations"] == 60  # the call rate did not move
+
+
+def test_without_a_runaway_rule_no_minute_history_is_kept() -> None:
+    """The per-minute history only the runaway rule reads costs memory and sweeps per function: off with the rule."""
+    kept, skipped = Signals(360, 1000), Signals(360, 1000, watch_minutes=False)
+    at = T0.timestamp()
+    for signals in (kept, skipped):
+        signals.observe(reports("resize", 50, at), at)
+        signals.prune(at + 120)
+    [fn_kept], [fn_skipped] = kept.functions.values(), skipped.functions.values()
+    assert sum(fn_kept.minute_invocations.values()) == 50 and fn_kept.minute_peaks
+    assert not fn_skipped.minute_invocations and not fn_skipped.minute_gb_seconds and not fn_skipped.minute_peaks
