@@ -440,6 +440,12 @@ def _step(value: str) -> int:
 def routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["stats"])
 
+    @router.get("/stats/disabled", summary="The functions disabled now (reserved concurrency 0): who, when, from where")
+    async def api_disabled(tenant: str = Depends(ctx.auth.read)) -> dict[str, Any]:
+        req = StatsRequest(tenant, datetime.now(UTC), account_limit=ctx.settings.account_concurrency_limit)
+        limits = await run_in_threadpool(_limits, ctx.runner, req)
+        return {"disabled": [{"function": f, **who} for f, who in sorted(limits.disabled.items())]}
+
     @router.get("/stats", summary="Per-function health: table, top-N, or a time series with `step`")
     async def api_stats(
         tenant: str = Depends(ctx.auth.read),

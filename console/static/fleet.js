@@ -1,5 +1,5 @@
 // Fleet (#/): the Fleet overview dashboard's panels; function names link to the function page. Above them, each
-// disabled function (reserved concurrency 0) with who disabled it, when and from where (/api/stats).
+// disabled function (reserved concurrency 0) with who disabled it, when and from where (/api/stats/disabled).
 
 import { api } from "./api.js";
 import { el, errorBox, fmtTime, functionLink } from "./dom.js";
@@ -12,15 +12,15 @@ export async function render(view, { range }) {
   view.append(el("header", { class: "page-head" }, el("h1", {}, "Fleet"), el("p", {}, board.description)), notices);
   const panels = renderDashboard(view, board, { range });
   const disabled = () =>
-    api("/api/stats", { since: range })
-      .then((out) => notices.replaceChildren(...out.functions.filter((f) => f.disabled).map((f) => note(f, range))))
+    api("/api/stats/disabled")
+      .then((out) => notices.replaceChildren(...out.disabled.map((f) => note(f, range))))
       .catch((error) => notices.replaceChildren(errorBox(error)));
   disabled();
   return { refresh: () => Promise.all([panels(), disabled()]) };
 }
 
 function note(row, range) {
-  const { at, by, source_ip: ip } = row.disabled;
+  const { at, by, source_ip: ip } = row;
   return el(
     "p",
     { class: "notice state-disabled", dataset: { function: row.function } },
