@@ -384,6 +384,7 @@ def test_output_can_not_run_as_a_formula_steer_a_terminal_or_render_markup() -> 
     assert terminal("ok \x1b]8;;http://evil\x1b\\link\x1b[2J\r\x07 tab\tnewline\n") == (
         "ok \\x1b]8;;http://evil\\x1b\\link\\x1b[2J\\r\\x07 tab\tnewline\n"
     )
+    assert terminal("user/\u202etnemyap\u2066x") == "user/\\u202etnemyap\\u2066x"  # bidi: no name read backwards
     assert markup("[link=http://evil]me[/link]") == "\\[link=http://evil]me\\[/link]"
     body = {
         "kind": "firing", "status": "firing", "severity": "critical", "rule": "function-throttled",

@@ -8,14 +8,16 @@ import re
 from rich.markup import escape
 
 # C0 and C1 control characters but tab and newline: ESC starts terminal sequences (colours, titles, cursor
-# moves, OSC 8 hyperlinks), CR overwrites what was printed, BEL rings.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# moves, OSC 8 hyperlinks), CR overwrites what was printed, BEL rings. And the bidirectional overrides and
+# isolates, which make a line read other than it is stored (a principal's name shown backwards).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # OWASP's rule for CSV injection: a cell that starts with one of these is read as a formula by spreadsheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def terminal(text: str) -> str:
-    """Text safe to print on a terminal: control characters shown as their escapes (\\x1b), never sent."""
+    """Text safe to print on a terminal: control characters and bidi overrides shown as their escapes (\\x1b,
+    \\u202e), never sent."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
