@@ -184,8 +184,9 @@ def test_a_function_first_called_long_after_the_start_is_judged_against_its_own_
 def test_a_long_window_is_judged_against_the_minutes_kept() -> None:
     """A window longer than the kept history: the minutes no longer kept are not quiet minutes."""
     clock = Clock()
-    ev = _evaluator(clock, [{"name": "function-runaway", "window_s": 3000}])
-    assert _steady(ev, clock, "batch", 700, 115) == []
+    rule = {"name": "function-runaway", "window_s": 3000, "runaway": {"floor_invocations_per_minute": 60}}
+    ev = _evaluator(clock, [rule])
+    assert _steady(ev, clock, "batch", 70, 115) == []
 
 
 def test_concurrency_far_above_its_baseline_runs_away() -> None:
