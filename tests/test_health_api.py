@@ -23,7 +23,7 @@ from fnscope.query.stats import cover
 from fnscope.simulator.scheduler import Simulation, simulate
 from fnscope.simulator.sender import Sender
 from fnscope.simulator.wire import render
-from tests.conftest import FNSCOPE, ROOT, start_fnscope_up
+from tests.conftest import FNSCOPE, ROOT, all_stored, start_fnscope_up
 
 
 def _iso(value: datetime) -> str:
@@ -42,12 +42,17 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Simul
             assert sender.send(req).status_code < 300
     window = {"since": _iso(start - timedelta(minutes=1)), "until": _iso(start + timedelta(minutes=3))}
     ran = sum(1 for i in sim.invocations if i.status != "throttled")
-    deadline = time.monotonic() + 60  # aggregates are rebuilt in the background, a moment after the 2xx
-    while time.monotonic() < deadline:
-        rows = httpx.get(f"{url}/api/stats", params=window, timeout=30).json()["functions"]
-        if sum(r["invocations"] for r in rows) == ran:
+    all_stored(url)
+    # the aggregates (counts, concurrency peaks, throttles, limits) are rebuilt in the background a moment after
+    # each insert, each on its own: wait until every invocation is counted and the whole answer stopped changing
+    deadline, last = time.monotonic() + 60, None
+    while True:
+        now = httpx.get(f"{url}/api/stats", params={**window, "versions": "true"}, timeout=30).json()
+        if sum(r["invocations"] for r in now["functions"]) == ran and now == last:
             break
-        time.sleep(0.5)
+        assert time.monotonic() < deadline, "the health tables never settled"
+        last = now
+        time.sleep(1)
     yield url, sim, window
     proc.stop()
 
