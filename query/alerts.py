@@ -80,7 +80,7 @@ def _test_notice(tenant: str) -> Notice:
 def routes(ctx: QueryContext) -> APIRouter:
     router = APIRouter(tags=["alerts"])
     store: list[AlertStore] = []  # its own connection, opened on first use (the runner's is in use by queries)
-    test_limit = RateLimiter(TEST_RATE)
+    test_limit = RateLimiter(TEST_RATE, exact=True)
 
     opening = threading.Lock()
 
