@@ -58,6 +58,7 @@ from fnscope.simulator.wire import WireRequest, render
 from tests.conftest import FNSCOPE, all_stored, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
+FRESHNESS_SECONDS = 15
 
 
 @dataclass
@@ -215,16 +216,22 @@ def bench_floors(items: list[Payload], warmup: list[Payload], senders: int, work
 
 def bench_extensions(items: list[Payload], warmup: list[Payload], extensions: int, seconds: int, work: Path) -> None:
     """Senders spread out in time, as a fleet's Lambda extensions are: each posts one Telemetry batch a second, at
-    a moment of its own. Few requests ever arrive together, so this is what the store's fixed cost per write costs."""
+    a moment of its own. Few requests ever arrive together, so this is what the store's fixed cost per write costs.
+
+    The CPU share is measured over ``seconds`` of that load alone. The extensions then go on for
+    ``FRESHNESS_SECONDS`` more while a probe measures freshness: its searches, polled every 20 ms until its line
+    shows, cost CPU of their own that an ingest figure must not include."""
     batches = [p for p in items if p.path.endswith("/telemetry")]
     sent: list[Payload] = []
+    acked_at: list[float] = []
     latencies: list[float] = []
     lock = threading.Lock()
+    rounds = seconds + FRESHNESS_SECONDS
 
     def extension(i: int, url: str, start: float) -> None:
         phase = random.Random(i).random()
         with httpx.Client(timeout=60) as client:
-            for k in range(seconds):
+            for k in range(rounds):
                 p = batches[(i + k * extensions) % len(batches)]
                 time.sleep(max(0.0, start + phase + k - time.monotonic()))
                 began = time.perf_counter()
@@ -232,11 +239,13 @@ def bench_extensions(items: list[Payload], warmup: list[Payload], extensions: in
                 with lock:
                     latencies.append((time.perf_counter() - began) * 1000)
                     sent.append(p)
+                    acked_at.append(time.monotonic())
 
     freshness: list[float] = []
 
-    def probe(url: str, until: float) -> None:
+    def probe(url: str, begin: float, until: float) -> None:
         """Twice a second a line of its own, then search until it is found: how long after its 2xx it shows."""
+        time.sleep(max(0.0, begin - time.monotonic()))
         with httpx.Client(timeout=60) as client:
             n = 0
             while time.monotonic() < until:
@@ -251,30 +260,35 @@ def bench_extensions(items: list[Payload], warmup: list[Payload], extensions: in
                 time.sleep(0.5)
 
     with running_up(work / "extensions", warmup) as (proc, url):
-        cpu = cpu_seconds(proc.pid)
         start = time.monotonic() + 0.5
         threads = [threading.Thread(target=extension, args=(i, url, start)) for i in range(extensions)]
-        threads.append(threading.Thread(target=probe, args=(url, start + seconds)))
+        threads.append(threading.Thread(target=probe, args=(url, start + seconds + 1, start + rounds)))
         for thread in threads:
             thread.start()
+        time.sleep(max(0.0, start + 1 - time.monotonic()))  # every sender has started its first second
+        cpu, window = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(max(0.0, start + seconds - time.monotonic()))
+        cpu, window = cpu_seconds(proc.pid) - cpu, (window, time.monotonic())
+        with lock:
+            raw = sum(p.raw_json_bytes for p, at in zip(sent, acked_at, strict=True) if window[0] <= at < window[1])
         for thread in threads:
             thread.join()
         all_stored(url)
-        cpu = cpu_seconds(proc.pid) - cpu
     ref = orjson_reference(sent)
-    raw = sum(p.raw_json_bytes for p in sent)
+    total_raw = sum(p.raw_json_bytes for p in sent)
     print(
-        f"  extensions: {extensions} senders x 1 Telemetry batch/s, {seconds} s, spread out: "
-        f"{sum(p.events for p in sent):,} events, {raw / 1e6:.1f} MB raw JSON"
+        f"  extensions: {extensions} senders x 1 Telemetry batch/s, {rounds} s, spread out: "
+        f"{sum(p.events for p in sent):,} events, {total_raw / 1e6:.1f} MB raw JSON"
     )
     print(
-        f"  {'':<44} fnscope up: {cpu / seconds:.0%} of a core = {raw / cpu / 1e6:.2f} MB of raw JSON per CPU-second "
-        f"(bare orjson.loads: {raw / ref / 1e6:.0f}); 2xx p50 {percentile(latencies, 0.5):.0f} ms, "
-        f"p99 {percentile(latencies, 0.99):.0f} ms"
+        f"  {'':<44} fnscope up over {seconds - 1} s of that load alone: {cpu / (seconds - 1):.0%} of a core = "
+        f"{raw / cpu / 1e6:.2f} MB of raw JSON per CPU-second (bare orjson.loads: {total_raw / ref / 1e6:.0f}); "
+        f"2xx p50 {percentile(latencies, 0.5):.0f} ms, p99 {percentile(latencies, 0.99):.0f} ms (whole run)"
     )
     print(
         f"  {'':<44} a line searchable after its 2xx (a probe's own line, searched for until found, "
-        f"{len(freshness)} probes): p50 {percentile(freshness, 0.5):.0f} ms, p99 {percentile(freshness, 0.99):.0f} ms"
+        f"{len(freshness)} probes in the last {FRESHNESS_SECONDS} s): p50 {percentile(freshness, 0.5):.0f} ms, "
+        f"p99 {percentile(freshness, 0.99):.0f} ms"
     )
 
 

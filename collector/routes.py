@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+import orjson
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToJson
@@ -37,6 +38,11 @@ from fnscope.telemetry import PipelineMetrics
 log = logging.getLogger("fnscope.ingest")
 DURABLE_TIMEOUT_S = 30.0
 RETRY_AFTER_S = "2"
+# A body this small is parsed on the event loop (well under a millisecond for an extension's batch): handing it to
+# a worker thread and back costs two thread wake-ups under the GIL, which at hundreds of small requests a second
+# cost more than the parsing and delayed every other request's answer. Larger bodies, and anything that queries the
+# store, go to a worker thread so the loop never stalls.
+INLINE_PARSE_BYTES = 32 * 1024
 
 
 Parser = Callable[[bytes, IngestContext], Parsed]
@@ -67,9 +73,9 @@ class _Handed:
 class Ingest:
     """The shared ingest path; each endpoint only says which parser and how to answer.
 
-    Everything CPU-bound for one request (parse, limits, truncation, handing to the sink) happens in a single
-    worker-thread call: each hop between the event loop and the thread pool costs a thread wake-up under the
-    GIL, which at many concurrent senders was a visible share of the collector's time.
+    Everything CPU-bound for one request (parse, limits, truncation, handing to the sink) happens in one call: on the
+    event loop for a small body, else in a single worker-thread call (each hop between the event loop and the thread
+    pool costs a thread wake-up under the GIL, which at many concurrent senders was a visible share of the time).
     """
 
     def __init__(self, sink: Sink, limits: Limits, metrics: PipelineMetrics, saturated: tuple[type[Exception], ...]):
@@ -94,7 +100,10 @@ class Ingest:
         body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
         self.metrics.received_bytes.add(len(body), {"format": source})
         ctx = IngestContext(tenant=tenant, params=dict(request.query_params), audit=audit)
-        handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
+        if store_first is None and len(body) <= INLINE_PARSE_BYTES:
+            handed = self._parse_and_submit(body, ctx, source, parser, None)
+        else:
+            handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
         if handed.future is not None:
             await self._durable(source, handed.future, handed.parsed)
         if request.query_params.get("wait") == "stored":
@@ -170,7 +179,8 @@ class Ingest:
     async def _durable(self, source: str, future: Future[None], parsed: Parsed) -> None:
         """Wait until the events are durable."""
         try:
-            await asyncio.wait_for(asyncio.wrap_future(future), DURABLE_TIMEOUT_S)
+            async with asyncio.timeout(DURABLE_TIMEOUT_S):
+                await asyncio.wrap_future(future)
         except Exception as exc:
             raise self._refusal(exc) from exc
         if parsed.dead:
@@ -186,29 +196,37 @@ def counts(parsed: Parsed) -> dict[str, Any]:
     return answer
 
 
-def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst | None = None) -> APIRouter:
-    router = APIRouter(tags=["ingest"])
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class IngestRoute:
+    path: str
+    source: str
+    summary: str
+    handler: Handler
+
+
+def ingest_routes(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst | None = None) -> list[IngestRoute]:
+    """Every ingest endpoint: its path, what it takes, and its handler (a plain Starlette request → response).
+
+    The handlers are served by ``collector.front_door`` without FastAPI's routing, and declared in FastAPI
+    (``ingest_router``) only so the OpenAPI document lists them.
+    """
 
     def json_endpoint(
-        path: str, source: str, parser: Parser, summary: str, store_first: StoreFirst | None = None
-    ) -> None:
-        scope = auth.audit if source == "cloudtrail" else auth.telemetry
+        path: str, source: str, parser: Parser, summary: str, first: StoreFirst | None = None
+    ) -> IngestRoute:
+        scope = "audit" if source == "cloudtrail" else "telemetry"
 
-        async def endpoint(request: Request, tenant: str = Depends(scope)) -> dict[str, Any]:
-            audit = auth.allows(request, "audit")
-            return counts(await ingest(request, tenant, source, parser, store_first, audit))
+        async def endpoint(request: Request) -> Response:
+            tenant = auth.check(request, scope)
+            parsed = await ingest(request, tenant, source, parser, first, auth.allows(request, "audit"))
+            return Response(orjson.dumps(counts(parsed)), media_type="application/json")
 
-        router.add_api_route(path, endpoint, methods=["POST"], summary=summary, name=f"ingest_{source}")
+        return IngestRoute(path, source, summary, endpoint)
 
-    json_endpoint("/ingest/telemetry", "telemetry", telemetry.parse, "Lambda Telemetry API / Logs API batch")
-    json_endpoint("/ingest/cloudwatch", "cloudwatch", cloudwatch.parse, "CloudWatch Logs subscription payload")
-    json_endpoint("/ingest/apigateway", "apigateway", apigateway.parse, "API Gateway access logs (JSON lines)")
-    json_endpoint(
-        "/ingest/cloudtrail", "cloudtrail", cloudtrail.parse, "CloudTrail log file, array or NDJSON", cloudtrail_first
-    )
-
-    @router.post("/ingest/firehose", summary="Firehose HTTP-endpoint delivery")
-    async def ingest_firehose(request: Request) -> Response:
+    async def firehose_endpoint(request: Request) -> Response:
         # Firehose expects {requestId, timestamp[, errorMessage]} in every answer, errors included.
         request_id = request.headers.get("x-amz-firehose-request-id", "")
         try:
@@ -223,8 +241,8 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
             )
         return JSONResponse({"requestId": parsed.meta.get("request_id") or request_id, "timestamp": _now_ms()})
 
-    @router.post("/v1/logs", summary="OTLP/HTTP logs (protobuf or JSON)")
-    async def ingest_otlp(request: Request, tenant: str = Depends(auth.telemetry)) -> Response:
+    async def otlp_endpoint(request: Request) -> Response:
+        tenant = auth.check(request, "telemetry")
         content_type = request.headers.get("content-type", "application/x-protobuf").split(";")[0].strip()
         parsed = await ingest(request, tenant, "otlp", lambda body, ctx: otlp.parse(body, ctx, content_type))
         answer = ExportLogsServiceResponse()
@@ -236,6 +254,28 @@ def ingest_router(ingest: Ingest, auth: TokenAuth, cloudtrail_first: StoreFirst 
             return Response(MessageToJson(answer), media_type="application/json")
         return Response(answer.SerializeToString(), media_type="application/x-protobuf")
 
+    return [
+        json_endpoint("/ingest/telemetry", "telemetry", telemetry.parse, "Lambda Telemetry API / Logs API batch"),
+        json_endpoint("/ingest/cloudwatch", "cloudwatch", cloudwatch.parse, "CloudWatch Logs subscription payload"),
+        json_endpoint("/ingest/apigateway", "apigateway", apigateway.parse, "API Gateway access logs (JSON lines)"),
+        json_endpoint(
+            "/ingest/cloudtrail",
+            "cloudtrail",
+            cloudtrail.parse,
+            "CloudTrail log file, array or NDJSON",
+            cloudtrail_first,
+        ),
+        IngestRoute("/ingest/firehose", "firehose", "Firehose HTTP-endpoint delivery", firehose_endpoint),
+        IngestRoute("/v1/logs", "otlp", "OTLP/HTTP logs (protobuf or JSON)", otlp_endpoint),
+    ]
+
+
+def ingest_router(routes: list[IngestRoute]) -> APIRouter:
+    """The ingest endpoints as FastAPI knows them: for the OpenAPI document (the front door serves them)."""
+    router = APIRouter(tags=["ingest"])
+    for route in routes:
+        name = f"ingest_{route.source}"
+        router.add_api_route(route.path, route.handler, methods=["POST"], summary=route.summary, name=name)
     return router
 
 

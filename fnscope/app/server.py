@@ -11,13 +11,15 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from fnscope import __version__
 from fnscope.app.ingest_metrics import IngestRequestCounter
 from fnscope.app.legal_hold_routes import hold_router
 from fnscope.app.settings import Settings
 from fnscope.auth import TokenAuth
-from fnscope.collector.routes import Ingest, StoreFirst, ingest_router
+from fnscope.collector.front_door import IngestFrontDoor
+from fnscope.collector.routes import Ingest, StoreFirst, ingest_router, ingest_routes
 from fnscope.console import mount_console
 from fnscope.processors.cluster import on_cluster
 from fnscope.query.api import query_router
@@ -39,8 +41,9 @@ def build_app(
     runner: QueryRunner | None = None,
     on_shutdown: Callable[[], None] | None = None,
     cloudtrail_first: StoreFirst | None = None,
-) -> FastAPI:
-    """One app; each role passes the parts it has (a sink for ingest, a query runner for the API)."""
+) -> ASGIApp:
+    """One app; each role passes the parts it has (a sink for ingest, a query runner for the API). Ingest requests
+    are counted, then served by the front door; everything else by FastAPI."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
@@ -53,16 +56,14 @@ def build_app(
     off = {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(title="fnscope", version=__version__, lifespan=lifespan, telemetry=off)
     auth = TokenAuth(settings.tokens, RateLimiter(settings.limits.rate_limit))
-    if sink is not None:
-        app.include_router(ingest_router(Ingest(sink, settings.limits, metrics, saturated), auth, cloudtrail_first))
+    ingest = ingest_routes(Ingest(sink, settings.limits, metrics, saturated), auth, cloudtrail_first) if sink else []
+    app.include_router(ingest_router(ingest))
     if runner is not None:
         dsn = settings.clickhouse_dsn()
         app.include_router(query_router(QueryContext(runner, auth, _query_settings(settings), lambda: connect(dsn))))
         cluster = settings.clickhouse_cluster
         app.include_router(hold_router(auth, lambda: on_cluster(connect(dsn), cluster), settings.retention.audit))
         mount_console(app)
-
-    app.add_middleware(IngestRequestCounter, metrics=metrics)
 
     @app.exception_handler(QueryTooSlow)
     async def query_too_slow(_request: Request, exc: QueryTooSlow) -> Response:
@@ -94,7 +95,7 @@ def build_app(
     async def metrics_endpoint() -> Response:
         return Response(prometheus_text(), media_type="text/plain; version=0.0.4")
 
-    return app
+    return IngestRequestCounter(IngestFrontDoor(app, ingest), metrics)
 
 
 def _query_settings(settings: Settings) -> QuerySettings:
