@@ -560,3 +560,37 @@ def test_an_init_report_a_millisecond_after_its_invocation_started_counts_the_en
     writer.health.flush()
     peaks = {b: p for (scope, _k, res, b), p in stored_peaks(store, tenant).items() if res == 1 and scope == "function"}
     assert max(peaks.values()) == 1
+
+
+def _write_each(store: Client, batches: list[list[Event]], tenant: str) -> None:
+    """Each batch stored and its buckets rebuilt before the next, as a processor does with batches far apart."""
+    writer = EventWriter(store)
+    for batch in batches:
+        for e in batch:
+            e.tenant = tenant
+        writer.write(batch)
+        writer.health.flush()
+
+
+def test_a_rebuild_of_a_later_minute_still_counts_an_invocation_running_since_long_before(store) -> None:
+    """A rebuild reads facts from a minute before its window, not from the longest invocation before it: a report
+    states its own start, so an invocation of 14 minutes still counts in a minute it spans, rebuilt on its own."""
+    tenant = f"long-{uuid.uuid4().hex[:8]}"
+    long = Inv("orders", "long", "1", 0, 840_000, "success", None, "first", True)
+    short = Inv("orders", "short", "1", 420_000, 2_000, "success", None, "first", False)
+    _write_each(store, [facts(long), facts(short)], tenant)
+    peaks = stored_peaks(store, tenant)
+    assert [peaks.get(("function", "orders", 1, s), 0) for s in (419, 420, 421, 422)] == [1, 2, 2, 1]
+
+
+def test_an_invocation_whose_report_has_no_duration_counts_from_its_start_fact(store) -> None:
+    """A report without a duration states no start: its start fact, ten minutes before, says when it began, and a
+    rebuild of a minute in between (for another invocation) still reads it."""
+    tenant = f"startless-{uuid.uuid4().hex[:8]}"
+    common = dict(source="test", function="orders", version="1", request_id="long", account=ACCOUNTS["orders"])
+    began = Invocation(event_id="", time=_t(0), kind="start", start_time=_t(0), **common)
+    ended = Invocation(event_id="", time=_t(600_000), kind="report", status="success", **common)
+    short = Inv("orders", "short", "1", 300_000, 2_000, "success", None, "first", False)
+    _write_each(store, [[began, ended], facts(short)], tenant)
+    peaks = stored_peaks(store, tenant)
+    assert [peaks.get(("function", "orders", 1, s), 0) for s in (299, 300, 301, 302)] == [1, 2, 2, 1]
