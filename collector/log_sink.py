@@ -1,8 +1,8 @@
 """Embedded mode's sink: events appended to the local durable log (``fnscope.local_log``), group-committed.
 
 A request's events are encoded as the Kafka messages are (``fnscope.transport``) and queued; one thread appends
-everything that queued meanwhile in one transaction — one fsync for all of those requests — then tells each that
-its events are durable. Storing them is the processor's job, at its own pace: inserts no longer follow the number
+everything that queued meanwhile, and in the few milliseconds after, in one transaction — one fsync for all of those
+requests — then tells each that its events are durable. Storing them is the processor's job, at its own pace: inserts no longer follow the number
 of senders, and a record the store refuses becomes a dead letter there, costing nobody's request.
 """
 
@@ -21,6 +21,10 @@ from fnscope.transport import encode_messages
 
 log = logging.getLogger("fnscope.log_sink")
 RETRY_AFTER_FAILURE_S = 2.0  # after a failed append, /readyz says not ready this long
+# Before an append, requests that arrive this soon after the first are taken into the same transaction. A fleet's
+# extensions post at moments of their own, so without it nearly every request paid a transaction and an fsync of its
+# own (about 0.3 ms of CPU each at 300 requests a second); a few milliseconds more on a 2xx is not noticed.
+GROUP_LINGER_S = 0.003
 
 
 class LogBusy(Saturated):
@@ -77,6 +81,9 @@ class LocalLogSink:
                     self._cond.wait()
                 if not self._pending:
                     return
+            if not self._closed:
+                time.sleep(GROUP_LINGER_S)
+            with self._cond:
                 batch, self._pending = self._pending, []
             try:
                 messages = [message for requests, _ in batch for message in requests]

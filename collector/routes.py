@@ -99,14 +99,15 @@ class Ingest:
             raise HTTPException(503, "store unavailable, retry later", headers={"Retry-After": RETRY_AFTER_S})
         body = await read_body(request, self.limits.max_body_bytes, self.limits.max_decompressed_bytes)
         self.metrics.received_bytes.add(len(body), {"format": source})
-        ctx = IngestContext(tenant=tenant, params=dict(request.query_params), audit=audit)
+        params = dict(request.query_params)
+        ctx = IngestContext(tenant=tenant, params=params, audit=audit)
         if store_first is None and len(body) <= INLINE_PARSE_BYTES:
             handed = self._parse_and_submit(body, ctx, source, parser, None)
         else:
             handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
         if handed.future is not None:
             await self._durable(source, handed.future, handed.parsed)
-        if request.query_params.get("wait") == "stored":
+        if params.get("wait") == "stored":
             # durable already; the sender also wants to read its writes back (a script, an import, a test)
             handed.parsed.meta["stored"] = await run_in_threadpool(self.sink.stored, DURABLE_TIMEOUT_S)
         if handed.error is not None:

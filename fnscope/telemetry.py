@@ -45,14 +45,35 @@ class Gauge:
         return [Observation(value, dict(attrs)) for attrs, value in list(self.values.items())]
 
 
+class Tally:
+    """A counter kept in plain Python, read by an observable counter when a reader collects. An ingest request adds
+    to several counters; the SDK's own ``Counter.add`` hashes its attributes and runs its aggregation under locks on
+    every call (together about a tenth of a small request's CPU, measured with cProfile), where this is a dict
+    update."""
+
+    def __init__(self) -> None:
+        self._totals: dict[tuple[tuple[str, str], ...], float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, amount: float, attributes: dict[str, str]) -> None:
+        key = tuple(sorted(attributes.items()))
+        with self._lock:
+            self._totals[key] = self._totals.get(key, 0) + amount
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            totals = list(self._totals.items())
+        return [Observation(value, dict(attrs)) for attrs, value in totals]
+
+
 @dataclass
 class PipelineMetrics:
-    received_requests: Any  # counter {format}
-    received_bytes: Any  # counter {format}
-    accepted: Any  # counter {format}: events handed to the store or Kafka and acknowledged
-    rejected: Any  # counter {format, status}: requests refused with a 4xx/5xx
-    dead_lettered: Any  # counter {format}: records kept in the dead-letter store
-    stored: Any  # counter {signal}: events written to ClickHouse
+    received_requests: Tally  # counter {format}
+    received_bytes: Tally  # counter {format}
+    accepted: Tally  # counter {format}: events handed to the store or Kafka and acknowledged
+    rejected: Tally  # counter {format, status}: requests refused with a 4xx/5xx
+    dead_lettered: Tally  # counter {format}: records kept in the dead-letter store
+    stored: Tally  # counter {signal}: events written to ClickHouse
     request_seconds: Any  # histogram {format}
     insert_seconds: Any  # histogram {role}
     batch_events: Any  # histogram {role}: events per ClickHouse insert batch
@@ -111,13 +132,19 @@ def pipeline_metrics() -> PipelineMetrics:
         meter.create_observable_gauge(
             "fnscope_log_bytes", [pending.observe], unit="By", description="embedded: local log bytes not yet stored"
         )
+
+        def tally(name: str, description: str, unit: str = "") -> Tally:
+            counter = Tally()
+            meter.create_observable_counter(name, [counter.observe], unit=unit, description=description)
+            return counter
+
         _metrics = PipelineMetrics(
-            received_requests=meter.create_counter("fnscope_received_requests", description="ingest requests"),
-            received_bytes=meter.create_counter("fnscope_received_bytes", unit="By", description="request bytes"),
-            accepted=meter.create_counter("fnscope_accepted_events", description="events accepted, by format"),
-            rejected=meter.create_counter("fnscope_rejected_requests", description="requests refused, by status"),
-            dead_lettered=meter.create_counter("fnscope_dead_lettered_records", description="records dead-lettered"),
-            stored=meter.create_counter("fnscope_stored_events", description="events written to ClickHouse"),
+            received_requests=tally("fnscope_received_requests", "ingest requests"),
+            received_bytes=tally("fnscope_received_bytes", "request bytes", unit="By"),
+            accepted=tally("fnscope_accepted_events", "events accepted, by format"),
+            rejected=tally("fnscope_rejected_requests", "requests refused, by status"),
+            dead_lettered=tally("fnscope_dead_lettered_records", "records dead-lettered"),
+            stored=tally("fnscope_stored_events", "events written to ClickHouse"),
             request_seconds=meter.create_histogram(
                 "fnscope_ingest_seconds",
                 unit="s",
