@@ -24,7 +24,7 @@ RETRY_AFTER_FAILURE_S = 2.0  # after a failed append, /readyz says not ready thi
 # Before an append, requests that arrive this soon after the first are taken into the same transaction. A fleet's
 # extensions post at moments of their own, so without it nearly every request paid a transaction and an fsync of its
 # own (about 0.3 ms of CPU each at 300 requests a second); a few milliseconds more on a 2xx is not noticed.
-GROUP_LINGER_S = 0.003
+GROUP_LINGER_S = 0.005
 
 
 class LogBusy(Saturated):

@@ -17,11 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 def stable_id(*parts: object) -> str:
     """A short deterministic id from the parts that identify an event at its source."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(str(part).encode("utf-8", "surrogatepass"))
-        h.update(b"\x1f")
-    return h.hexdigest()
+    # each part followed by a unit separator, hashed in one call
+    text = "\x1f".join(map(str, parts)) + "\x1f" if parts else ""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
