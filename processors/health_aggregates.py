@@ -37,8 +37,7 @@ log = logging.getLogger("fnscope.health")
 
 RECOVERY_MINUTES = 15
 COALESCE_S = 0.2  # marks arriving within this long are rebuilt together
-# Under load a rebuild costs about the same whatever it covers (it reads whole minutes), so the wait before the
-# next one grows with the last one's duration: rebuilding takes at most 1/(1 + REST_RATIO) of a core, never the
+# Under load a rebuild's cost grows with the facts it reads, so the wait before the next one grows with the last one's duration: rebuilding takes at most 1/(1 + REST_RATIO) of a core, never the
 # processor's whole share, and the aggregates lag the 2xx by at most MAX_COALESCE_S plus one rebuild. A tenth of a
 # core, not a quarter: under `fnscope up --simulate`'s steady traffic rebuilds took 6.5 CPU-s a minute at a quarter
 # and 3.0 at a tenth, and the aggregates trail by about a second instead of a third of one, which the stats pages

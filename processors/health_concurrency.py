@@ -29,8 +29,8 @@ trim: its init ends exactly where its own invocation starts.
 The sweep puts +1 at each start and -1 at each end, nets them per millisecond, adds a 0 "tick" at every
 second boundary, and takes a running sum: its value after each millisecond is exactly the number running
 then, so a second's peak is the max over its ticks and event instants. The inits enter the sweep as the
-steps of their per-function maximum over families (``init_steps``). Whole minutes are swept, so the minute rows are exact
-too; hours are the max of their minutes.
+steps of their per-function maximum over families (``init_steps``). Only the seconds a batch's facts can change are
+swept; a minute's peak is then the most of its stored seconds' peaks, and an hour's the most of its minutes'.
 """
 
 from __future__ import annotations
@@ -131,12 +131,20 @@ running AS (
     FROM (SELECT scope, key, t, sum(d) AS d FROM (SELECT * FROM edges UNION ALL SELECT * FROM ticks)
           GROUP BY scope, key, t)
 )
-SELECT {{tenant:String}}, scope, key, resolution, bucket, toUInt32(max(n)), now64(6)
+SELECT {{tenant:String}}, scope, key, 1, toDateTime(t, 'UTC') AS bucket, toUInt32(max(n)), now64(6)
 FROM running
-ARRAY JOIN [1, 60] AS resolution
-GROUP BY scope, key, resolution,
-         if(resolution = 1, toDateTime(t, 'UTC'), toStartOfMinute(toDateTime(t, 'UTC'))) AS bucket
-HAVING resolution = 60 OR (bucket >= {{first:DateTime}} AND bucket <= {{last:DateTime}})
+GROUP BY scope, key, bucket
+"""
+
+# A minute's peak is the most of its seconds' peaks, and an hour's the most of its minutes': each from the rows
+# already stored, so a rebuild sweeps only the seconds its facts touched. Every second anything ran in was swept
+# by the rebuild of some fact that ran then, so its row is there.
+_MINUTES = """
+INSERT INTO concurrency_peaks (tenant, scope, key, resolution, bucket, peak, computed_at)
+SELECT tenant, scope, key, 60, toStartOfMinute(bucket) AS minute, max(peak), now64(6)
+FROM concurrency_peaks FINAL
+WHERE tenant = {tenant:String} AND resolution = 1 AND bucket >= {lo:DateTime} AND bucket < {hi:DateTime}
+GROUP BY tenant, scope, key, minute
 """
 
 _HOURS = """
@@ -202,20 +210,14 @@ def _at(epoch_s: int) -> datetime:
 
 
 def recompute_concurrency(client: Client, tenant: str, first_s: int, last_s: int) -> None:
-    """Rewrite the peaks of seconds ``first_s..last_s`` (epoch seconds, inclusive), their minutes and hours."""
-    lo, hi = first_s // 60 * 60, (last_s // 60 + 1) * 60
-    params = {
-        "tenant": tenant,
-        "lo": _at(lo),
-        "hi": _at(hi),
-        "seconds": hi - lo,
-        "first": _at(first_s),
-        "last": _at(last_s),
-        "back": BACK_S,
-    }
+    """Rewrite the peaks of seconds ``first_s..last_s`` (epoch seconds, inclusive), then their minutes and hours."""
+    lo, hi = first_s, last_s + 1
+    params = {"tenant": tenant, "lo": _at(lo), "hi": _at(hi), "seconds": hi - lo, "back": BACK_S}
     if client.command(_STARTLESS_REPORTS, parameters=params):
         params["back"] = MAX_SPAN_S
     steps = init_steps(client.query(_INIT_SPANS, parameters=params).result_rows, _at(lo))
     client.command(_SWEEP.replace("__INIT_STEPS__", _steps_literal(steps)), parameters=params)
-    hour_lo, hour_hi = lo // 3600 * 3600, (hi - 1) // 3600 * 3600 + 3600
+    minute_lo, minute_hi = lo // 60 * 60, (hi - 1) // 60 * 60 + 60
+    client.command(_MINUTES, parameters={"tenant": tenant, "lo": _at(minute_lo), "hi": _at(minute_hi)})
+    hour_lo, hour_hi = minute_lo // 3600 * 3600, (minute_hi - 1) // 3600 * 3600 + 3600
     client.command(_HOURS, parameters={"tenant": tenant, "lo": _at(hour_lo), "hi": _at(hour_hi)})
