@@ -18,6 +18,7 @@ from fnscope.alerts.cloudwatch_alarm import AlarmHolders, ClientFactory, boto3_c
 from fnscope.alerts.config import Target
 from fnscope.alerts.instances import Instance, Notice
 from fnscope.alerts.store import AlertStore, Delivery
+from fnscope.timeparse import iso_utc
 
 log = logging.getLogger("fnscope.alerts")
 
@@ -29,7 +30,7 @@ class _Retryable(Exception):
 
 
 def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    return None if epoch is None else iso_utc(datetime.fromtimestamp(epoch, UTC))
 
 
 def links(base_url: str, notice: Notice) -> dict[str, str]:

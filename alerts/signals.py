@@ -17,6 +17,7 @@ from typing import Any
 from fnscope.alerts.rules import Runaway
 from fnscope.canary import Figures, Policy, routed_version
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
+from fnscope.timeparse import iso_utc
 
 FAILED = frozenset({"error", "failure", "timeout", "oom"})
 MAX_RUN_S = 15 * 60 + 10  # Lambda's longest invocation plus init: a start without its report is over by then
@@ -178,7 +179,7 @@ class Signals:
             if key not in self.reserved or self.reserved[key][0] <= t:  # the newest change wins, whatever the order
                 self.reserved[key] = (t, reserved)
                 self.limit_changes[key] = {
-                    "at": event.time.isoformat().replace("+00:00", "Z"),
+                    "at": iso_utc(event.time),
                     "by": event.principal_arn or event.principal_name or event.principal_type,
                     "source_ip": event.source_ip,
                     "user_agent": event.user_agent,

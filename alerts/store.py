@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from fnscope.alerts.config import Silence
 from fnscope.alerts.instances import Instance, Notice
+from fnscope.timeparse import iso_utc
 
 _STATE_COLUMNS = [
     "tenant", "rule", "fingerprint", "labels", "state", "value", "values", "summary",
@@ -211,9 +212,7 @@ _ACK_COLUMNS = ["tenant", "rule", "fingerprint", "active_since", "at", "by", "co
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=value.tzinfo or UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else iso_utc(value, "milliseconds")
 
 
 def _silence_dict(row: dict[str, Any], now: datetime) -> dict[str, Any]:

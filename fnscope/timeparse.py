@@ -15,6 +15,14 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_DURATION = timedelta(days=100 * 366)
 
 
+def iso_utc(value: datetime, timespec: str = "auto") -> str:
+    """A time as fnscope writes it (API answers, records, notices): ISO-8601 in UTC with a Z. A naive time is UTC,
+    as the store's DateTime64(3, 'UTC') columns may come back."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:

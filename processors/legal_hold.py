@@ -12,6 +12,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from fnscope.timeparse import iso_utc
+
 # each audit table and the arrival column its retention counts from
 _TABLES = (
     ("audit_events", "ingested_at"),
@@ -32,7 +34,7 @@ def history(client: Client, tenant: str) -> list[dict[str, Any]]:
         "SELECT held, at, by, reason FROM audit_holds WHERE tenant = {t:String} ORDER BY at",
         parameters={"t": tenant},
     ).named_results()
-    return [{**row, "at": row["at"].isoformat(timespec="milliseconds").replace("+00:00", "Z")} for row in rows]
+    return [{**row, "at": iso_utc(row["at"], "milliseconds")} for row in rows]
 
 
 def held_tenants(client: Client) -> list[str]:

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.canary import Figures, Policy, judge
-from fnscope.query.context import QueryContext, api_window, iso_utc
+from fnscope.query.context import QueryContext, api_window
 from fnscope.query.runner import QueryRunner
+from fnscope.timeparse import iso_utc
 
 MAX_WINDOW = timedelta(days=31)
 MAX_VERDICT_WINDOW = timedelta(days=1)

@@ -22,6 +22,7 @@ from fnscope.audit_chain import (
     chunks_to_events_hash,
     server_now_ms,
 )
+from fnscope.timeparse import iso_utc
 
 
 @dataclass
@@ -126,7 +127,7 @@ SETTINGS join_use_nulls = 1
 def _iso(ms: int | None) -> str:
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(datetime.fromtimestamp(ms / 1000, UTC), "milliseconds")
 
 
 def _event_problem(row: tuple[Any, ...]) -> Problem:

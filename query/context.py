@@ -72,11 +72,6 @@ def _span(value: timedelta) -> str:
     return f"{value.days} day{'s' if value.days != 1 else ''}" if value.days else f"{value.seconds // 60} minutes"
 
 
-def iso_utc(value: datetime) -> str:
-    """A time as the API answers it: ISO-8601 in UTC with a Z."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def json_response(body: dict[str, Any]) -> Response:
     """Serialised once with orjson: query rows are plain JSON types already, and FastAPI's validation and encoding
     of the returned value would walk every row a second time (for thousands of rows, more than the query cost)."""

@@ -21,9 +21,10 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from fnscope.canary import Figures, Policy, judge, routed_version
-from fnscope.query.context import QueryContext, api_window, iso_utc
+from fnscope.query.context import QueryContext, api_window
 from fnscope.query.runner import QueryRunner
 from fnscope.query.stats import StatsRequest, by_version_stats
+from fnscope.timeparse import iso_utc
 
 MAX_WINDOW = timedelta(days=1)
 

@@ -18,6 +18,7 @@ from fnscope.dashboards.model import Dashboard, Kind, Panel, Row, Variable
 from fnscope.dashboards.panels import DASHBOARDS
 from fnscope.dashboards.sql import to_clickhouse, variables_in
 from fnscope.query.context import QueryContext, api_time
+from fnscope.timeparse import iso_utc
 
 BY_UID = {dashboard.uid: dashboard for dashboard in DASHBOARDS}
 VAR_PREFIX = "var-"
@@ -139,8 +140,8 @@ def run_panel(
         "kind": panel.kind.value,
         "unit": panel.unit,
         "interval_s": interval_s,
-        "since": start.isoformat().replace("+00:00", "Z"),
-        "until": end.isoformat().replace("+00:00", "Z"),
+        "since": iso_utc(start),
+        "until": iso_utc(end),
         "columns": columns,
         "rows": [[row.get(column) for column in columns] for row in rows],
     }

@@ -12,6 +12,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from fnscope.sink import StoreUnavailable
+from fnscope.timeparse import iso_utc
 
 # Column types whose Python values are already JSON-ready: no per-value conversion.
 _READY = frozenset(
@@ -95,7 +96,7 @@ def _column(values: Sequence[Any], base_type: str) -> Sequence[Any]:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat(timespec="milliseconds").replace("+00:00", "") + "Z"
+        return iso_utc(value, "milliseconds")
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, float) and value != value:

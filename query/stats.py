@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fnscope.query.context import QueryContext, api_time
 from fnscope.query.runner import QueryRunner
 from fnscope.store import LEVELS
-from fnscope.timeparse import parse_duration
+from fnscope.timeparse import iso_utc, parse_duration
 
 MAX_POINTS = 20_000  # a series longer than this is a mistake (1s over a day is 86,400): ask for a larger step
 
@@ -418,9 +418,7 @@ def series(runner: QueryRunner, req: StatsRequest, step_s: int) -> list[dict[str
 def _iso(value: str | datetime) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:  # the store's DateTime64(3, 'UTC') may come back naive
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_utc(value)
 
 
 # --- API -------------------------------------------------------------------------------------------------
