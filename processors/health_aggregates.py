@@ -37,13 +37,14 @@ log = logging.getLogger("fnscope.health")
 
 RECOVERY_MINUTES = 15
 COALESCE_S = 0.2  # marks arriving within this long are rebuilt together
-# Under load a rebuild's cost grows with the facts it reads, so the wait before the next one grows with the last one's duration: rebuilding takes at most 1/(1 + REST_RATIO) of a core, never the
-# processor's whole share, and the aggregates lag the 2xx by at most MAX_COALESCE_S plus one rebuild. A tenth of a
-# core, not a quarter: under `fnscope up --simulate`'s steady traffic rebuilds took 6.5 CPU-s a minute at a quarter
-# and 3.0 at a tenth, and the aggregates trail by about a second instead of a third of one, which the stats pages
-# and Grafana's once-a-minute rule evaluation cannot tell apart.
-REST_RATIO = 9.0
-MAX_COALESCE_S = 2.0
+# Under load a rebuild's cost grows with the facts it reads, so the wait before the next one grows with the last
+# one's duration: rebuilding takes at most 1/(1 + REST_RATIO) of a core, never the processor's whole share, until the
+# wait reaches MAX_COALESCE_S. The aggregates then lag a 2xx by the processor's linger, at most MAX_COALESCE_S and one
+# rebuild: within the 2 s stats are promised for, for rebuilds up to a fifth of a second (the wait was 2 s before, so
+# a busy store's stats could trail by more). A twentieth of a core under light load; at 300 spread-out extensions
+# (bench.ingest) a rebuild costs about 0.17 s of CPU, the wait is MAX_COALESCE_S, and rebuilding takes a tenth.
+REST_RATIO = 19.0
+MAX_COALESCE_S = 1.5
 
 # Per tenant and minute of everything stored recently: the seconds its invocations span, and its functions.
 _RECENT_INVOCATIONS = """
