@@ -6,6 +6,8 @@ The write side creates the tables (``fnscope.processors``); the read side only n
 
 from __future__ import annotations
 
+from typing import Any
+
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
@@ -24,8 +26,11 @@ TABLES: dict[Signal, str] = {
 LEVELS = "0.5, 0.9, 0.95, 0.99"
 
 
-def connect(dsn: str) -> Client:
-    """``chdb:///path`` opens the embedded store; ``http(s)://user:pass@host:8123/db`` a server."""
+def connect(dsn: str, settings: dict[str, Any] | None = None) -> Client:
+    """``chdb:///path`` opens the embedded store; ``http(s)://user:pass@host:8123/db`` a server. ``settings`` go with
+    every query of this client."""
     if dsn.startswith("chdb:"):
-        return clickhouse_connect.get_client(dsn=dsn)
-    return clickhouse_connect.get_client(dsn=dsn, compress="lz4", connect_timeout=5, send_receive_timeout=60)
+        return clickhouse_connect.get_client(dsn=dsn, settings=settings)
+    return clickhouse_connect.get_client(
+        dsn=dsn, compress="lz4", connect_timeout=5, send_receive_timeout=60, settings=settings
+    )

@@ -45,6 +45,10 @@ COALESCE_S = 0.2  # marks arriving within this long are rebuilt together
 # (bench.ingest) a rebuild costs about 0.17 s of CPU, the wait is MAX_COALESCE_S, and rebuilding takes a tenth.
 REST_RATIO = 19.0
 MAX_COALESCE_S = 1.5
+# The settings of the rebuilds' own client: one thread per statement, so a rebuild's CPU is its duration, which is
+# what REST_RATIO budgets. With the store's default (a thread per core) each rebuild's statements also ran on chDB's
+# pool: at 20 spread-out extensions the rebuilds took a quarter of a core, where a tenth was meant.
+QUERY_SETTINGS = {"max_threads": 1}
 
 # Per tenant and minute of everything stored recently: the seconds its invocations span, and its functions.
 _RECENT_INVOCATIONS = """
