@@ -40,9 +40,12 @@ DURABLE_TIMEOUT_S = 30.0
 RETRY_AFTER_S = "2"
 # A body this small is parsed on the event loop (well under a millisecond for an extension's batch): handing it to
 # a worker thread and back costs two thread wake-ups under the GIL, which at hundreds of small requests a second
-# cost more than the parsing and delayed every other request's answer. Larger bodies, and anything that queries the
-# store, go to a worker thread so the loop never stalls.
+# cost more than the parsing and delayed every other request's answer. Only Telemetry API batches, the extensions'
+# format, are parsed inline: the other parsers may inflate compressed data found inside a body (a Firehose record, a
+# gzipped CloudWatch, access-log or OTLP body), so a small body could work up to the decompression limit, or query the
+# store (CloudTrail files). Those, and larger bodies, go to a worker thread so the loop never stalls.
 INLINE_PARSE_BYTES = 32 * 1024
+INLINE_SOURCES = frozenset({"telemetry"})
 
 
 Parser = Callable[[bytes, IngestContext], Parsed]
@@ -101,7 +104,7 @@ class Ingest:
         self.metrics.received_bytes.add(len(body), {"format": source})
         params = dict(request.query_params)
         ctx = IngestContext(tenant=tenant, params=params, audit=audit)
-        if store_first is None and len(body) <= INLINE_PARSE_BYTES:
+        if source in INLINE_SOURCES and len(body) <= INLINE_PARSE_BYTES:
             handed = self._parse_and_submit(body, ctx, source, parser, None)
         else:
             handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
