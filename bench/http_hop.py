@@ -47,15 +47,19 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
         return
+    body = await _body(receive)
+    answer = b'{"accepted":%d,"rejected":0}' % (len(orjson.loads(body)) if scope["path"] != "/healthz" else 0)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+async def _body(receive: Any) -> bytes:
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
-            break
-    answer = b'{"accepted":%d,"rejected":0}' % (len(orjson.loads(body)) if scope["path"] != "/healthz" else 0)
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": answer})
+            return body
 
 
 async def parsing_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -69,12 +73,7 @@ async def parsing_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http" or scope["path"] == "/healthz":
         await bare_app(scope, receive, send)
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await _body(receive)
     parsed = telemetry.parse(body, IngestContext(params=dict(parse_qsl(scope["query_string"].decode()))))
     list(encode_messages(parsed.events))
     answer = b'{"accepted":%d,"rejected":0}' % len(parsed.events)

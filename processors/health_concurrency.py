@@ -139,20 +139,13 @@ GROUP BY scope, key, bucket
 # A minute's peak is the most of its seconds' peaks, and an hour's the most of its minutes': each from the rows
 # already stored, so a rebuild sweeps only the seconds its facts touched. Every second anything ran in was swept
 # by the rebuild of some fact that ran then, so its row is there.
-_MINUTES = """
+_ROLL_UP = """
 INSERT INTO concurrency_peaks (tenant, scope, key, resolution, bucket, peak, computed_at)
-SELECT tenant, scope, key, 60, toStartOfMinute(bucket) AS minute, max(peak), now64(6)
+SELECT tenant, scope, key, {to:UInt32}, toStartOfInterval(bucket, toIntervalSecond({to:UInt32})) AS coarse, max(peak),
+       now64(6)
 FROM concurrency_peaks FINAL
-WHERE tenant = {tenant:String} AND resolution = 1 AND bucket >= {lo:DateTime} AND bucket < {hi:DateTime}
-GROUP BY tenant, scope, key, minute
-"""
-
-_HOURS = """
-INSERT INTO concurrency_peaks (tenant, scope, key, resolution, bucket, peak, computed_at)
-SELECT tenant, scope, key, 3600, toStartOfHour(bucket) AS hour, max(peak), now64(6)
-FROM concurrency_peaks FINAL
-WHERE tenant = {tenant:String} AND resolution = 60 AND bucket >= {lo:DateTime} AND bucket < {hi:DateTime}
-GROUP BY tenant, scope, key, hour
+WHERE tenant = {tenant:String} AND resolution = {of:UInt32} AND bucket >= {lo:DateTime} AND bucket < {hi:DateTime}
+GROUP BY tenant, scope, key, coarse
 """
 
 
@@ -217,7 +210,7 @@ def recompute_concurrency(client: Client, tenant: str, first_s: int, last_s: int
         params["back"] = MAX_SPAN_S
     steps = init_steps(client.query(_INIT_SPANS, parameters=params).result_rows, _at(lo))
     client.command(_SWEEP.replace("__INIT_STEPS__", _steps_literal(steps)), parameters=params)
-    minute_lo, minute_hi = lo // 60 * 60, (hi - 1) // 60 * 60 + 60
-    client.command(_MINUTES, parameters={"tenant": tenant, "lo": _at(minute_lo), "hi": _at(minute_hi)})
-    hour_lo, hour_hi = minute_lo // 3600 * 3600, (minute_hi - 1) // 3600 * 3600 + 3600
-    client.command(_HOURS, parameters={"tenant": tenant, "lo": _at(hour_lo), "hi": _at(hour_hi)})
+    for of, to in ((1, 60), (60, 3600)):  # the minutes the seconds are in, then the hours those minutes are in
+        lo, hi = lo // to * to, (hi - 1) // to * to + to
+        params = {"tenant": tenant, "lo": _at(lo), "hi": _at(hi), "of": of, "to": to}
+        client.command(_ROLL_UP, parameters=params)
