@@ -139,26 +139,30 @@ class KafkaSink:
             if self._in_flight + size > self._max_in_flight:
                 raise KafkaUnavailable(f"{self._in_flight} bytes are still waiting for Kafka's acknowledgement")
             self._in_flight += size
-        remaining = len(messages)
+        remaining, failed = len(messages), False
         lock = threading.Lock()
 
         def release() -> None:
             with self._in_flight_lock:
                 self._in_flight -= size
 
+        # The bytes are released once every message is acknowledged or one failed, whether or not the request
+        # still waits (a request that timed out cancelled its future).
         def on_success(_metadata: object) -> None:
             nonlocal remaining
             with lock:
                 remaining -= 1
-                if remaining or done.done():
-                    return
-                done.set_result(None)
-            release()
+                last = remaining == 0 and not failed
+                if last and not done.done():
+                    done.set_result(None)
+            if last:
+                release()
 
         def on_error(exc: BaseException) -> None:
+            nonlocal failed
             with lock:
-                first = not done.done()
-                if first:
+                first, failed = not failed, True
+                if first and not done.done():
                     done.set_exception(KafkaUnavailable(f"Kafka did not acknowledge: {exc}"))
             if first:
                 release()

@@ -2,8 +2,9 @@
 
 A request's events are encoded as the Kafka messages are (``fnscope.transport``) and queued; one thread appends
 everything that queued meanwhile, and in the few milliseconds after, in one transaction — one fsync for all of those
-requests — then tells each that its events are durable. Storing them is the processor's job, at its own pace: inserts no longer follow the number
-of senders, and a record the store refuses becomes a dead letter there, costing nobody's request.
+requests — then tells each that its events are durable. Storing them is the processor's job, at its own pace:
+inserts no longer follow the number of senders, and a record the store refuses becomes a dead letter there, costing
+nobody's request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fnscope.transport import encode_messages
 
 log = logging.getLogger("fnscope.log_sink")
 RETRY_AFTER_FAILURE_S = 2.0  # after a failed append, /readyz says not ready this long
-# Before an append, requests that arrive this soon after the first are taken into the same transaction. A fleet's
+# After idling, requests that arrive this soon after the first are taken into the same transaction. A fleet's
 # extensions post at moments of their own, so without it nearly every request paid a transaction and an fsync of its
 # own (about 0.3 ms of CPU each at 300 requests a second); a few milliseconds more on a 2xx is not noticed.
 GROUP_LINGER_S = 0.005
@@ -33,6 +34,7 @@ class LogBusy(Saturated):
 
 class LocalLogSink:
     readiness_name = "local_log"
+    submit_never_blocks = True  # it encodes and queues: the append thread does the waiting
 
     def __init__(self, local_log: LocalLog) -> None:
         self._log = local_log
@@ -77,11 +79,12 @@ class LocalLogSink:
     def _run(self) -> None:
         while True:
             with self._cond:
+                idle = not self._pending
                 while not self._pending and not self._closed:
                     self._cond.wait()
                 if not self._pending:
                     return
-            if not self._closed:
+            if idle and not self._closed:  # requests queued during the last append need no wait for company
                 time.sleep(GROUP_LINGER_S)
             with self._cond:
                 batch, self._pending = self._pending, []
@@ -91,15 +94,25 @@ class LocalLogSink:
                 self._last_appended = self._log.append([(s, v) for s, v, _ in messages], [e for _, _, e in messages])
             except LogFull as exc:
                 for _, future in batch:
-                    future.set_exception(LogBusy(str(exc)))
+                    _settle(future, LogBusy(str(exc)))
                 continue
             except (sqlite3.Error, OSError) as exc:  # disk full, or the file gone: nothing of this batch is durable
                 log.warning("the local log refused an append of %d requests: %s", len(batch), exc)
                 self._failed_at = time.monotonic()
                 refusal = StoreUnavailable(str(exc), full="full" in str(exc).lower() or "space" in str(exc).lower())
                 for _, future in batch:
-                    future.set_exception(refusal)
+                    _settle(future, refusal)
                 continue
             self._failed_at = None
             for _, future in batch:
-                future.set_result(None)
+                _settle(future)
+
+
+def _settle(future: Future[None], error: Exception | None = None) -> None:
+    """Tell a request its outcome, unless it stopped waiting (a timed-out request cancelled its future)."""
+    if not future.set_running_or_notify_cancel():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

@@ -38,13 +38,15 @@ from fnscope.telemetry import PipelineMetrics
 log = logging.getLogger("fnscope.ingest")
 DURABLE_TIMEOUT_S = 30.0
 RETRY_AFTER_S = "2"
-# A body this small is parsed on the event loop (well under a millisecond for an extension's batch): handing it to
-# a worker thread and back costs two thread wake-ups under the GIL, which at hundreds of small requests a second
-# cost more than the parsing and delayed every other request's answer. Only Telemetry API batches, the extensions'
-# format, are parsed inline: the other parsers may inflate compressed data found inside a body (a Firehose record, a
-# gzipped CloudWatch, access-log or OTLP body), so a small body could work up to the decompression limit, or query the
-# store (CloudTrail files). Those, and larger bodies, go to a worker thread so the loop never stalls.
-INLINE_PARSE_BYTES = 32 * 1024
+# A small Telemetry API batch, the extensions' format, is parsed on the event loop, and handed to a sink that never
+# blocks: a worker thread and back costs two thread wake-ups under the GIL, which at hundreds of small requests a
+# second cost more than the parsing and delayed every other request's answer. What keeps the loop's stall small is
+# the number of records, not bytes: 32 KiB of ``[1,1,...]`` is 16,000 dead letters (a third of a second), so a body
+# with more than INLINE_MAX_COMMAS commas (which bounds its records) goes to a thread; an extension's batch of about
+# ten records has a hundred or so. The other parsers may inflate compressed data found inside a body (a Firehose
+# record, a gzipped CloudWatch, access-log or OTLP body) or query the store (CloudTrail files): always a thread.
+INLINE_PARSE_BYTES = 16 * 1024
+INLINE_MAX_COMMAS = 256
 INLINE_SOURCES = frozenset({"telemetry"})
 
 
@@ -66,7 +68,7 @@ class StoreFirst:
 
 @dataclass
 class _Handed:
-    """What the worker thread did with one body: the parse result, and the sink's future for it."""
+    """What parsing one body and handing it to the sink gave: the parse result, and the sink's future for it."""
 
     parsed: Parsed
     future: Future[None] | None
@@ -104,7 +106,7 @@ class Ingest:
         self.metrics.received_bytes.add(len(body), {"format": source})
         params = dict(request.query_params)
         ctx = IngestContext(tenant=tenant, params=params, audit=audit)
-        if source in INLINE_SOURCES and len(body) <= INLINE_PARSE_BYTES:
+        if self._inline(source, body) and store_first is None:
             handed = self._parse_and_submit(body, ctx, source, parser, None)
         else:
             handed = await run_in_threadpool(self._parse_and_submit, body, ctx, source, parser, store_first)
@@ -123,10 +125,20 @@ class Ingest:
             raise HTTPException(400, {"accepted": 0, "rejected": len(parsed.dead), "errors": reasons})
         return parsed
 
+    def _inline(self, source: str, body: bytes) -> bool:
+        """Whether this body is parsed and handed to the sink on the event loop (see INLINE_PARSE_BYTES)."""
+        return (
+            source in INLINE_SOURCES
+            and len(body) <= INLINE_PARSE_BYTES
+            and body.count(b",") <= INLINE_MAX_COMMAS
+            and getattr(self.sink, "submit_never_blocks", False)
+        )
+
     def _parse_and_submit(
         self, body: bytes, ctx: IngestContext, source: str, parser: Parser, store_first: StoreFirst | None
     ) -> _Handed:
-        """In a worker thread: parse, apply the limits, hand to the sink. Raises HTTPException to answer now."""
+        """Parse, apply the limits, hand to the sink (in a worker thread, or on the loop for a small Telemetry
+        batch). Raises HTTPException to answer now."""
         stored = 0
         if store_first is not None:
             try:
@@ -184,7 +196,7 @@ class Ingest:
         """Wait until the events are durable."""
         try:
             async with asyncio.timeout(DURABLE_TIMEOUT_S):
-                await asyncio.wrap_future(future)
+                await asyncio.wrap_future(future)  # on timeout it is cancelled: the sink then tells nobody
         except Exception as exc:
             raise self._refusal(exc) from exc
         if parsed.dead:

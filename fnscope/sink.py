@@ -28,10 +28,13 @@ class IngestContext:
 class Sink(Protocol):
     """Where accepted events go: `fnscope up`'s local durable log, or Kafka.
 
-    Both methods are called from worker threads and may block briefly; ``ready`` must answer fast (a cached
-    state), since it is asked on the event loop before a body is read. The future ends when the events are
-    durable (the processor stores them later; a record the store then refuses becomes a dead letter there).
+    ``submit`` is called from worker threads and may block briefly, unless the sink says ``submit_never_blocks``
+    (then a small request may call it on the event loop); ``ready`` must answer fast (a cached state), since it is
+    asked on the event loop before a body is read. The future ends when the events are durable (the processor stores
+    them later; a record the store then refuses becomes a dead letter there). A caller that stops waiting cancels it.
     """
+
+    submit_never_blocks: bool = False
 
     def submit(self, events: list[Event]) -> Future[None]: ...
 

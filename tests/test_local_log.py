@@ -83,6 +83,23 @@ def test_a_poison_record_in_the_log_costs_only_itself_and_never_blocks_the_log(t
         client.close()
 
 
+def test_a_request_that_stopped_waiting_costs_nobody_else(tmp_path: Path) -> None:
+    """A request that timed out cancels its future; the append that then completes must not fail on it (the append
+    thread died of it once, and every later request was a 503)."""
+    log = LocalLog(tmp_path / "log.sqlite", 1 << 30)
+    sink = LocalLogSink(log)
+    try:
+        gave_up = sink.submit([_api("acme", 1)])
+        assert gave_up.cancel()  # still queued: the append thread waits a few ms for company
+        later = sink.submit([_api("acme", 2)])
+        assert later.result(30) is None and sink.ready()
+        assert sink.submit([_api("acme", 3)]).result(30) is None
+        assert log.last_id() == 3  # the cancelled request's records were appended all the same
+    finally:
+        sink.close()
+        log.close()
+
+
 def test_a_store_outage_fills_the_log_not_memory_and_nothing_is_lost_when_it_recovers(tmp_path: Path) -> None:
     client = open_store(f"chdb://{tmp_path / 'store'}")
     log = LocalLog(tmp_path / "log.sqlite", 1 << 30)
