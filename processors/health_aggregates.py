@@ -42,12 +42,13 @@ COALESCE_S = 0.2  # marks arriving within this long are rebuilt together
 # wait reaches MAX_COALESCE_S. The aggregates then lag a 2xx by the processor's linger, at most MAX_COALESCE_S and one
 # rebuild: within the 2 s stats are promised for, for rebuilds up to a fifth of a second (the wait was 2 s before, so
 # a busy store's stats could trail by more). A twentieth of a core under light load; at 300 spread-out extensions
-# (bench.ingest) a rebuild costs about 0.17 s of CPU, the wait is MAX_COALESCE_S, and rebuilding takes a tenth.
+# (bench.ingest) the rebuilding thread still took a tenth of a core, so a rebuild there costs about 0.17 s and the
+# wait is MAX_COALESCE_S.
 REST_RATIO = 19.0
 MAX_COALESCE_S = 1.5
-# The settings of the rebuilds' own client: one thread per statement, so a rebuild's CPU is its duration, which is
-# what REST_RATIO budgets. With the store's default (a thread per core) each rebuild's statements also ran on chDB's
-# pool: at 20 spread-out extensions the rebuilds took a quarter of a core, where a tenth was meant.
+# The settings of the rebuilds' own client: one thread per statement, so a rebuild's CPU is about its duration, which
+# is what REST_RATIO budgets. With the store's default (a thread per core) a statement may also run on chDB's pool,
+# so the CPU spent could be up to twice the share meant.
 QUERY_SETTINGS = {"max_threads": 1}
 
 # Per tenant and minute of everything stored recently: the seconds its invocations span, and its functions.

@@ -59,7 +59,7 @@ class TenantDirt:
         ).merged()
 
     def merged(self) -> TenantDirt:
-        # Seconds up to a minute apart are recomputed in one sweep: a sweep's fixed cost (four statements) is more
+        # Seconds up to a minute apart are recomputed in one sweep: a sweep's fixed cost (five statements) is more
         # than sweeping the seconds between.
         return TenantDirt(
             merge(self.seconds, gap=60),
