@@ -6,15 +6,19 @@ Event time decides the bucket; re-delivered copies (same deterministic ``event_i
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import statistics
+from bisect import insort
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any
 
 from fnscope.alerts.rules import Runaway
+from fnscope.alerts.run_timeline import RunTimeline
 from fnscope.canary import Figures, Policy, routed_version
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
 from fnscope.timeparse import iso_utc
@@ -55,6 +59,13 @@ class FunctionState:
     durations: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     # request id -> [start, end or None while still running], epoch seconds
     runs: dict[str, list[float | None]] = field(default_factory=dict)
+    # the same runs by the second they ended, and those still running: a window's sweep and the pruning read only
+    # the runs that can reach it, not the whole kept history (some 10,000 runs a function at 20 calls a second)
+    ended: dict[int, set[str]] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+    timeline: RunTimeline = field(default_factory=RunTimeline)  # the ended runs and initialisations, by second
+    # second -> run ids given a timeout or version fact then: those facts of runs never seen go with their second
+    facts_at: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     # request id (else event id) -> second it was seen: runs that timed out, and those whose version counted it
     timed_out: dict[str, int] = field(default_factory=dict)
     versions: dict[str, VersionState] = field(default_factory=lambda: defaultdict(VersionState))
@@ -71,6 +82,62 @@ class FunctionState:
     minute_peaks: dict[int, int] = field(default_factory=dict)
     first_minute: int | None = None  # the first minute this process saw the function called
     sealed_through: int = -1  # the last minute whose peak is in minute_peaks
+
+    def record_run(self, run_id: str, begin: float, end: float | None, init_s: float | None) -> None:
+        """What a start or report says of a run: its earliest stated start, its first report's time (its end), and
+        the environment's initialisation just before it."""
+        run = self.runs.get(run_id)
+        if run is None:
+            run = self.runs[run_id] = [math.inf, None]
+            self.running.add(run_id)
+        else:
+            self._place(run_id, self.timeline.remove)
+        run[0] = min(run[0] or math.inf, begin)
+        if end is not None and (run[1] is None or end < run[1]):
+            if run[1] is None:
+                self.running.discard(run_id)
+            else:
+                self.ended[int(run[1])].discard(run_id)
+            run[1] = end
+            self.ended.setdefault(int(end), set()).add(run_id)
+        if init_s:
+            self.inits[run_id] = init_s
+        self._place(run_id, self.timeline.add)
+
+    def _place(self, run_id: str, edit: Callable[[float, float], None]) -> None:
+        """Give the timeline what a run spans, or take it back: an ended run, and the initialisation before it
+        (a running run's end is not known yet: the sweep adds it up to now)."""
+        begin, end = self.runs[run_id]
+        if begin is None or begin == math.inf:
+            return
+        if end is not None:
+            edit(begin, end)
+        if run_id in self.inits:
+            edit(begin - self.inits[run_id], begin)
+
+    def forget_runs(self, lo: int) -> None:
+        """Drop the runs over before ``lo``: ended before it, or started a longest run before it."""
+        self.timeline.forget_before(lo)
+        gone = [r for s in [s for s in self.ended if s < lo] for r in self.ended.pop(s)]
+        gone += [r for r in self.running if (self.runs[r][0] or 0) + MAX_RUN_S < lo]
+        self.running.difference_update(gone)
+        for rid in gone:
+            del self.runs[rid]
+            self.inits.pop(rid, None)
+            self.timed_out.pop(rid, None)
+            self.version_timed_out.pop(rid, None)
+            self.run_versions.pop(rid, None)
+        # what no run holds (a report without a request id, a timeout fact whose run never started here) goes
+        # with its second
+        for second in [s for s in self.facts_at if s < lo]:
+            for rid in self.facts_at.pop(second):
+                if rid in self.runs:
+                    continue
+                for facts in (self.timed_out, self.version_timed_out):
+                    if facts.get(rid, lo) < lo:
+                        del facts[rid]
+                if self.run_versions.get(rid, ("", lo))[1] < lo:
+                    del self.run_versions[rid]
 
 
 @dataclass
@@ -113,6 +180,16 @@ def _p99(ordered: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] if ordered else None
 
 
+def _p99_of_sorted(runs: list[list[float]]) -> float | None:
+    """``_p99`` of the values of sorted lists (a window's seconds), read from the top: a p99 is among the largest
+    hundredth, so this merges a few dozen values rather than sorting minutes of them."""
+    n = sum(map(len, runs))
+    if not n:
+        return None
+    from_top = n - min(n - 1, math.ceil(0.99 * n) - 1)
+    return next(islice(heapq.merge(*map(reversed, runs), reverse=True), from_top - 1, None))
+
+
 class Signals:
     """Everything the rules measure, for recent event time only (older buckets are pruned)."""
 
@@ -131,7 +208,9 @@ class Signals:
         self.limit_changes: dict[tuple[str, str], dict[str, str]] = {}
         self.started: float | None = None  # when this process began watching: the runaway baseline's start
         self.audit_events: list[AuditEvent] = []  # the last batch's, for audit rules
-        self._seen: dict[str, float] = {}
+        self._seen: set[str] = set()
+        self._peaks: dict[tuple[int, float, float, float | None], int] = {}  # until the runs change
+        self._seen_at: dict[int, list[str]] = defaultdict(list)  # second -> the ids seen then, to forget them by
         self._horizon = 0.0
 
     # --- feeding ---------------------------------------------------------------------------------------
@@ -140,6 +219,7 @@ class Signals:
         """Add a stored batch; returns the functions it touched."""
         touched: set[SeriesKey] = set()
         self.audit_events = []
+        self._peaks.clear()
         if self.started is None:
             self.started = now
         horizon = self._horizon = now - self.keep_s
@@ -148,7 +228,7 @@ class Signals:
                 continue
             t = _epoch(event)
             if isinstance(event, AuditEvent):
-                self._seen[event.event_id] = t
+                self._remember(event.event_id, t)
                 self._audit(event, touched)
                 # CloudTrail delivers minutes late: audit rules count arrivals, and only a backfill is too old
                 if t >= now - self.audit_max_age_s:
@@ -156,10 +236,10 @@ class Signals:
             elif t < horizon:
                 continue
             elif isinstance(event, Invocation):
-                self._seen[event.event_id] = t
+                self._remember(event.event_id, t)
                 self._invocation(event, t, touched)
             elif isinstance(event, ApiAccess) and event.throttled and event.function:
-                self._seen[event.event_id] = t
+                self._remember(event.event_id, t)
                 self.functions[(event.tenant, event.function)].throttles["apigateway"][int(t)] += 1
                 touched.add((event.tenant, event.function))
         return touched
@@ -194,17 +274,16 @@ class Signals:
         touched.add(key)
         run_id = event.request_id or event.event_id
         if event.kind == "start" or (event.kind == "report" and event.request_id):
-            run = fn.runs.setdefault(run_id, [math.inf, None])
-            begin = (event.start_time or event.time).timestamp()
-            run[0] = min(run[0] or math.inf, begin)
-            if event.kind == "report":
-                run[1] = t if run[1] is None else min(run[1], t)
+            init_s = event.init_duration_ms / 1000 if event.init_duration_ms and event.request_id else None
+            end = t if event.kind == "report" else None
+            fn.record_run(run_id, (event.start_time or event.time).timestamp(), end, init_s)
         if event.status == "throttled":
             fn.throttles["invocation"][int(t)] += 1
         timed_out = event.status == "timeout" or event.kind == "timeout" or event.error_type == "Sandbox.Timedout"
         if timed_out and run_id not in fn.timed_out:
             fn.timed_out[run_id] = int(t)
             fn.timeouts[int(t)] += 1
+            fn.facts_at[int(t)].append(run_id)
         if event.kind == "report":
             second = int(t)
             fn.invocations[second] += 1
@@ -217,14 +296,13 @@ class Signals:
                 fn.gb_seconds[second] += gb_s
                 if self.watch_minutes:
                     fn.minute_gb_seconds[second // 60] += gb_s
-            if event.init_duration_ms and event.request_id:
-                fn.inits[run_id] = event.init_duration_ms / 1000
             if event.status in FAILED:
                 fn.errors[second] += 1
             if event.duration_ms is not None:
-                fn.durations[second].append(event.duration_ms)
+                insort(fn.durations[second], event.duration_ms)
             if event.version:
                 fn.run_versions[run_id] = (event.version, second)
+                fn.facts_at[second].append(run_id)
                 ver = fn.versions[event.version]
                 ver.invocations[second] += 1
                 ver.errors[second] += event.status in FAILED
@@ -248,26 +326,31 @@ class Signals:
     def peak_concurrency(self, fn: FunctionState, since: float, now: float, until: float | None = None) -> int:
         """Most invocations running, and environments initialising before them (as Lambda counts concurrency),
         at one instant in [since, until or now): a sweep over the runs that overlap it."""
+        key = (id(fn), since, now, until)  # a concurrency rule and a runaway rule ask the same of one batch
+        if key not in self._peaks:
+            self._peaks[key] = self._sweep(fn, since, now, until)
+        return self._peaks[key]
+
+    def _sweep(self, fn: FunctionState, since: float, now: float, until: float | None) -> int:
         hi = math.inf if until is None else until
-        edges: list[tuple[float, int]] = []
-
-        def span(begin: float, stop: float) -> None:
-            if stop > since and begin < hi and stop > begin:
-                edges.append((max(begin, since), 1))
-                edges.append((min(stop, hi), -1))
-
-        for rid, (begin, end) in fn.runs.items():
-            if begin is None or begin == math.inf:
-                continue
-            span(begin, end if end is not None else min(now, begin + MAX_RUN_S))
-            if rid in fn.inits:
-                span(begin - fn.inits[rid], begin)
-        edges.sort()  # at one instant an end (-1) sorts before a start (+1): back-to-back runs don't overlap
-        running = peak = 0
-        for _, delta in edges:
-            running += delta
-            peak = max(peak, running)
-        return peak
+        # the runs still going (no report yet) last until now, at most a longest run: steps on top of the timeline
+        steps: list[tuple[float, int]] = []
+        for rid in fn.running:
+            begin = fn.runs[rid][0]
+            stop = min(now, (begin or math.inf) + MAX_RUN_S)
+            if begin is not None and stop > since and begin < hi and stop > begin:
+                steps += [(max(begin, since), 1), (min(stop, hi), -1)]
+        steps.sort()  # at one instant an end (-1) before a start (+1): back-to-back runs don't overlap
+        best = going = 0
+        x = since
+        for t, delta in steps:
+            if t > x:
+                best = max(best, going + fn.timeline.peak(x, t))
+                x = t
+            going += delta
+        if x < hi:
+            best = max(best, going + fn.timeline.peak(x, hi))
+        return best
 
     def disabled(self, key: SeriesKey) -> dict[str, Any] | None:
         """Who disabled the function (reserved concurrency 0), when and from where; None while it is not."""
@@ -360,8 +443,10 @@ class Signals:
         if kind == "timeouts":
             return {"value": total(fn.timeouts), "invocations": invocations}
         if kind == "p99_duration":
-            durations = sorted(d for s, ds in fn.durations.items() if s >= lo for d in ds)
-            return {"value": _p99(durations) or 0.0, "invocations": invocations}
+            return {
+                "value": _p99_of_sorted([ds for s, ds in fn.durations.items() if s >= lo]) or 0.0,
+                "invocations": invocations,
+            }
         raise ValueError(f"unknown rule kind {kind}")
 
     def canary_version(self, key: SeriesKey, window_s: float, now: float) -> str:
@@ -411,6 +496,7 @@ class Signals:
         fn.sealed_through = max(fn.sealed_through, last)
 
     def prune(self, now: float) -> None:
+        self._peaks.clear()
         lo = int(now - self.keep_s)
         oldest_minute = int(now) // 60 - HISTORY_MINUTES
         for key in list(self.functions):
@@ -431,23 +517,15 @@ class Signals:
                         del buckets[s]
                 if not st.invocations and not st.throttles:
                     del fn.versions[version]
-            for rid in [r for r, (b, e) in fn.runs.items() if (e if e is not None else (b or 0) + MAX_RUN_S) < lo]:
-                del fn.runs[rid]
-                fn.inits.pop(rid, None)
-                fn.timed_out.pop(rid, None)
-                fn.version_timed_out.pop(rid, None)
-                fn.run_versions.pop(rid, None)
-            # what no run holds (a report without a request id, a timeout fact whose run never started here)
-            # goes with its second
-            for facts in (fn.timed_out, fn.version_timed_out):
-                for rid in [r for r, s in facts.items() if s < lo and r not in fn.runs]:
-                    del facts[rid]
-            for rid in [r for r, (_v, s) in fn.run_versions.items() if s < lo and r not in fn.runs]:
-                del fn.run_versions[rid]
+            fn.forget_runs(lo)
             quiet = not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts
             if (
                 quiet and not fn.minute_invocations and not any(fn.minute_peaks.values())
             ):  # an hour's baseline outlives a pause
                 del self.functions[key]
-        for eid in [e for e, t in self._seen.items() if t < lo]:
-            del self._seen[eid]
+        for second in [s for s in self._seen_at if s < lo]:
+            self._seen.difference_update(self._seen_at.pop(second))
+
+    def _remember(self, event_id: str, t: float) -> None:
+        self._seen.add(event_id)
+        self._seen_at[math.floor(t)].append(event_id)

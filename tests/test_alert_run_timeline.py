@@ -1,0 +1,89 @@
+"""The alerts' peak concurrency, read from the second-by-second run timeline, against a plain sweep over every run kept.
+
+The sweep is how the alerts measured it before the timeline: each run (and the initialisation a REPORT states before
+it) is a half-open span, a run without a report lasts until now (at most a longest run), and the peak is the most
+spans at one instant of the window. Starts and reports come in any order, twice, with fractional window bounds and
+pruning in between.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fnscope.alerts.signals import MAX_RUN_S, FunctionState, Signals
+from fnscope.events import Invocation
+
+BASE = 1_750_000_000.0  # mid 2025
+
+
+def plain_sweep(fn: FunctionState, since: float, now: float, until: float | None) -> int:
+    hi = math.inf if until is None else until
+    edges: list[tuple[float, int]] = []
+
+    def span(begin: float, stop: float) -> None:
+        if stop > since and begin < hi and stop > begin:
+            edges.extend([(max(begin, since), 1), (min(stop, hi), -1)])
+
+    for rid, (begin, end) in fn.runs.items():
+        if begin is None or begin == math.inf:
+            continue
+        span(begin, end if end is not None else min(now, begin + MAX_RUN_S))
+        if rid in fn.inits:
+            span(begin - fn.inits[rid], begin)
+    running = peak = 0
+    for _, delta in sorted(edges):
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def fact(rid: str, kind: str, begin: float, end: float, init_ms: float | None) -> Invocation:
+    at = begin if kind == "start" else end
+    return Invocation(
+        event_id="", time=datetime.fromtimestamp(BASE + at, UTC), source="telemetry", function="orders",
+        request_id=rid, kind=kind, duration_ms=(end - begin) * 1000 if kind == "report" else None,
+        start_time=datetime.fromtimestamp(BASE + begin, UTC) if kind == "report" else None,
+        init_duration_ms=init_ms if kind == "report" else None,
+    )  # fmt: skip
+
+
+# times on a 0.25 s grid, so that starts, ends and window bounds often fall on the same instant
+quarter = st.integers(0, 400).map(lambda q: q / 4)
+run = st.tuples(quarter, st.integers(0, 40).map(lambda q: q / 4), st.sampled_from([None, 250.0, 1500.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    runs=st.lists(run, min_size=1, max_size=25),
+    order=st.randoms(use_true_random=False),
+    reported=st.lists(st.booleans(), min_size=25, max_size=25),
+    queries=st.lists(st.tuples(quarter, st.integers(1, 240).map(lambda q: q / 4), st.booleans()), max_size=8),
+    prune_at=st.one_of(st.none(), quarter),
+)
+def test_the_timeline_peak_is_the_plain_sweeps(runs, order, reported, queries, prune_at) -> None:  # type: ignore[no-untyped-def]
+    signals = Signals(keep_s=600, account_limit=1000)
+    facts = []
+    for i, (begin, length, init_ms) in enumerate(runs):
+        facts.append(fact(f"r{i}", "start", begin, begin + length, None))
+        if reported[i]:
+            facts.append(fact(f"r{i}", "report", begin, begin + length, init_ms))
+    facts += order.sample(facts, k=len(facts) // 3)  # some delivered twice
+    order.shuffle(facts)
+    now = BASE + 130
+    for k in range(0, len(facts), 4):
+        signals.observe(facts[k : k + 4], now)
+    if prune_at is not None:
+        now = BASE + 600 + prune_at  # forgets what ended before prune_at
+        signals.prune(now)
+    fn = signals.functions.get(("default", "orders"))
+    if fn is None:
+        return
+    lo = int(now - signals.keep_s)
+    for since, length, bounded in queries:
+        since = max(BASE + since, lo)
+        until = since + length if bounded else None
+        assert signals.peak_concurrency(fn, since, now, until) == plain_sweep(fn, since, now, until), (since, until)
