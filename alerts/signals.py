@@ -10,12 +10,13 @@ import heapq
 import json
 import math
 import statistics
+import sys
 from bisect import insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from fnscope.alerts.rules import Runaway
 from fnscope.alerts.run_timeline import RunTimeline
@@ -29,6 +30,7 @@ HISTORY_MINUTES = 62  # per-minute figures kept for the runaway rule's baseline 
 SEAL_AFTER_S = 5.0  # a minute's peak concurrency is taken this long after it ended (reports arrive a little late)
 
 SeriesKey = tuple[str, str]  # (tenant, function)
+V = TypeVar("V")
 
 
 def _buckets() -> dict[int, int]:
@@ -213,6 +215,7 @@ class Signals:
         self._peaks: dict[tuple[int, float, float, float | None], int] = {}  # until the runs change
         self._seen_at: dict[int, list[str]] = defaultdict(list)  # second -> the ids seen then, to forget them by
         self._horizon = 0.0
+        self._newest = -sys.maxsize  # the latest second any bucket holds
 
     # --- feeding ---------------------------------------------------------------------------------------
 
@@ -228,6 +231,7 @@ class Signals:
             if event.event_id in self._seen:
                 continue
             t = _epoch(event)
+            self._newest = max(self._newest, int(t))
             if isinstance(event, AuditEvent):
                 self._remember(event.event_id, t)
                 self._audit(event, touched)
@@ -368,9 +372,9 @@ class Signals:
             return {}
         lo = int(now - window_s)
         current = {
-            "invocations": sum(n for s, n in fn.invocations.items() if s >= lo) * 60 / window_s,
+            "invocations": sum(self._since(fn.invocations, lo)) * 60 / window_s,
             "concurrency": self.peak_concurrency(fn, now - window_s, now),
-            "gb_seconds": sum(v for s, v in fn.gb_seconds.items() if s >= lo) * 60 / window_s,
+            "gb_seconds": sum(self._since(fn.gb_seconds, lo)) * 60 / window_s,
         }
         last_minute = int(now - window_s) // 60 - 1  # the last whole minute before the window
         # Minutes count from when this process watched the function: after its start, from the function's first
@@ -427,7 +431,7 @@ class Signals:
         lo = int(since)
 
         def total(buckets: dict[int, int]) -> int:
-            return sum(n for s, n in buckets.items() if s >= lo)
+            return sum(self._since(buckets, lo))
 
         if kind == "throttles":
             by_source = {src: total(b) for src, b in fn.throttles.items()}
@@ -445,7 +449,7 @@ class Signals:
             return {"value": total(fn.timeouts), "invocations": invocations}
         if kind == "p99_duration":
             return {
-                "value": _p99_of_sorted([ds for s, ds in fn.durations.items() if s >= lo]) or 0.0,
+                "value": _p99_of_sorted(self._since(fn.durations, lo)) or 0.0,
                 "invocations": invocations,
             }
         raise ValueError(f"unknown rule kind {kind}")
@@ -468,12 +472,12 @@ class Signals:
         lo = int(now - window_s)
 
         def total(buckets: dict[int, int]) -> int:
-            return sum(n for s, n in buckets.items() if s >= lo)
+            return sum(self._since(buckets, lo))
 
         durations: dict[str, list[float]] = {}
         figures: dict[str, Figures] = {}
         for v, st in fn.versions.items() if fn else ():
-            durations[v] = sorted(d for s, ds in st.durations.items() if s >= lo for d in ds)
+            durations[v] = sorted(d for ds in self._since(st.durations, lo) for d in ds)
             figures[v] = Figures(
                 v, total(st.invocations), total(st.errors), total(st.timeouts), total(st.throttles), _p99(durations[v])
             )
@@ -526,6 +530,13 @@ class Signals:
                 del self.functions[key]
         for second in [s for s in self._seen_at if s < lo]:
             self._seen.difference_update(self._seen_at.pop(second))
+
+    def _since(self, buckets: dict[int, V], lo: int) -> list[V]:
+        """What the buckets hold from second ``lo`` on: looked up second by second when the window is shorter than
+        all that is kept (a minute's window of 11 minutes of buckets), else read from every bucket."""
+        if self._newest - lo < len(buckets):
+            return [v for s in range(lo, self._newest + 1) if (v := buckets.get(s)) is not None]
+        return [v for s, v in buckets.items() if s >= lo]
 
     def _remember(self, event_id: str, t: float) -> None:
         self._seen.add(event_id)

@@ -1,4 +1,6 @@
-"""The alerts' peak concurrency, read from the second-by-second run timeline, against a plain sweep over every run kept.
+"""What the alert rules measure over a window, from state kept second by second, against plain readings of the events.
+
+The peak concurrency, read from the run timeline, against a plain sweep over every run kept.
 
 The sweep is how the alerts measured it before the timeline: each run (and the initialisation a REPORT states before
 it) is a half-open span, a run without a report lasts until now (at most a longest run), and the peak is the most
@@ -87,3 +89,29 @@ def test_the_timeline_peak_is_the_plain_sweeps(runs, order, reported, queries, p
         since = max(BASE + since, lo)
         until = since + length if bounded else None
         assert signals.peak_concurrency(fn, since, now, until) == plain_sweep(fn, since, now, until), (since, until)
+
+
+def test_window_figures_count_what_the_window_holds_of_a_long_history() -> None:
+    """Ten minutes of reports, one or two a second, and windows of one and five minutes: the rules' figures are
+    the window's own (read second by second, since the window is shorter than what is kept)."""
+    signals = Signals(keep_s=660, account_limit=1000)
+    facts, kept = [], []
+    for second in range(600):
+        for k in range(1 + second % 2):
+            end = second + 0.5 + k * 0.25
+            duration_ms = float((second * 37 + k * 11) % 900 + 1)
+            report = fact(f"r{second}-{k}", "report", end - duration_ms / 1000, end, None)
+            report.status = "error" if (second + k) % 7 == 0 else "success"
+            facts.append(report)
+            kept.append((end, report.duration_ms, report.status == "error"))
+    now = BASE + 600.2
+    signals.observe(facts, now)
+    key = ("default", "orders")
+    for window in (60, 300):
+        lo = int(now - window) - BASE
+        inside = [(d, failed) for end, d, failed in kept if int(end) >= lo]
+        rate = signals.measure("error_rate", key, window, now)
+        assert (rate["errors"], rate["invocations"]) == (sum(f for _, f in inside), len(inside))
+        ordered = sorted(d for d, _ in inside)
+        p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+        assert signals.measure("p99_duration", key, window, now)["value"] == p99
