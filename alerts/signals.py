@@ -180,12 +180,12 @@ def _reserved(event: AuditEvent) -> int | None:
 
 
 def _p99(ordered: list[float]) -> float | None:
-    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] if ordered else None
+    return _p99_of_sorted([ordered])
 
 
 def _p99_of_sorted(runs: list[list[float]]) -> float | None:
-    """``_p99`` of the values of sorted lists (a window's seconds), read from the top: a p99 is among the largest
-    hundredth, so this merges a few dozen values rather than sorting minutes of them."""
+    """The nearest-rank p99 of the values of sorted lists (a window's seconds), read from the top: a p99 is among
+    the largest hundredth, so this merges a few dozen values rather than sorting minutes of them."""
     n = sum(map(len, runs))
     if not n:
         return None
