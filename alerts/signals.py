@@ -13,7 +13,7 @@ import statistics
 import sys
 from bisect import insort
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, TypeVar
@@ -26,6 +26,9 @@ from fnscope.timeparse import iso_utc
 
 FAILED = frozenset({"error", "failure", "timeout", "oom"})
 MAX_RUN_S = 15 * 60 + 10  # Lambda's longest invocation plus init: a start without its report is over by then
+# A run (or its initialisation) longer than this is kept beside the timeline, not on it: on it, a span costs a
+# step for every second it covers, and a report may state any duration (a start in 2000, say).
+TIMELINE_SPAN_S = 10.0
 HISTORY_MINUTES = 62  # per-minute figures kept for the runaway rule's baseline (an hour, and the current minute)
 SEAL_AFTER_S = 5.0  # a minute's peak concurrency is taken this long after it ended (reports arrive a little late)
 
@@ -67,6 +70,7 @@ class FunctionState:
     ended: dict[int, set[str]] = field(default_factory=dict)
     running: set[str] = field(default_factory=set)
     timeline: RunTimeline = field(default_factory=RunTimeline)
+    long: set[str] = field(default_factory=set)  # ended runs with a span over TIMELINE_SPAN_S: swept one by one
     # second -> run ids given a timeout or version fact then: those facts of runs never seen go with their second
     facts_at: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     # request id (else event id) -> second it was seen: runs that timed out, and those whose version counted it
@@ -94,7 +98,7 @@ class FunctionState:
             run = self.runs[run_id] = [math.inf, None]
             self.running.add(run_id)
         else:
-            self._place(run_id, self.timeline.remove)
+            self._withdraw(run_id)
         run[0] = min(run[0] or math.inf, begin)
         if end is not None and (run[1] is None or end < run[1]):
             if run[1] is None:
@@ -105,18 +109,30 @@ class FunctionState:
             self.ended.setdefault(int(end), set()).add(run_id)
         if init_s:
             self.inits[run_id] = init_s
-        self._place(run_id, self.timeline.add)
+        spans = self.spans(run_id)
+        if any(stop - begin > TIMELINE_SPAN_S for begin, stop in spans):
+            self.long.add(run_id)
+        else:
+            for begin, stop in spans:
+                self.timeline.add(begin, stop)
 
-    def _place(self, run_id: str, edit: Callable[[float, float], None]) -> None:
-        """Give the timeline what a run spans, or take it back: an ended run, and the initialisation before it
-        (a running run's end is not known yet: the sweep adds it up to now)."""
+    def spans(self, run_id: str) -> list[tuple[float, float]]:
+        """What an ended run spans, and the initialisation before it (a running run's end is not known yet: the
+        sweep adds it up to now)."""
         begin, end = self.runs[run_id]
         if begin is None or begin == math.inf:
-            return
-        if end is not None:
-            edit(begin, end)
+            return []
+        found = [] if end is None else [(begin, end)]
         if run_id in self.inits:
-            edit(begin - self.inits[run_id], begin)
+            found.append((begin - self.inits[run_id], begin))
+        return found
+
+    def _withdraw(self, run_id: str) -> None:
+        if run_id in self.long:
+            self.long.discard(run_id)
+        else:
+            for begin, stop in self.spans(run_id):
+                self.timeline.remove(begin, stop)
 
     def forget_runs(self, lo: int) -> None:
         """Drop the runs over before ``lo``: ended before it, or started a longest run before it."""
@@ -124,6 +140,7 @@ class FunctionState:
         gone = [r for s in [s for s in self.ended if s < lo] for r in self.ended.pop(s)]
         gone += [r for r in self.running if (self.runs[r][0] or 0) + MAX_RUN_S < lo]
         self.running.difference_update(gone)
+        self.long.difference_update(gone)
         for rid in gone:
             del self.runs[rid]
             self.inits.pop(rid, None)
@@ -338,12 +355,13 @@ class Signals:
 
     def _sweep(self, fn: FunctionState, since: float, now: float, until: float | None) -> int:
         hi = math.inf if until is None else until
-        # the runs still going (no report yet) last until now, at most a longest run: steps on top of the timeline
+        # the runs still going (no report yet), which last until now (at most a longest run), and the long ones:
+        # steps on top of the timeline
+        spans = [(begin, min(now, begin + MAX_RUN_S)) for rid in fn.running if (begin := fn.runs[rid][0]) is not None]
+        spans += [span for rid in fn.long for span in fn.spans(rid)]
         steps: list[tuple[float, int]] = []
-        for rid in fn.running:
-            begin = fn.runs[rid][0]
-            stop = min(now, (begin or math.inf) + MAX_RUN_S)
-            if begin is not None and stop > since and begin < hi and stop > begin:
+        for begin, stop in spans:
+            if stop > since and begin < hi and stop > begin:
                 steps += [(max(begin, since), 1), (min(stop, hi), -1)]
         steps.sort()  # at one instant an end (-1) before a start (+1): back-to-back runs don't overlap
         best = going = 0

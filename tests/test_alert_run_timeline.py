@@ -55,7 +55,8 @@ def fact(rid: str, kind: str, begin: float, end: float, init_ms: float | None) -
 
 # times on a 0.25 s grid, so that starts, ends and window bounds often fall on the same instant
 quarter = st.integers(0, 400).map(lambda q: q / 4)
-run = st.tuples(quarter, st.integers(0, 40).map(lambda q: q / 4), st.sampled_from([None, 250.0, 1500.0]))
+# lengths and initialisations on both sides of TIMELINE_SPAN_S (the longer ones are kept beside the timeline)
+run = st.tuples(quarter, st.integers(0, 80).map(lambda q: q / 4), st.sampled_from([None, 250.0, 1500.0, 12_000.0]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,3 +116,17 @@ def test_window_figures_count_what_the_window_holds_of_a_long_history() -> None:
         ordered = sorted(d for d, _ in inside)
         p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
         assert signals.measure("p99_duration", key, window, now)["value"] == p99
+
+
+def test_a_report_stating_a_day_long_run_costs_one_entry_not_a_step_a_second() -> None:
+    """A REPORT may state any duration up to a day, and as long an init: such a run is kept beside the timeline
+    (swept on its own), or one report would add 172,800 seconds of steps to it."""
+    signals = Signals(keep_s=660, account_limit=1000)
+    end = 90_000.0
+    day_long = fact("long", "report", end - 86_400, end, 86_400_000.0)
+    signals.observe([day_long, fact("short", "report", end - 2, end - 1, None)], BASE + end + 1)
+    fn = signals.functions[("default", "orders")]
+    assert fn.long == {"long"}
+    assert signals.peak_concurrency(fn, BASE + end - 3, BASE + end + 1) == 2  # the day-long run beside the short one
+    assert signals.peak_concurrency(fn, BASE + end - 86_400 - 10, BASE + end + 1, BASE + end - 86_400) == 1  # its init
+    assert signals.peak_concurrency(fn, BASE + end - 0.5, BASE + end + 1) == 1
