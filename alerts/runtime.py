@@ -153,9 +153,7 @@ def start_alerts(
 ) -> AlertService:
     """Build the service over a store connection of its own and hook it onto the writer's ``listeners``."""
     rules = config.effective_rules()
-    keep_s = max((r.window_s for r in rules if r.enabled), default=60.0) + 60
-    watch_minutes = any(r.enabled and r.kind == "runaway" for r in rules)
-    signals = Signals(keep_s, account_concurrency_limit, config.audit_max_age_s, watch_minutes)
+    signals = Signals.for_rules(rules, account_concurrency_limit, config.audit_max_age_s)
     store = AlertStore(client)
     # the configured silences, and those made through the API (in the store, read as notifications are due)
     silences = Silences(config.silences, store.active_silences)

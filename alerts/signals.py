@@ -11,6 +11,7 @@ import json
 import math
 import statistics
 import sys
+from array import array
 from bisect import insort
 from collections import defaultdict
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, TypeVar
 
-from fnscope.alerts.rules import Runaway
+from fnscope.alerts.rules import Rule, Runaway
 from fnscope.alerts.run_timeline import RunTimeline
 from fnscope.canary import Figures, Policy, routed_version
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
@@ -30,6 +31,7 @@ MAX_RUN_S = 15 * 60 + 10  # Lambda's longest invocation plus init: a start witho
 # step for every second it covers, and a report may state any duration (a start in 2000, say).
 TIMELINE_SPAN_S = 10.0
 HISTORY_MINUTES = 62  # per-minute figures kept for the runaway rule's baseline (an hour, and the current minute)
+RUN_RULES = frozenset({"concurrency", "runaway"})  # the rules that read runs (their peak concurrency)
 SEAL_AFTER_S = 5.0  # a minute's peak concurrency is taken this long after it ended (reports arrive a little late)
 
 SeriesKey = tuple[str, str]  # (tenant, function)
@@ -40,6 +42,11 @@ def _buckets() -> dict[int, int]:
     return defaultdict(int)
 
 
+def _duration_buckets() -> dict[int, array[float]]:
+    """Durations per second as machine doubles (8 bytes a call, not a 24-byte float and its 8-byte slot)."""
+    return defaultdict(lambda: array("d"))
+
+
 @dataclass
 class VersionState:
     """One version's counts per second, for the canary rule (new version against the one it replaces)."""
@@ -48,7 +55,7 @@ class VersionState:
     errors: dict[int, int] = field(default_factory=_buckets)
     timeouts: dict[int, int] = field(default_factory=_buckets)
     throttles: dict[int, int] = field(default_factory=_buckets)
-    durations: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    durations: dict[int, array[float]] = field(default_factory=_duration_buckets)
 
     def all_buckets(self) -> tuple[dict[int, Any], ...]:
         return self.invocations, self.errors, self.timeouts, self.throttles, self.durations
@@ -61,7 +68,7 @@ class FunctionState:
     invocations: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     errors: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     timeouts: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    durations: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    durations: dict[int, array[float]] = field(default_factory=_duration_buckets)
     # request id -> [start, end or None while still running], epoch seconds
     runs: dict[str, list[float | None]] = field(default_factory=dict)
     # the same runs by the second they ended (what pruning drops), and those still running; the ended runs and the
@@ -71,15 +78,19 @@ class FunctionState:
     running: set[str] = field(default_factory=set)
     timeline: RunTimeline = field(default_factory=RunTimeline)
     long: set[str] = field(default_factory=set)  # ended runs with a span over TIMELINE_SPAN_S: swept one by one
-    # second -> run ids given a timeout or version fact then: those facts of runs never seen go with their second
-    facts_at: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
-    # request id (else event id) -> second it was seen: runs that timed out, and those whose version counted it
+    # request id (else event id) -> second it was seen: runs that timed out (kept as long as the counts), and
+    # those whose version counted it (kept as long as the runs)
     timed_out: dict[str, int] = field(default_factory=dict)
     versions: dict[str, VersionState] = field(default_factory=lambda: defaultdict(VersionState))
     version_timed_out: dict[str, int] = field(default_factory=dict)
     # request id -> (version, second) of its report: a version's timeout counts in its report's second, as its
-    # invocation does, so a version's timeouts in a window never outnumber its invocations
+    # invocation does, so a version's timeouts in a window never outnumber its invocations. A timeout fact is
+    # matched to its report's version while the runs are kept (two minutes with the built-in rules): the platform
+    # states both at once, so only a report delivered first and its timeout minutes later by another path is not.
     run_versions: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # second -> the run ids timed out then, and those given a version then: what to forget by the second
+    timeouts_at: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    versions_at: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     # request id -> seconds its environment initialised just before it started (a REPORT's Init Duration)
     inits: dict[str, float] = field(default_factory=dict)
     gb_seconds: dict[int, float] = field(default_factory=lambda: defaultdict(float))
@@ -144,20 +155,18 @@ class FunctionState:
         for rid in gone:
             del self.runs[rid]
             self.inits.pop(rid, None)
-            self.timed_out.pop(rid, None)
-            self.version_timed_out.pop(rid, None)
-            self.run_versions.pop(rid, None)
-        # what no run holds (a report without a request id, a timeout fact whose run never started here) goes
-        # with its second
-        for second in [s for s in self.facts_at if s < lo]:
-            for rid in self.facts_at.pop(second):
-                if rid in self.runs:
-                    continue
-                for facts in (self.timed_out, self.version_timed_out):
-                    if facts.get(rid, lo) < lo:
-                        del facts[rid]
-                if self.run_versions.get(rid, ("", lo))[1] < lo:
+
+    def forget_facts(self, lo: int, runs_lo: int) -> None:
+        """Drop the timeout facts stated before ``lo``, and the versions of runs reported before ``runs_lo``."""
+        for second in [s for s in self.timeouts_at if s < lo]:
+            for rid in self.timeouts_at.pop(second):
+                if self.timed_out.get(rid, lo) < lo:
+                    del self.timed_out[rid]
+        for second in [s for s in self.versions_at if s < runs_lo]:
+            for rid in self.versions_at.pop(second):
+                if self.run_versions.get(rid, ("", runs_lo))[1] < runs_lo:
                     del self.run_versions[rid]
+                    self.version_timed_out.pop(rid, None)
 
 
 @dataclass
@@ -214,9 +223,17 @@ class Signals:
     """Everything the rules measure, for recent event time only (older buckets are pruned)."""
 
     def __init__(
-        self, keep_s: float, account_limit: int, audit_max_age_s: float = 86_400.0, watch_minutes: bool = True
+        self,
+        keep_s: float,
+        account_limit: int,
+        audit_max_age_s: float = 86_400.0,
+        watch_minutes: bool = True,
+        runs_keep_s: float | None = None,
     ) -> None:
         self.keep_s = keep_s
+        # the runs themselves (what concurrency is swept from) may be kept for less: only the concurrency and
+        # runaway rules read them, over windows of a minute where the canary's counts span ten
+        self.runs_keep_s = keep_s if runs_keep_s is None else min(runs_keep_s, keep_s)
         # the per-minute history only a runaway rule reads: an hour of it is some 8 KB a function, and its sealing
         # a concurrency sweep a minute per function, so it is kept only when such a rule is on
         self.watch_minutes = watch_minutes
@@ -231,8 +248,18 @@ class Signals:
         self._seen: set[str] = set()
         self._peaks: dict[tuple[int, float, float, float | None], int] = {}  # until the runs change
         self._seen_at: dict[int, list[str]] = defaultdict(list)  # second -> the ids seen then, to forget them by
-        self._horizon = 0.0
+        self._horizon = self._runs_horizon = 0.0
         self._newest = -sys.maxsize  # the latest second any bucket holds
+
+    @classmethod
+    def for_rules(cls, rules: Iterable[Rule], account_limit: int, audit_max_age_s: float = 86_400.0) -> Signals:
+        """What the enabled rules need: each window's history and a minute more (runs only for the rules that read
+        concurrency), and the per-minute history only when a runaway rule is on."""
+        enabled = [r for r in rules if r.enabled]
+        keep_s = max((r.window_s for r in enabled), default=60.0) + 60
+        runs_keep_s = max((r.window_s for r in enabled if r.kind in RUN_RULES), default=60.0) + 60
+        watch_minutes = any(r.kind == "runaway" for r in enabled)
+        return cls(keep_s, account_limit, audit_max_age_s, watch_minutes, runs_keep_s)
 
     # --- feeding ---------------------------------------------------------------------------------------
 
@@ -244,6 +271,7 @@ class Signals:
         if self.started is None:
             self.started = now
         horizon = self._horizon = now - self.keep_s
+        self._runs_horizon = now - self.runs_keep_s
         for event in events:
             if event.event_id in self._seen:
                 continue
@@ -258,7 +286,8 @@ class Signals:
             elif t < horizon:
                 continue
             elif isinstance(event, Invocation):
-                self._remember(event.event_id, t)
+                if event.kind != "start" or event.status == "throttled":  # a start only states a run: stating it
+                    self._remember(event.event_id, t)  # again changes nothing, so its id need not be kept
                 self._invocation(event, t, touched)
             elif isinstance(event, ApiAccess) and event.throttled and event.function:
                 self._remember(event.event_id, t)
@@ -295,7 +324,10 @@ class Signals:
         fn.account = event.account or fn.account
         touched.add(key)
         run_id = event.request_id or event.event_id
-        if event.kind == "start" or (event.kind == "report" and event.request_id):
+        # a run that ended before the runs kept is not taken up again (a late report of one still going ends it)
+        if (event.kind == "start" or (event.kind == "report" and event.request_id)) and (
+            t >= self._runs_horizon or run_id in fn.runs
+        ):
             init_s = event.init_duration_ms / 1000 if event.init_duration_ms and event.request_id else None
             end = t if event.kind == "report" else None
             fn.record_run(run_id, (event.start_time or event.time).timestamp(), end, init_s)
@@ -305,7 +337,7 @@ class Signals:
         if timed_out and run_id not in fn.timed_out:
             fn.timed_out[run_id] = int(t)
             fn.timeouts[int(t)] += 1
-            fn.facts_at[int(t)].append(run_id)
+            fn.timeouts_at[int(t)].append(run_id)
         if event.kind == "report":
             second = int(t)
             fn.invocations[second] += 1
@@ -323,9 +355,10 @@ class Signals:
             if event.duration_ms is not None:
                 insort(fn.durations[second], event.duration_ms)
             if event.version:
-                fn.run_versions[run_id] = (event.version, second)
-                fn.facts_at[second].append(run_id)
-                ver = fn.versions[event.version]
+                version = sys.intern(event.version)  # one string a version, not one a call
+                fn.run_versions[run_id] = (version, second)
+                fn.versions_at[second].append(run_id)
+                ver = fn.versions[version]
                 ver.invocations[second] += 1
                 ver.errors[second] += event.status in FAILED
                 if event.duration_ms is not None:
@@ -513,7 +546,7 @@ class Signals:
     def _seal_minutes(self, fn: FunctionState, now: float) -> None:
         """Take the peak concurrency of each minute that ended (while its runs are still kept)."""
         last = int(now - SEAL_AFTER_S) // 60 - 1
-        first = max(int(now - self.keep_s) // 60 + 1, last - HISTORY_MINUTES, fn.sealed_through + 1)
+        first = max(int(now - self.runs_keep_s) // 60 + 1, last - HISTORY_MINUTES, fn.sealed_through + 1)
         for minute in range(first, last + 1):  # each minute once: a tick seals at most the one that just ended
             fn.minute_peaks[minute] = self.peak_concurrency(fn, minute * 60, now, minute * 60 + 60)
         fn.sealed_through = max(fn.sealed_through, last)
@@ -540,7 +573,9 @@ class Signals:
                         del buckets[s]
                 if not st.invocations and not st.throttles:
                     del fn.versions[version]
-            fn.forget_runs(lo)
+            runs_lo = int(now - self.runs_keep_s)
+            fn.forget_runs(runs_lo)
+            fn.forget_facts(lo, runs_lo)
             quiet = not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts
             if (
                 quiet and not fn.minute_invocations and not any(fn.minute_peaks.values())

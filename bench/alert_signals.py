@@ -22,13 +22,14 @@ import math
 import os
 import random
 import time
+import uuid
 from datetime import UTC, datetime
 
 from bench.ingest import rss_mb
 from fnscope.alerts.evaluator import Evaluator
 from fnscope.alerts.rules import BUILTIN_RULES
 from fnscope.alerts.signals import Signals
-from fnscope.events import Invocation
+from fnscope.events import Invocation, stable_id
 
 START = 1_750_000_000.0
 
@@ -41,11 +42,14 @@ def invocations(rng: random.Random, functions: int, first: int, count: int, at: 
         duration_ms = rng.expovariate(1 / 200)
         end = at + i * span_s / count
         begin = datetime.fromtimestamp(end - duration_ms / 1000, UTC)
-        common = {"tenant": "default", "function": f"fn{rng.randrange(functions)}", "request_id": f"r{n}"}
-        events.append(Invocation.model_construct(event_id=f"{n}s", time=begin, kind="start", **common))
+        # ids as the parsers make them: a request id is a UUID, an event id a 32-digit hash (their strings are
+        # much of what the evaluator holds)
+        request_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        common = {"tenant": "default", "function": f"fn{rng.randrange(functions)}", "request_id": request_id}
+        events.append(Invocation.model_construct(event_id=stable_id(n, "start"), time=begin, kind="start", **common))
         events.append(
             Invocation.model_construct(
-                event_id=f"{n}r", time=datetime.fromtimestamp(end, UTC), kind="report", status="success",
+                event_id=stable_id(n, "report"), time=datetime.fromtimestamp(end, UTC), kind="report", status="success",
                 version="1", account="1", start_time=begin, duration_ms=duration_ms,
                 billed_duration_ms=math.ceil(duration_ms), memory_size_mb=512, **common,
             )
@@ -62,15 +66,15 @@ def main() -> None:
     args = parser.parse_args()
 
     rules = [r for r in BUILTIN_RULES if r.enabled]
-    keep_s = max(r.window_s for r in rules) + 60
     clock = [START]
-    evaluator = Evaluator(rules, Signals(keep_s, 1000), clock=lambda: clock[0])
-    fed_only = Signals(keep_s, 1000)  # the reference: the same events observed and pruned, no rule measured
+    evaluator = Evaluator(rules, Signals.for_rules(rules, 1000), clock=lambda: clock[0])
+    fed_only = Signals.for_rules(rules, 1000)  # the reference: the same events observed and pruned, no rule measured
+    keep_s, runs_keep_s = fed_only.keep_s, fed_only.runs_keep_s
     rng = random.Random(7)
     per_pass = round(args.calls_per_second * args.pass_every)
     print(
         f"{args.functions} functions, {args.calls_per_second:,} calls a second, a pass every {args.pass_every:g} s, "
-        f"{len(rules)} built-in rules, {keep_s:g} s of runs kept"
+        f"{len(rules)} built-in rules, {keep_s:g} s of counts kept and {runs_keep_s:g} s of runs"
     )
     passes_per_minute = round(60 / args.pass_every)
     next_tick = START + 1
