@@ -6,21 +6,19 @@ Event time decides the bucket; re-delivered copies (same deterministic ``event_i
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import statistics
 import sys
-from array import array
-from bisect import insort
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from typing import Any, TypeVar
 
 from fnscope.alerts.rules import Rule, Runaway
 from fnscope.alerts.run_timeline import RunTimeline
+from fnscope.alerts.second_buckets import SecondCounts, SecondDurations
 from fnscope.canary import Figures, Policy, routed_version
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
 from fnscope.timeparse import iso_utc
@@ -38,37 +36,28 @@ SeriesKey = tuple[str, str]  # (tenant, function)
 V = TypeVar("V")
 
 
-def _buckets() -> dict[int, int]:
-    return defaultdict(int)
-
-
-def _duration_buckets() -> dict[int, array[float]]:
-    """Durations per second as machine doubles (8 bytes a call, not a 24-byte float and its 8-byte slot)."""
-    return defaultdict(lambda: array("d"))
-
-
 @dataclass
 class VersionState:
     """One version's counts per second, for the canary rule (new version against the one it replaces)."""
 
-    invocations: dict[int, int] = field(default_factory=_buckets)
-    errors: dict[int, int] = field(default_factory=_buckets)
-    timeouts: dict[int, int] = field(default_factory=_buckets)
-    throttles: dict[int, int] = field(default_factory=_buckets)
-    durations: dict[int, array[float]] = field(default_factory=_duration_buckets)
+    invocations: SecondCounts = field(default_factory=SecondCounts)
+    errors: SecondCounts = field(default_factory=SecondCounts)
+    timeouts: SecondCounts = field(default_factory=SecondCounts)
+    throttles: SecondCounts = field(default_factory=SecondCounts)
+    durations: SecondDurations = field(default_factory=SecondDurations)
 
-    def all_buckets(self) -> tuple[dict[int, Any], ...]:
+    def all_buckets(self) -> tuple[SecondCounts | SecondDurations, ...]:
         return self.invocations, self.errors, self.timeouts, self.throttles, self.durations
 
 
 @dataclass
 class FunctionState:
     account: str = ""
-    throttles: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    invocations: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    errors: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    timeouts: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    durations: dict[int, array[float]] = field(default_factory=_duration_buckets)
+    throttles: dict[str, SecondCounts] = field(default_factory=lambda: defaultdict(SecondCounts))
+    invocations: SecondCounts = field(default_factory=SecondCounts)
+    errors: SecondCounts = field(default_factory=SecondCounts)
+    timeouts: SecondCounts = field(default_factory=SecondCounts)
+    durations: SecondDurations = field(default_factory=SecondDurations)  # in ms
     # request id -> [start, end or None while still running], epoch seconds
     runs: dict[str, list[float | None]] = field(default_factory=dict)
     # the same runs by the second they ended (what pruning drops), and those still running; the ended runs and the
@@ -205,18 +194,10 @@ def _reserved(event: AuditEvent) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-def _p99(ordered: list[float]) -> float | None:
-    return _p99_of_sorted([ordered])
-
-
-def _p99_of_sorted(runs: list[list[float]]) -> float | None:
-    """The nearest-rank p99 of the values of sorted lists (a window's seconds), read from the top: a p99 is among
-    the largest hundredth, so this merges a few dozen values rather than sorting minutes of them."""
-    n = sum(map(len, runs))
-    if not n:
-        return None
-    from_top = n - min(n - 1, math.ceil(0.99 * n) - 1)
-    return next(islice(heapq.merge(*map(reversed, runs), reverse=True), from_top - 1, None))
+def _p99(ordered: Sequence[float]) -> float | None:
+    """The nearest-rank p99 of values in ascending order."""
+    n = len(ordered)
+    return ordered[min(n - 1, math.ceil(0.99 * n) - 1)] if n else None
 
 
 class Signals:
@@ -291,7 +272,7 @@ class Signals:
                 self._invocation(event, t, touched)
             elif isinstance(event, ApiAccess) and event.throttled and event.function:
                 self._remember(event.event_id, t)
-                self.functions[(event.tenant, event.function)].throttles["apigateway"][int(t)] += 1
+                self.functions[(event.tenant, event.function)].throttles["apigateway"].add(int(t))
                 touched.add((event.tenant, event.function))
         return touched
 
@@ -300,9 +281,9 @@ class Signals:
         if event.error_code == "TooManyRequestsException" and event.function:
             t = _epoch(event)
             if t >= self._horizon:
-                self.functions[key].throttles["cloudtrail"][int(t)] += 1
+                self.functions[key].throttles["cloudtrail"].add(int(t))
                 if version := _routed_version(event):
-                    self.functions[key].versions[version].throttles[int(t)] += 1
+                    self.functions[key].versions[version].throttles.add(int(t))
                 touched.add(key)
         reserved = _reserved(event)
         if reserved is not None:
@@ -332,15 +313,15 @@ class Signals:
             end = t if event.kind == "report" else None
             fn.record_run(run_id, (event.start_time or event.time).timestamp(), end, init_s)
         if event.status == "throttled":
-            fn.throttles["invocation"][int(t)] += 1
+            fn.throttles["invocation"].add(int(t))
         timed_out = event.status == "timeout" or event.kind == "timeout" or event.error_type == "Sandbox.Timedout"
         if timed_out and run_id not in fn.timed_out:
             fn.timed_out[run_id] = int(t)
-            fn.timeouts[int(t)] += 1
+            fn.timeouts.add(int(t))
             fn.timeouts_at[int(t)].append(run_id)
         if event.kind == "report":
             second = int(t)
-            fn.invocations[second] += 1
+            fn.invocations.add(second)
             if self.watch_minutes:
                 fn.minute_invocations[second // 60] += 1
                 if fn.first_minute is None or second // 60 < fn.first_minute:
@@ -351,23 +332,23 @@ class Signals:
                 if self.watch_minutes:
                     fn.minute_gb_seconds[second // 60] += gb_s
             if event.status in FAILED:
-                fn.errors[second] += 1
+                fn.errors.add(second)
             if event.duration_ms is not None:
-                insort(fn.durations[second], event.duration_ms)
+                fn.durations.add(second, event.duration_ms)
             if event.version:
                 version = sys.intern(event.version)  # one string a version, not one a call
                 fn.run_versions[run_id] = (version, second)
                 fn.versions_at[second].append(run_id)
                 ver = fn.versions[version]
-                ver.invocations[second] += 1
-                ver.errors[second] += event.status in FAILED
+                ver.invocations.add(second)
+                ver.errors.add(second, event.status in FAILED)
                 if event.duration_ms is not None:
-                    ver.durations[second].append(event.duration_ms)
+                    ver.durations.add(second, event.duration_ms)
         # a timeout fact and its report may come in any order: the version counts it once both are known
         version, second = fn.run_versions.get(run_id, ("", 0))
         if version and run_id in fn.timed_out and run_id not in fn.version_timed_out:
             fn.version_timed_out[run_id] = second
-            fn.versions[version].timeouts[second] += 1
+            fn.versions[version].timeouts.add(second)
 
     # --- measuring -------------------------------------------------------------------------------------
 
@@ -423,7 +404,7 @@ class Signals:
             return {}
         lo = int(now - window_s)
         current = {
-            "invocations": sum(self._since(fn.invocations, lo)) * 60 / window_s,
+            "invocations": fn.invocations.total_since(lo, window_s) * 60 / window_s,
             "concurrency": self.peak_concurrency(fn, now - window_s, now),
             "gb_seconds": sum(self._since(fn.gb_seconds, lo)) * 60 / window_s,
         }
@@ -481,8 +462,8 @@ class Signals:
         since = now - window_s
         lo = int(since)
 
-        def total(buckets: dict[int, int]) -> int:
-            return sum(self._since(buckets, lo))
+        def total(buckets: SecondCounts) -> int:
+            return buckets.total_since(lo, window_s)
 
         if kind == "throttles":
             by_source = {src: total(b) for src, b in fn.throttles.items()}
@@ -500,7 +481,7 @@ class Signals:
             return {"value": total(fn.timeouts), "invocations": invocations}
         if kind == "p99_duration":
             return {
-                "value": _p99_of_sorted(self._since(fn.durations, lo)) or 0.0,
+                "value": _p99(fn.durations.sorted_since(lo, window_s)) or 0.0,
                 "invocations": invocations,
             }
         raise ValueError(f"unknown rule kind {kind}")
@@ -511,7 +492,7 @@ class Signals:
         if fn is None:
             return ""
         lo = int(now - window_s)
-        running = [v for v, st in fn.versions.items() if v.isdigit() and any(s >= lo for s in st.invocations)]
+        running = [v for v, st in fn.versions.items() if v.isdigit() and st.invocations.total_since(lo, window_s)]
         return max(running, key=int) if len(running) > 1 else ""
 
     def canary_figures(
@@ -521,24 +502,19 @@ class Signals:
         version's calls slower than the baseline's p99 allowance counted."""
         fn = self.functions.get(key)
         lo = int(now - window_s)
-
-        def total(buckets: dict[int, int]) -> int:
-            return sum(self._since(buckets, lo))
-
-        durations: dict[str, list[float]] = {}
+        durations: dict[str, Sequence[float]] = {}
         figures: dict[str, Figures] = {}
         for v, st in fn.versions.items() if fn else ():
-            durations[v] = sorted(d for ds in self._since(st.durations, lo) for d in ds)
-            figures[v] = Figures(
-                v, total(st.invocations), total(st.errors), total(st.timeouts), total(st.throttles), _p99(durations[v])
-            )
+            durations[v] = st.durations.sorted_since(lo, window_s)
+            counts = (st.invocations, st.errors, st.timeouts, st.throttles)
+            figures[v] = Figures(v, *(c.total_since(lo, window_s) for c in counts), p99_ms=_p99(durations[v]))
         new = figures.get(version, Figures(version))
         others = [f for v, f in sorted(figures.items()) if v != version and f.invocations]
         base = max(others, key=lambda f: f.invocations, default=None)
         if base is not None and base.p99_ms is not None:
             threshold = policy.slow_threshold_ms(base.p99_ms)
             mine = durations.get(version, [])
-            new = replace(new, slow=sum(d > threshold for d in mine), timed=len(mine))
+            new = replace(new, slow=len(mine) - bisect_right(mine, threshold), timed=len(mine))
         return new, base
 
     # --- forgetting ------------------------------------------------------------------------------------
@@ -562,15 +538,13 @@ class Signals:
             for minutes in (fn.minute_invocations, fn.minute_gb_seconds, fn.minute_peaks):
                 for m in [m for m in minutes if m < oldest_minute]:
                     del minutes[m]
-            for buckets in (
-                *fn.throttles.values(), fn.invocations, fn.errors, fn.timeouts, fn.durations, fn.gb_seconds
-            ):  # fmt: skip
-                for s in [s for s in buckets if s < lo]:
-                    del buckets[s]
+            for buckets in (*fn.throttles.values(), fn.invocations, fn.errors, fn.timeouts, fn.durations):
+                buckets.forget_before(lo)
+            for s in [s for s in fn.gb_seconds if s < lo]:
+                del fn.gb_seconds[s]
             for version, st in list(fn.versions.items()):
                 for buckets in st.all_buckets():
-                    for s in [s for s in buckets if s < lo]:
-                        del buckets[s]
+                    buckets.forget_before(lo)
                 if not st.invocations and not st.throttles:
                     del fn.versions[version]
             runs_lo = int(now - self.runs_keep_s)
