@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 import orjson
 
-from fnscope.simulator.scheduler import Simulation, simulate
+from fnscope.simulator.scheduler import FunctionSpec, Simulation, simulate
 from fnscope.simulator.wire import WireRequest, gzip_bytes, iter_render
 
 DEFAULT_TARGET = "http://127.0.0.1:4318"
@@ -194,12 +194,14 @@ def run(
     quiet: bool = False,
     client: httpx.Client | None = None,
     appsync: bool = False,
+    specs: list[FunctionSpec] | None = None,
 ) -> Summary:
     """Simulate, render and send a run; each simulated second's payloads go out, ``CONCURRENT_REQUESTS`` at a
     time, once that second has passed on the wall clock (all at once with ``fast``). Prints the summary unless
-    ``quiet``. ``appsync``: a GraphQL API in front of some functions also writes its logs (wire.appsync_requests)."""
+    ``quiet``. ``appsync``: a GraphQL API in front of some functions also writes its logs (wire.appsync_requests).
+    ``specs``: the fleet to run (else one drawn from ``seed``)."""
     began = time.monotonic()
-    sim = simulate(functions, rate, duration_s, seed, start)
+    sim = simulate(functions, rate, duration_s, seed, start, specs=specs)
     summary = Summary.of(sim)
     with Sender(target, token, client=client) as sender, ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
         for batch in iter_render(sim, appsync=appsync):
