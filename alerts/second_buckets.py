@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, insort
 from typing import Any, TypeVar
+
+from sortedcontainers import SortedList
 
 V = TypeVar("V")
 
@@ -80,7 +81,9 @@ class SecondCounts(_Buckets[int]):
 
 
 class SecondDurations(_Buckets["array[float]"]):
-    """Durations by second, with the sorted values of each window asked of them (``sorted_since``)."""
+    """Durations by second (8 bytes each), with the sorted values of each window asked of them (``sorted_since``):
+    a SortedList, whose inserts and removals cost a logarithm of the window, where a sorted array's cost the
+    window's length and so grew with the square of a function's call rate."""
 
     __slots__ = ()
 
@@ -89,17 +92,17 @@ class SecondDurations(_Buckets["array[float]"]):
         (self._bucket(second, array("d")) if values is None else values).append(value)
         for window in self._windows.values():
             if second >= window[0]:
-                insort(window[1], value)
+                window[1].add(value)
 
-    def sorted_since(self, lo: int, key: float) -> array[float]:
+    def sorted_since(self, lo: int, key: float) -> SortedList:
         """Every duration from second ``lo`` on, in ascending order (the caller must not change it)."""
         window = self._window(lo, key)
         ordered = window[1]
         for second in range(window[0], lo):
             for value in self.get(second, ()):
-                del ordered[bisect_left(ordered, value)]
+                ordered.remove(value)
         window[0] = lo
         return ordered
 
-    def _figure_since(self, lo: int) -> array[float]:
-        return array("d", sorted(v for s, values in self.items() if s >= lo for v in values))
+    def _figure_since(self, lo: int) -> SortedList:
+        return SortedList(v for s, values in self.items() if s >= lo for v in values)

@@ -10,11 +10,12 @@ import json
 import math
 import statistics
 import sys
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+
+from sortedcontainers import SortedList
 
 from fnscope.alerts.rules import Rule, Runaway
 from fnscope.alerts.run_timeline import RunTimeline
@@ -230,6 +231,7 @@ class Signals:
         self._peaks: dict[tuple[int, float, float, float | None], int] = {}  # until the runs change
         self._seen_at: dict[int, list[str]] = defaultdict(list)  # second -> the ids seen then, to forget them by
         self._horizon = self._runs_horizon = 0.0
+        self._runs_held_from = -sys.maxsize  # runs that ended before this second are forgotten
         self._newest = -sys.maxsize  # the latest second any bucket holds
 
     @classmethod
@@ -502,7 +504,7 @@ class Signals:
         version's calls slower than the baseline's p99 allowance counted."""
         fn = self.functions.get(key)
         lo = int(now - window_s)
-        durations: dict[str, Sequence[float]] = {}
+        durations: dict[str, SortedList] = {}
         figures: dict[str, Figures] = {}
         for v, st in fn.versions.items() if fn else ():
             durations[v] = st.durations.sorted_since(lo, window_s)
@@ -513,8 +515,8 @@ class Signals:
         base = max(others, key=lambda f: f.invocations, default=None)
         if base is not None and base.p99_ms is not None:
             threshold = policy.slow_threshold_ms(base.p99_ms)
-            mine = durations.get(version, [])
-            new = replace(new, slow=len(mine) - bisect_right(mine, threshold), timed=len(mine))
+            mine = durations.get(version, SortedList())
+            new = replace(new, slow=len(mine) - mine.bisect_right(threshold), timed=len(mine))
         return new, base
 
     # --- forgetting ------------------------------------------------------------------------------------
@@ -522,14 +524,15 @@ class Signals:
     def _seal_minutes(self, fn: FunctionState, now: float) -> None:
         """Take the peak concurrency of each minute that ended (while its runs are still kept)."""
         last = int(now - SEAL_AFTER_S) // 60 - 1
-        first = max(int(now - self.runs_keep_s) // 60 + 1, last - HISTORY_MINUTES, fn.sealed_through + 1)
+        # a minute from the oldest second whose runs are all held on is whole, however long since the last prune
+        first = max(-(-self._runs_held_from // 60), last - HISTORY_MINUTES, fn.sealed_through + 1)
         for minute in range(first, last + 1):  # each minute once: a tick seals at most the one that just ended
             fn.minute_peaks[minute] = self.peak_concurrency(fn, minute * 60, now, minute * 60 + 60)
         fn.sealed_through = max(fn.sealed_through, last)
 
     def prune(self, now: float) -> None:
         self._peaks.clear()
-        lo = int(now - self.keep_s)
+        lo, runs_lo = int(now - self.keep_s), int(now - self.runs_keep_s)
         oldest_minute = int(now) // 60 - HISTORY_MINUTES
         for key in list(self.functions):
             fn = self.functions[key]
@@ -547,7 +550,6 @@ class Signals:
                     buckets.forget_before(lo)
                 if not st.invocations and not st.throttles:
                     del fn.versions[version]
-            runs_lo = int(now - self.runs_keep_s)
             fn.forget_runs(runs_lo)
             fn.forget_facts(lo, runs_lo)
             quiet = not fn.runs and not fn.invocations and not any(fn.throttles.values()) and not fn.timeouts
@@ -557,6 +559,7 @@ class Signals:
                 del self.functions[key]
         for second in [s for s in self._seen_at if s < lo]:
             self._seen.difference_update(self._seen_at.pop(second))
+        self._runs_held_from = max(self._runs_held_from, runs_lo)
 
     def _since(self, buckets: dict[int, V], lo: int) -> list[V]:
         """What the buckets hold from second ``lo`` on: looked up second by second when the window is shorter than
