@@ -6,6 +6,8 @@ two versions, some facts delivered twice or out of order by up to 20 s) are fed 
 state the service builds from the built-in rules and to one that keeps its runs as long as its counts, as the
 alerts did before. Every 10 s of event time, each rule's reading is compared, with the state pruned each second as
 the alert service's tick does, or only once a minute or more (a tick held up: a minute's peak must still be taken).
+The one difference the README states (a timeout fact minutes after its REPORT no longer counts for its version) is
+pinned by the last test.
 """
 
 from __future__ import annotations
