@@ -1,0 +1,158 @@
+"""The health rebuilds under a live fleet: how much of the time they take, and how long stats trail a stored fact.
+
+    python -m bench.health [--minutes 3] [--functions 64] [--calls-per-second 1500]
+
+The processor's writer stores a batch about every 0.3 s, as `fnscope up` does, of a fleet's Telemetry facts in real
+time (the simulator's, parsed by the receivers' parser, their times moved to now: long invocations, timeouts and
+cold starts included), and rebuilds the health buckets each batch touched exactly as in production
+(``processors/health_aggregates.py``). `bench.stats` times a backfill's rebuilds, and `bench.ingest` replays batches
+whose times stand still; neither shows what live traffic costs, where every pass rebuilds the current minute and
+the seconds each long invocation spans.
+
+Printed after the first minute (the store's first parts), beside the reference from the same run, the writer's own
+inserts of the same facts:
+- the share of the time the rebuilding thread is rebuilding (each statement runs on one thread, so about its CPU);
+- ms per rebuild, and each kind's total (concurrency sweep, minute aggregates);
+- how long after a batch's insert returned its buckets were rebuilt (what `/api/stats` trails by, less the
+  processor's linger).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import fnscope.processors.health_aggregates as health
+from bench.figures import percentile
+from fnscope.collector.formats import telemetry
+from fnscope.events import Event
+from fnscope.processors.store import open_store
+from fnscope.processors.writer import EventWriter
+from fnscope.simulator.scheduler import simulate
+from fnscope.simulator.wire import iter_render
+from fnscope.sink import IngestContext
+from fnscope.store import connect
+
+BATCH_EVERY_S = 0.3  # fnscope.app.roles.EMBEDDED_LINGER_S
+
+
+def live_events(functions: int, rate: float, seconds: float) -> list[Event]:
+    """The fleet's Telemetry facts as the parser makes them, by time, moved to start a second from now."""
+    start = datetime.now(UTC)
+    events = [
+        event
+        for batch in iter_render(simulate(functions, rate, seconds, seed=3, start=start))
+        for req in batch
+        if req.kind == "telemetry"
+        for event in telemetry.parse(req.body, IngestContext(params=dict(req.params))).events
+    ]
+    shift = datetime.now(UTC) + timedelta(seconds=1) - start
+    for event in events:
+        event.time += shift
+        if getattr(event, "start_time", None) is not None:
+            event.start_time += shift  # type: ignore[attr-defined]
+    return sorted(events, key=lambda e: e.time)
+
+
+class Clock:
+    """Time spent in each kind of rebuild (the module's functions, wrapped), and each batch's wait for its rebuild."""
+
+    def __init__(self, aggregator: health.HealthAggregator) -> None:
+        self.spent: Counter[str] = Counter()
+        self.rebuilds = 0
+        self.lags: list[float] = []
+        self._marked: list[float] = []
+        self._lock = threading.Lock()
+        for name in ("recompute_concurrency", "recompute_minutes", "recompute_throttles"):
+            setattr(health, name, self._timed(name.removeprefix("recompute_"), getattr(health, name)))
+        mark, rebuild = aggregator.mark, aggregator._rebuild
+
+        def marked(events: list[Event]) -> None:
+            with self._lock:
+                self._marked.append(time.monotonic())
+            mark(events)
+
+        def rebuilt(dirt: dict[str, health.TenantDirt]) -> None:
+            with self._lock:  # what was marked before this rebuild took its work is in it
+                waiting, self._marked = self._marked, []
+            began = time.perf_counter()
+            rebuild(dirt)
+            self.spent["all"] += time.perf_counter() - began
+            self.rebuilds += 1
+            done = time.monotonic()
+            self.lags += [done - at for at in waiting]
+
+        aggregator.mark, aggregator._rebuild = marked, rebuilt  # type: ignore[method-assign]
+
+    def _timed(self, kind: str, fn):  # type: ignore[no-untyped-def]
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.spent[kind] += time.perf_counter() - began
+
+        return timed
+
+    def snapshot(self) -> tuple[Counter[str], int, int]:
+        return Counter(self.spent), self.rebuilds, len(self.lags)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3)
+    parser.add_argument("--functions", type=int, default=64)
+    parser.add_argument("--calls-per-second", type=float, default=1500.0)
+    args = parser.parse_args()
+
+    events = live_events(args.functions, args.calls_per_second, args.minutes * 60)
+    dsn = f"chdb://{tempfile.mkdtemp(prefix='fnscope-bench-health-')}/store"
+    writer = EventWriter(open_store(dsn), health_client=connect(dsn, health.QUERY_SETTINGS))
+    clock = Clock(writer.health)
+    print(
+        f"{args.functions} functions, {args.calls_per_second:g} calls a second for {args.minutes:g} minutes: "
+        f"{len(events):,} Telemetry facts, stored in real time every {BATCH_EVERY_S} s",
+        flush=True,
+    )
+    began = time.monotonic()
+    measured: tuple[float, tuple[Counter[str], int, int]] | None = None
+    inserting, done = 0.0, 0
+    while done < len(events):
+        tick, now = time.monotonic(), datetime.now(UTC)
+        upto = done
+        while upto < len(events) and events[upto].time <= now:
+            upto += 1
+        if measured is None and time.monotonic() - began >= 60:
+            measured, inserting = (time.monotonic(), clock.snapshot()), 0.0
+        if upto > done:
+            started = time.perf_counter()
+            writer.write(events[done:upto])
+            inserting += time.perf_counter() - started
+            done = upto
+        time.sleep(max(0.0, tick + BATCH_EVERY_S - time.monotonic()))
+    writer.health.flush()
+    if measured is None:
+        raise SystemExit("run for more than a minute: the first is not measured")
+    since, (spent0, rebuilds0, lags0) = measured
+    elapsed = time.monotonic() - since
+    spent = clock.spent - spent0
+    rebuilds = clock.rebuilds - rebuilds0
+    lags = clock.lags[lags0:]
+    print(
+        f"  after the first minute, over {elapsed:.0f} s: {rebuilds} rebuilds, rebuilding {spent['all'] / elapsed:.0%} "
+        f"of the time, {spent['all'] / max(rebuilds, 1) * 1000:.0f} ms a rebuild (concurrency "
+        f"{spent['concurrency'] / max(rebuilds, 1) * 1000:.0f} ms, minutes {spent['minutes'] / max(rebuilds, 1) * 1000:.0f} ms)"
+    )
+    print(f"  reference, same run: the writer's inserts of the same facts took {inserting / elapsed:.0%} of the time")
+    print(
+        f"  a batch's buckets rebuilt after its insert returned: p50 {percentile(lags, 0.5):.1f} s, "
+        f"p99 {percentile(lags, 0.99):.1f} s ({len(lags)} batches)"
+    )
+
+
+if __name__ == "__main__":
+    main()
