@@ -77,7 +77,8 @@ class Clock:
             mark(events)
 
         def rebuilt(dirt: dict[str, health.TenantDirt]) -> None:
-            with self._lock:  # what was marked before this rebuild took its work is in it
+            # what was marked before now is in this rebuild's work (but for a mark in the instant since it was taken)
+            with self._lock:
                 waiting, self._marked = self._marked, []
             began = time.perf_counter()
             rebuild(dirt)
