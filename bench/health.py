@@ -24,7 +24,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import fnscope.processors.health_aggregates as health
 from bench.figures import percentile
@@ -89,8 +91,8 @@ class Clock:
 
         aggregator.mark, aggregator._rebuild = marked, rebuilt  # type: ignore[method-assign]
 
-    def _timed(self, kind: str, fn):  # type: ignore[no-untyped-def]
-        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def _timed(self, kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
             began = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
