@@ -3,7 +3,8 @@
 ``EventWriter.write`` (the processor, over the local log or Kafka alike) calls ``mark`` with the
 events it just stored. Marking is cheap bookkeeping; a background thread coalesces what was marked over a
 fraction of a second and rebuilds those buckets, so an ingest request never waits for aggregation (a
-sequential sender would otherwise pay a rebuild per request). ``flush`` waits until everything marked so far
+sequential sender would otherwise pay a rebuild per request). A second thread, on a slower clock, rebuilds the
+seconds long invocations ran through (``SPANNED_EVERY_S``). ``flush`` waits until everything marked so far
 is rebuilt.
 
 Why whole-bucket rebuilds instead of incremental aggregate states: the raw tables keep re-delivered copies
@@ -25,27 +26,34 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from clickhouse_connect.driver.client import Client
 
 from fnscope.events import Event
 from fnscope.processors.health_concurrency import recompute_concurrency
 from fnscope.processors.health_minutes import recompute_minutes, recompute_throttles
-from fnscope.processors.health_ranges import JITTER_S, TenantDirt, dirty_ranges
+from fnscope.processors.health_ranges import JITTER_S, TenantDirt, dirty_ranges, merge
 
 log = logging.getLogger("fnscope.health")
 
 RECOVERY_MINUTES = 15
-COALESCE_S = 0.2  # marks arriving within this long are rebuilt together
-# Under load a rebuild's cost grows with the facts it reads, so the wait before the next one grows with the last
-# one's duration: rebuilding takes at most 1/(1 + REST_RATIO) of a core, never the processor's whole share, until the
-# wait reaches MAX_COALESCE_S. The aggregates then lag a 2xx by the processor's linger, at most MAX_COALESCE_S and one
-# rebuild: within the 2 s stats are promised for, for rebuilds up to a fifth of a second (the wait was 2 s before, so
-# a busy store's stats could trail by more). A twentieth of a core under light load; at 300 spread-out extensions
-# (bench.ingest) the rebuilding thread still took a tenth of a core, so a rebuild there costs about 0.17 s and the
-# wait is MAX_COALESCE_S.
+# Under load a rebuild's cost grows with the facts it reads, so the wait before a lane's next rebuild grows with its
+# last one's duration: each lane takes at most 1/(1 + REST_RATIO) of a core, never the processor's whole share, until
+# its wait reaches its longest. Marks arriving within the wait are rebuilt together.
 REST_RATIO = 19.0
+# The prompt lane: everything a batch touched but the seconds long invocations ran through. Stats then trail a stored
+# fact by the processor's linger, at most MAX_COALESCE_S and one rebuild: within the 2 s stats are promised for, for
+# rebuilds up to about a fifth of a second (bench.health: 1,500 calls a second cost about that).
+COALESCE_S = 0.2
 MAX_COALESCE_S = 1.5
+# The spanned lane: the seconds a long invocation ran through, short of its last moments (``TenantDirt.spanned``).
+# Its report changes all of their peaks, and a busy fleet's 30-60 s timeouts made every pass's sweep read the last
+# minute of facts: three quarters of a rebuild's cost, and the sweep the stats waited behind. On their own thread and
+# slower clock they cost a sweep every SPANNED_EVERY_S (longer under load), and delay nothing else. A second's peak
+# already waits for the reports of the runs over it (a run counts once reported): this adds at most the lane's wait.
+SPANNED_EVERY_S = 10.0
+MAX_SPANNED_EVERY_S = 30.0
 # The settings of the rebuilds' own client: one thread per statement, so a rebuild's CPU is about its duration, which
 # is what REST_RATIO budgets. With the store's default (a thread per core) a statement may also run on chDB's pool,
 # so the CPU spent could be up to twice the share meant.
@@ -73,15 +81,31 @@ SELECT tenant, toUnixTimestamp(toStartOfMinute(time)) AS minute, groupUniqArray(
 ) GROUP BY tenant, minute"""
 
 
+@dataclass
+class _Lane:
+    """Marks waiting for one rebuilding thread, and how long that thread lets them gather."""
+
+    name: str
+    least_wait_s: float
+    most_wait_s: float
+    pending: dict[str, TenantDirt] = field(default_factory=dict)
+    busy: bool = False
+    thread: threading.Thread | None = None
+
+    def add(self, tenant: str, dirt: TenantDirt) -> None:
+        self.pending[tenant] = self.pending[tenant].union(dirt) if tenant in self.pending else dirt
+
+
 class HealthAggregator:
     def __init__(self, client: Client, recover_minutes: int = RECOVERY_MINUTES) -> None:
         self.client = client
-        self._pending: dict[str, TenantDirt] = {}
-        self._busy = False
+        self._prompt = _Lane("health-aggregates", COALESCE_S, MAX_COALESCE_S)
+        self._spanned = _Lane("health-spanned", SPANNED_EVERY_S, MAX_SPANNED_EVERY_S)
+        self._lanes = (self._prompt, self._spanned)
         self._stopped = False
         self._flushing = 0  # callers waiting in flush(): they end the coalescing wait early
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._started = False
         self._recover_minutes = recover_minutes
 
     # --- the hook --------------------------------------------------------------------------------------
@@ -97,9 +121,8 @@ class HealthAggregator:
             self._flushing += 1
             self._cond.notify_all()
             try:
-                while (self._pending or self._busy) and not self._stopped:
-                    if self._thread is None:
-                        self._start()
+                while any(lane.pending or lane.busy for lane in self._lanes) and not self._stopped:
+                    self._start()
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TimeoutError("health aggregates did not catch up")
@@ -114,51 +137,61 @@ class HealthAggregator:
             self._cond.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Rebuild what is marked, then stop the thread: registered at exit, so the process never ends (and
+        """Rebuild what is marked, then stop the threads: registered at exit, so the process never ends (and
         tears the embedded store down) in the middle of a rebuild."""
         try:
             self.flush(timeout)
         except Exception as exc:
             log.warning("health aggregates left unfinished at exit (recovered at next start): %s", exc)
         self.stop()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        for lane in self._lanes:
+            if lane.thread is not None and lane.thread is not threading.current_thread():
+                lane.thread.join(timeout)
 
     def refresh(self, events: Iterable[Event]) -> None:
         """Rebuild the buckets these events can change, now, in the caller's thread."""
         self._rebuild(dirty_ranges(events))
 
-    # --- the rebuilding thread -------------------------------------------------------------------------
+    # --- the rebuilding threads ------------------------------------------------------------------------
 
     def _add(self, dirt: dict[str, TenantDirt]) -> None:
         if not dirt:
             return
         with self._cond:
             for tenant, d in dirt.items():
-                self._pending[tenant] = self._pending[tenant].union(d) if tenant in self._pending else d
-            if self._thread is None:
-                self._start()
+                if d.spanned:
+                    self._spanned.add(tenant, TenantDirt(spanned=d.spanned))
+                    d = replace(d, spanned=[])
+                if d.seconds or d.minutes or d.throttle_minutes:
+                    self._prompt.add(tenant, d)
+            self._start()
             self._cond.notify_all()
 
     def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="health-aggregates", daemon=True)
-        self._thread.start()
+        """With the lock held: start the lanes' threads, once."""
+        if self._started:
+            return
+        self._started = True
+        for lane in self._lanes:
+            lane.thread = threading.Thread(target=self._run, args=(lane,), name=lane.name, daemon=True)
+            lane.thread.start()
         atexit.register(self.close)
 
-    def _run(self) -> None:
-        try:
-            self._add(self._recent())
-        except Exception:  # a store that is not there yet: nothing to recover from
-            log.exception("health recovery scan failed")
-        backoff, coalesce_s = 1.0, COALESCE_S
+    def _run(self, lane: _Lane) -> None:
+        if lane is self._prompt:
+            try:
+                self._add(self._recent())
+            except Exception:  # a store that is not there yet: nothing to recover from
+                log.exception("health recovery scan failed")
+        backoff, wait_s = 1.0, lane.least_wait_s
         while True:
             with self._cond:
-                while not self._pending and not self._stopped:
+                while not lane.pending and not self._stopped:
                     self._cond.wait()
-                self._coalesce(coalesce_s)
+                self._coalesce(wait_s)
                 if self._stopped:
                     return
-                work, self._pending, self._busy = self._pending, {}, True
+                work, lane.pending, lane.busy = lane.pending, {}, True
             started = time.monotonic()
             try:
                 self._rebuild(work)
@@ -169,10 +202,10 @@ class HealthAggregator:
                 backoff = min(backoff * 2, 30.0)
             else:
                 backoff = 1.0
-                coalesce_s = min(MAX_COALESCE_S, max(COALESCE_S, REST_RATIO * (time.monotonic() - started)))
+                wait_s = min(lane.most_wait_s, max(lane.least_wait_s, REST_RATIO * (time.monotonic() - started)))
             finally:
                 with self._cond:
-                    self._busy = False
+                    lane.busy = False
                     self._cond.notify_all()
 
     def _coalesce(self, seconds: float) -> None:
@@ -186,7 +219,7 @@ class HealthAggregator:
 
     def _rebuild(self, dirt: dict[str, TenantDirt]) -> None:
         for tenant, d in dirt.items():
-            for first, last in d.seconds:
+            for first, last in merge(d.seconds + d.spanned, gap=60):
                 recompute_concurrency(self.client, tenant, first, last)
             for first, last in d.minutes:
                 recompute_minutes(self.client, tenant, d.functions, first, last)

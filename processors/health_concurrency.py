@@ -48,11 +48,12 @@ from clickhouse_connect.driver.client import Client
 _MAX_SPAN = "INTERVAL 20 MINUTE"
 # How far before the window facts are read. An interval that began before the window counts from the window's start,
 # so a fact from long before it changes nothing: every report states its own start (its time less its duration), and
-# a start fact differs from that by a clock's skew. Reading a minute back, not the longest invocation back, makes a
-# rebuild read the minutes it covers rather than 40 minutes of facts (about 20 times fewer rows in steady state).
+# a start fact differs from that by a clock's skew, far less than this. Reading a few seconds back, not the longest
+# invocation back, makes a rebuild read the seconds it covers rather than 20 minutes of facts (a live fleet's rebuild
+# of its last few seconds read a minute back before: 60 -> 10 s cut the concurrency sweeps by a third, bench.health).
 # Only a report without a duration (its start unknown) needs its start fact from as far back as the longest
 # invocation: while the window holds one, the rebuild reads ``MAX_SPAN_S`` back.
-BACK_S = 60
+BACK_S = 10
 MAX_SPAN_S = 20 * 60
 
 # The family of an init report by where it came from: the paths that carry the same line under the same id

@@ -14,38 +14,64 @@ from clickhouse_connect.driver.client import Client
 
 from fnscope.store import LEVELS
 
-_FRESH = f"""
-SELECT function, ver AS version, toStartOfMinute(toDateTime(t, 'UTC')) AS bucket, max(acct) AS account,
-    count() AS invocations, countIf(failed) AS errors, countIf(timed_out) AS timeouts,
-    countIf(oom) AS out_of_memory, countIf(cold) AS cold_starts,
-    quantilesTDigestState({LEVELS})(dur) AS duration, max(dur) AS duration_max,
-    sum(dur) AS duration_sum,
-    quantilesTDigestStateIf({LEVELS})(init, init > 0) AS init_duration, sumIf(init, init > 0) AS init_sum,
-    countIf(init > 0) AS init_count,
-    sum(billed) AS billed_ms, sum(billed / 1000 * memory / 1024) AS gb_seconds,
-    sumIf(used / memory, memory > 0) AS memory_ratio_sum, maxIf(used / memory, memory > 0) AS memory_ratio_max,
-    countIf(memory > 0) AS memory_count
-FROM (
-    SELECT function,
-        minIf(time, kind = 'report') AS t,
-        max(account) AS acct,
-        max(version) AS ver,
-        coalesce(anyIf(duration_ms, kind = 'report'), 0) AS dur,
-        coalesce(anyIf(billed_duration_ms, kind = 'report'), 0) AS billed,
-        toFloat64(coalesce(anyIf(memory_size_mb, kind = 'report'), 0)) AS memory,
-        toFloat64(coalesce(anyIf(max_memory_used_mb, kind = 'report'), 0)) AS used,
-        coalesce(anyIf(init_duration_ms, kind = 'report'), 0) AS init,
-        maxIf(cold_start, kind = 'report') AS cold,
-        max(status IN ('error', 'failure', 'timeout', 'oom') OR kind IN ('fault', 'timeout', 'oom')) AS failed,
-        max(status = 'timeout' OR kind = 'timeout' OR error_type = 'Sandbox.Timedout') AS timed_out,
-        max(status = 'oom' OR kind = 'oom' OR error_type = 'Runtime.OutOfMemory') AS oom
-    FROM invocations
-    WHERE tenant = {{tenant:String}} AND function IN {{functions:Array(String)}}
-      AND kind IN ('report', 'timeout', 'oom', 'fault', 'runtime_done')
-      AND time >= {{lo:DateTime64(3)}} - INTERVAL 1 MINUTE AND time < {{hi:DateTime64(3)}} + INTERVAL 1 MINUTE
-    GROUP BY function, if(request_id != '', request_id, event_id)
-    HAVING countIf(kind = 'report') > 0 AND t >= {{lo:DateTime64(3)}} AND t < {{hi:DateTime64(3)}}
-)
+# Every fact about one request that a minute counts (its report's copies, a timeout or out-of-memory line,
+# runtime_done) is stated within moments of the request's end, so a minute's rebuild reads this far around it to
+# find them all. A live fleet's rebuild reads the current minute so far; reading a whole minute either side (as
+# before) made that 1.5 to 2 minutes of facts on every pass.
+REQUEST_SPREAD_S = 10
+
+# Each request's facts, grouped so that every copy counts once (``real`` = 1), and beside them one empty row (``real``
+# = 0) for every bucket stored with invocations in the window: a bucket whose requests have all left it (an earlier
+# copy of a report moved one to the previous minute) is written back empty, so a stale row never outlives the
+# rebuild. One pass over the facts: the empty rows were once the stored buckets NOT IN the fresh ones, and ClickHouse
+# inlines a WITH query at each use, so every rebuild grouped the facts twice.
+_REQUESTS = f"""
+SELECT function,
+    minIf(time, kind = 'report') AS t,
+    max(account) AS acct,
+    max(version) AS ver,
+    coalesce(anyIf(duration_ms, kind = 'report'), 0) AS dur,
+    coalesce(anyIf(billed_duration_ms, kind = 'report'), 0) AS billed,
+    toFloat64(coalesce(anyIf(memory_size_mb, kind = 'report'), 0)) AS memory,
+    toFloat64(coalesce(anyIf(max_memory_used_mb, kind = 'report'), 0)) AS used,
+    coalesce(anyIf(init_duration_ms, kind = 'report'), 0) AS init,
+    maxIf(cold_start, kind = 'report') AS cold,
+    max(status IN ('error', 'failure', 'timeout', 'oom') OR kind IN ('fault', 'timeout', 'oom')) AS failed,
+    max(status = 'timeout' OR kind = 'timeout' OR error_type = 'Sandbox.Timedout') AS timed_out,
+    max(status = 'oom' OR kind = 'oom' OR error_type = 'Runtime.OutOfMemory') AS oom,
+    toUInt8(1) AS real
+FROM invocations
+WHERE tenant = {{tenant:String}} AND function IN {{functions:Array(String)}}
+  AND kind IN ('report', 'timeout', 'oom', 'fault', 'runtime_done')
+  AND time >= {{lo:DateTime64(3)}} - toIntervalSecond({REQUEST_SPREAD_S})
+  AND time < {{hi:DateTime64(3)}} + toIntervalSecond({REQUEST_SPREAD_S})
+GROUP BY function, if(request_id != '', request_id, event_id)
+HAVING countIf(kind = 'report') > 0 AND t >= {{lo:DateTime64(3)}} AND t < {{hi:DateTime64(3)}}
+UNION ALL
+SELECT function, toDateTime64(bucket, 3, 'UTC'), any(account), version, 0., 0., 0., 0., 0., false, false, false, false,
+    toUInt8(0)
+FROM function_minutes FINAL
+WHERE tenant = {{tenant:String}} AND function IN {{functions:Array(String)}} AND invocations > 0
+  AND bucket >= {{lo:DateTime64(3)}} AND bucket < {{hi:DateTime64(3)}}
+GROUP BY function, version, bucket
+"""
+
+_MINUTES = f"""
+INSERT INTO function_minutes (tenant, function, version, bucket, account, invocations, errors, timeouts, out_of_memory,
+    cold_starts, duration, duration_max, duration_sum, init_duration, init_sum, init_count, billed_ms, gb_seconds,
+    memory_ratio_sum, memory_ratio_max, memory_count, computed_at)
+SELECT {{tenant:String}}, function, ver, toStartOfMinute(toDateTime(t, 'UTC')) AS bucket,
+    if(sum(real) > 0, maxIf(acct, real = 1), max(acct)),
+    countIf(real = 1), countIf(failed AND real = 1), countIf(timed_out AND real = 1), countIf(oom AND real = 1),
+    countIf(cold AND real = 1),
+    quantilesTDigestStateIf({LEVELS})(dur, real = 1), maxIf(dur, real = 1), sumIf(dur, real = 1),
+    quantilesTDigestStateIf({LEVELS})(init, init > 0 AND real = 1), sumIf(init, init > 0 AND real = 1),
+    countIf(init > 0 AND real = 1),
+    sumIf(billed, real = 1), sumIf(billed / 1000 * memory / 1024, real = 1),
+    sumIf(used / memory, memory > 0 AND real = 1), maxIf(used / memory, memory > 0 AND real = 1),
+    countIf(memory > 0 AND real = 1),
+    now64(6)
+FROM ({_REQUESTS})
 GROUP BY function, ver, bucket
 """
 
@@ -54,25 +80,6 @@ _COLUMNS = (
     "duration_max, duration_sum, init_duration, init_sum, init_count, billed_ms, gb_seconds, memory_ratio_sum, "
     "memory_ratio_max, memory_count"
 )
-
-# A minute a request has left (an earlier copy of its report moved it to the previous minute) is written
-# back empty, so a stale row can never outlive the recompute.
-_MINUTES = f"""
-INSERT INTO function_minutes (tenant, {_COLUMNS}, computed_at)
-WITH fresh AS ({_FRESH})
-SELECT {{tenant:String}}, *, now64(6) FROM (
-    SELECT {_COLUMNS} FROM fresh
-    UNION ALL
-    SELECT function, version, bucket, any(account), 0, 0, 0, 0, 0,
-        quantilesTDigestStateIf({LEVELS})(0., false), 0., 0., quantilesTDigestStateIf({LEVELS})(0., false),
-        0., 0, 0., 0., 0., 0., 0
-    FROM function_minutes FINAL
-    WHERE tenant = {{tenant:String}} AND function IN {{functions:Array(String)}} AND invocations > 0
-      AND bucket >= {{lo:DateTime64(3)}} AND bucket < {{hi:DateTime64(3)}}
-      AND (function, version, bucket) NOT IN (SELECT function, version, bucket FROM fresh)
-    GROUP BY function, version, bucket
-)
-"""
 
 _HOURS = f"""
 INSERT INTO function_hours (tenant, {_COLUMNS}, computed_at)

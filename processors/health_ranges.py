@@ -20,6 +20,11 @@ from fnscope.events import ApiAccess, AuditEvent, Event, Invocation
 # earliest decides the bucket however the copies arrive.
 JITTER_S = 2
 
+# An invocation (with its init) longer than this changes the peaks of every second it ran through when its report
+# comes: those seconds are marked ``spanned``, rebuilt on a slower clock than the seconds around its end (see
+# ``health_aggregates.SPANNED_EVERY_S``).
+LONG_SPAN_S = 10
+
 # Facts that change a request's minute aggregates (counts, outcome, durations).
 _MINUTE_KINDS = frozenset({"report", "timeout", "oom", "fault", "runtime_done"})
 
@@ -41,13 +46,15 @@ def merge(ranges: Iterable[tuple[int, int]], gap: int = 0) -> list[tuple[int, in
 
 @dataclass
 class TenantDirt:
-    """Closed ranges of epoch seconds (concurrency) and epoch minutes (aggregates) one tenant's batch touched."""
+    """Closed ranges of epoch seconds (concurrency) and epoch minutes (aggregates) one tenant's batch touched.
+    ``spanned`` holds the seconds long invocations ran through, short of their last moments (``LONG_SPAN_S``)."""
 
     seconds: list[tuple[int, int]] = field(default_factory=list)
     minutes: list[tuple[int, int]] = field(default_factory=list)
     functions: set[str] = field(default_factory=set)
     throttle_minutes: list[tuple[int, int]] = field(default_factory=list)
     throttle_functions: set[str] = field(default_factory=set)
+    spanned: list[tuple[int, int]] = field(default_factory=list)
 
     def union(self, other: TenantDirt) -> TenantDirt:
         return TenantDirt(
@@ -56,6 +63,7 @@ class TenantDirt:
             self.functions | other.functions,
             self.throttle_minutes + other.throttle_minutes,
             self.throttle_functions | other.throttle_functions,
+            self.spanned + other.spanned,
         ).merged()
 
     def merged(self) -> TenantDirt:
@@ -67,6 +75,7 @@ class TenantDirt:
             self.functions,
             merge(self.throttle_minutes),
             self.throttle_functions,
+            merge(self.spanned, gap=60),
         )
 
 
@@ -80,7 +89,9 @@ def dirty_ranges(events: Iterable[Event]) -> dict[str, TenantDirt]:
             _throttle(dirt[event.tenant], event.function, event.time)
         elif isinstance(event, AuditEvent) and event.error_code == "TooManyRequestsException" and event.function:
             _throttle(dirt[event.tenant], event.function, event.time)
-    return {tenant: d.merged() for tenant, d in dirt.items() if d.seconds or d.minutes or d.throttle_minutes}
+    return {
+        tenant: d.merged() for tenant, d in dirt.items() if d.seconds or d.minutes or d.throttle_minutes or d.spanned
+    }
 
 
 def _invocation(d: TenantDirt, inv: Invocation) -> None:
@@ -89,7 +100,11 @@ def _invocation(d: TenantDirt, inv: Invocation) -> None:
         start = _epoch_s(inv.start_time) if inv.start_time is not None else end
         # an Init Duration: the environment was initialising just before the invocation started
         init_s = math.ceil((inv.init_duration_ms or 0) / 1000)
-        d.seconds.append((min(start, end) - init_s - JITTER_S, end + JITTER_S))
+        first = min(start, end) - init_s - JITTER_S
+        if end - first > LONG_SPAN_S:
+            d.spanned.append((first, end - JITTER_S - 1))
+            first = end - JITTER_S
+        d.seconds.append((first, end + JITTER_S))
     elif inv.kind == "init_report":
         init_s = math.ceil((inv.init_duration_ms or 0) / 1000)
         d.seconds.append((end - init_s - JITTER_S, end + JITTER_S))

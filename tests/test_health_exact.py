@@ -31,6 +31,7 @@ from kafka import KafkaProducer
 
 from fnscope.events import ApiAccess, AuditEvent, Event, Invocation, stable_id
 from fnscope.kafka_admin import ensure_topics
+from fnscope.processors import health_aggregates
 from fnscope.processors.health_concurrency import INIT_REPORT_TRIM_MS, recompute_concurrency
 from fnscope.processors.kafka_processor import KafkaSource
 from fnscope.processors.log_processor import LogProcessor
@@ -573,7 +574,7 @@ def _write_each(store: Client, batches: list[list[Event]], tenant: str) -> None:
 
 
 def test_a_rebuild_of_a_later_minute_still_counts_an_invocation_running_since_long_before(store) -> None:
-    """A rebuild reads facts from a minute before its window, not from the longest invocation before it: a report
+    """A rebuild reads facts from seconds before its window, not from the longest invocation before it: a report
     states its own start, so an invocation of 14 minutes still counts in a minute it spans, rebuilt on its own."""
     tenant = f"long-{uuid.uuid4().hex[:8]}"
     long = Inv("orders", "long", "1", 0, 840_000, "success", None, "first", True)
@@ -581,6 +582,49 @@ def test_a_rebuild_of_a_later_minute_still_counts_an_invocation_running_since_lo
     _write_each(store, [facts(long), facts(short)], tenant)
     peaks = stored_peaks(store, tenant)
     assert [peaks.get(("function", "orders", 1, s), 0) for s in (419, 420, 421, 422)] == [1, 2, 2, 1]
+
+
+def test_the_seconds_a_long_invocation_ran_through_are_rebuilt_on_the_slower_clock(store, monkeypatch) -> None:
+    """A long invocation's report: the seconds around its end are rebuilt on the next pass, the seconds it ran
+    through only when their slower clock comes round (here: never, unasked) or a flush asks for everything."""
+    monkeypatch.setattr(health_aggregates, "SPANNED_EVERY_S", 3600.0)
+    tenant = f"spanned-{uuid.uuid4().hex[:8]}"
+    first = Inv("orders", "first", "1", 0, 30_000, "timeout", None, "first", False)
+    second = Inv("orders", "second", "1", 5_000, 40_000, "timeout", None, "first", False)
+    events = facts(first) + facts(second)
+    for e in events:
+        e.tenant = tenant
+    writer = EventWriter(store)
+    writer.write(facts_of(events, "first"))
+    writer.health.flush()  # the first long report: every second it ran through, now
+    writer.write(facts_of(events, "second"))
+    deadline = time.monotonic() + 60
+    while stored_peaks(store, tenant).get(("function", "orders", 1, 44), 0) != 1:  # its end, on the next pass
+        assert time.monotonic() < deadline, "the seconds around the report's end were not rebuilt"
+        time.sleep(0.1)
+    peaks = stored_peaks(store, tenant)
+    assert [peaks.get(("function", "orders", 1, s), 0) for s in (10, 20, 29)] == [1, 1, 1]  # not yet: spanned
+    writer.health.flush()
+    assert_peaks_exact(store, tenant, events)
+
+
+def test_a_minute_a_request_left_for_an_earlier_copy_of_its_report_is_written_back_empty(store) -> None:
+    """A report's later copy lands first, in the next minute; its earlier copy, stored after, moves the request to the
+    minute before: the next minute's stored row must not keep counting it."""
+    tenant = f"moved-{uuid.uuid4().hex[:8]}"
+    inv = Inv("orders", "moved", "1", 59_000, 999, "success", None, "both", False)  # copies at :59.999 and :00.000
+    later, earlier = sorted(facts(inv), key=lambda e: e.time, reverse=True)
+    _write_each(store, [[later], [earlier]], tenant)
+    rows = store.query(
+        "SELECT toUnixTimestamp(bucket), invocations FROM function_minutes FINAL WHERE tenant = {tenant:String}",
+        parameters={"tenant": tenant},
+    ).result_rows
+    base = int(BASE.timestamp())
+    assert sorted((bucket - base, n) for bucket, n in rows) == [(0, 1), (60, 0)]
+
+
+def facts_of(events: list[Event], request_id: str) -> list[Event]:
+    return [e for e in events if getattr(e, "request_id", "") == request_id]
 
 
 def test_an_invocation_whose_report_has_no_duration_counts_from_its_start_fact(store) -> None:
