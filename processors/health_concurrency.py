@@ -27,7 +27,9 @@ invocation it preceded (which would count the environment twice for that instant
 trim: its init ends exactly where its own invocation starts.
 
 The sweep puts +1 at each start and -1 at each end, nets them per millisecond, adds a 0 "tick" at every
-second boundary, and takes a running sum: its value after each millisecond is exactly the number running
+second boundary (for every function and account the window's facts name: taken from the facts, not from the
+edges, as ClickHouse evaluates a WITH query again at each use, and the edges are the costly part), and takes a
+running sum: its value after each millisecond is exactly the number running
 then, so a second's peak is the max over its ticks and event instants. The inits enter the sweep as the
 steps of their per-function maximum over families (``init_steps``). Only the seconds a batch's facts can change are
 swept; a minute's peak is then the most of its stored seconds' peaks, and an hour's the most of its minutes'.
@@ -122,9 +124,13 @@ edges AS (
     WHERE edge.1 < {{hi:DateTime64(3)}}
 ),
 ticks AS (
-    SELECT scope, key, {{lo:DateTime64(3)}} + toIntervalSecond(arrayJoin(range({{seconds:UInt32}}))) AS t,
+    SELECT sk.1 AS scope, sk.2 AS key, {{lo:DateTime64(3)}} + toIntervalSecond(arrayJoin(range({{seconds:UInt32}}))) AS t,
            toInt64(0) AS d
-    FROM (SELECT DISTINCT scope, key FROM edges)
+    FROM (
+        SELECT DISTINCT arrayJoin([('function', function), ('account', account), ('total', '')]) AS sk
+        FROM invocations
+        WHERE tenant = {{tenant:String}} AND kind IN ('report', 'start', 'init_report') AND {_WINDOW}
+    )
 ),
 running AS (
     SELECT scope, key, t,
