@@ -11,11 +11,11 @@ the seconds each long invocation spans are rebuilt when its report comes.
 
 Printed after the first minute (the store's first parts), beside the reference from the same run, the writer's own
 inserts of the same facts:
-- the share of the time the rebuilding threads are rebuilding (each statement runs on one thread, so about its CPU);
+- the share of a core the rebuilding threads take (the time they spend rebuilding: each statement runs on one thread);
 - ms per rebuild of what batches touched, and each kind's share (concurrency sweep, minute aggregates); ms per
   rebuild of the seconds long invocations ran through (their own thread, on a slower clock);
 - how long after a batch's insert returned its buckets were rebuilt (what `/api/stats` trails by, less the
-  processor's linger).
+  processor's linger), and for batches with a long invocation's report, the seconds it ran through.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from fnscope.processors.writer import EventWriter
 from fnscope.simulator.scheduler import simulate
 from fnscope.simulator.wire import iter_render
 from fnscope.sink import IngestContext
-from fnscope.store import connect
 
 BATCH_EVERY_S = 0.3  # fnscope.app.roles.EMBEDDED_LINGER_S
 
@@ -69,31 +68,41 @@ class Clock:
         self.rebuilds = 0
         self.spanned = 0
         self.lags: list[float] = []
+        self.spanned_lags: list[float] = []
         self._marked: list[float] = []
+        self._marked_spanned: list[float] = []  # batches with a long invocation's report
         self._lock = threading.Lock()
         for name in ("recompute_concurrency", "recompute_minutes", "recompute_throttles"):
             setattr(health, name, self._timed(name.removeprefix("recompute_"), getattr(health, name)))
         mark, rebuild = aggregator.mark, aggregator._rebuild
 
         def marked(events: list[Event]) -> None:
+            now = time.monotonic()
+            long = any(d.spanned for d in health.dirty_ranges(events).values())
             with self._lock:
-                self._marked.append(time.monotonic())
+                self._marked.append(now)
+                if long:
+                    self._marked_spanned.append(now)
             mark(events)
 
         def rebuilt(dirt: dict[str, health.TenantDirt]) -> None:
-            spanned = threading.current_thread().name == "health-spanned"
-            if not spanned:  # what was marked before now is in this rebuild's work (but for a mark in the instant)
-                with self._lock:
+            spanned = threading.current_thread().name == health.SPANNED_THREAD
+            # what was marked before now is in this rebuild's work (but for a mark in the instant since it was taken)
+            with self._lock:
+                if spanned:
+                    waiting, self._marked_spanned = self._marked_spanned, []
+                else:
                     waiting, self._marked = self._marked, []
             began = time.perf_counter()
             rebuild(dirt)
             self.spent["all"] += time.perf_counter() - began
+            done = time.monotonic()
             if spanned:
                 self.spent["spanned"] += time.perf_counter() - began
                 self.spanned += 1
+                self.spanned_lags += [done - at for at in waiting]
             else:
                 self.rebuilds += 1
-                done = time.monotonic()
                 self.lags += [done - at for at in waiting]
 
         aggregator.mark, aggregator._rebuild = marked, rebuilt  # type: ignore[method-assign]
@@ -104,13 +113,13 @@ class Clock:
             try:
                 return fn(*args, **kwargs)
             finally:
-                if threading.current_thread().name != "health-spanned":
+                if threading.current_thread().name != health.SPANNED_THREAD:
                     self.spent[kind] += time.perf_counter() - began
 
         return timed
 
-    def snapshot(self) -> tuple[Counter[str], int, int, int]:
-        return Counter(self.spent), self.rebuilds, self.spanned, len(self.lags)
+    def snapshot(self) -> tuple[Counter[str], int, int, int, int]:
+        return Counter(self.spent), self.rebuilds, self.spanned, len(self.lags), len(self.spanned_lags)
 
 
 def main() -> None:
@@ -122,7 +131,7 @@ def main() -> None:
 
     events = live_events(args.functions, args.calls_per_second, args.minutes * 60)
     dsn = f"chdb://{tempfile.mkdtemp(prefix='fnscope-bench-health-')}/store"
-    writer = EventWriter(open_store(dsn), health_client=connect(dsn, health.QUERY_SETTINGS))
+    writer = EventWriter(open_store(dsn), health_clients=health.health_clients(dsn))
     clock = Clock(writer.health)
     print(
         f"{args.functions} functions, {args.calls_per_second:g} calls a second for {args.minutes:g} minutes: "
@@ -148,14 +157,14 @@ def main() -> None:
     writer.health.flush()
     if measured is None:
         raise SystemExit("run for more than a minute: the first is not measured")
-    since, (spent0, rebuilds0, spanned0, lags0) = measured
+    since, (spent0, rebuilds0, spanned0, lags0, spanned_lags0) = measured
     elapsed = time.monotonic() - since
     spent = clock.spent - spent0
     rebuilds, spanned = clock.rebuilds - rebuilds0, clock.spanned - spanned0
-    lags = clock.lags[lags0:]
+    lags, spanned_lags = clock.lags[lags0:], clock.spanned_lags[spanned_lags0:]
     prompt = spent["all"] - spent["spanned"]
     print(
-        f"  after the first minute, over {elapsed:.0f} s: rebuilding {spent['all'] / elapsed:.0%} of the time. "
+        f"  after the first minute, over {elapsed:.0f} s: the rebuilds took {spent['all'] / elapsed:.0%} of a core. "
         f"{rebuilds} rebuilds of what batches touched, {prompt / max(rebuilds, 1) * 1000:.0f} ms each (concurrency "
         f"{spent['concurrency'] / max(rebuilds, 1) * 1000:.0f} ms, minutes "
         f"{spent['minutes'] / max(rebuilds, 1) * 1000:.0f} ms); {spanned} of the seconds long invocations ran "
@@ -164,7 +173,9 @@ def main() -> None:
     print(f"  reference, same run: the writer's inserts of the same facts took {inserting / elapsed:.0%} of the time")
     print(
         f"  a batch's buckets rebuilt after its insert returned: p50 {percentile(lags, 0.5):.1f} s, "
-        f"p99 {percentile(lags, 0.99):.1f} s ({len(lags)} batches)"
+        f"p99 {percentile(lags, 0.99):.1f} s ({len(lags)} batches); the seconds a long invocation ran through: "
+        f"p50 {percentile(spanned_lags, 0.5):.1f} s, p99 {percentile(spanned_lags, 0.99):.1f} s "
+        f"({len(spanned_lags)} batches)"
     )
 
 

@@ -34,6 +34,7 @@ from fnscope.events import Event
 from fnscope.processors.health_concurrency import recompute_concurrency
 from fnscope.processors.health_minutes import recompute_minutes, recompute_throttles
 from fnscope.processors.health_ranges import JITTER_S, TenantDirt, dirty_ranges, merge
+from fnscope.store import connect
 
 log = logging.getLogger("fnscope.health")
 
@@ -42,22 +43,30 @@ RECOVERY_MINUTES = 15
 # last one's duration: each lane takes at most 1/(1 + REST_RATIO) of a core, never the processor's whole share, until
 # its wait reaches its longest. Marks arriving within the wait are rebuilt together.
 REST_RATIO = 19.0
-# The prompt lane: everything a batch touched but the seconds long invocations ran through. Stats then trail a stored
-# fact by the processor's linger, at most MAX_COALESCE_S and one rebuild: within the 2 s stats are promised for, for
-# rebuilds up to about a fifth of a second (bench.health: 1,500 calls a second cost about that).
+# The prompt lane: everything a batch touched but the seconds long invocations ran through. Stats trail a stored fact
+# by the processor's linger, this lane's wait (at most MAX_COALESCE_S) and a rebuild (two, if the fact came just after
+# one began): within 2 s while a rebuild takes under about a fifth of a second (bench.health).
 COALESCE_S = 0.2
 MAX_COALESCE_S = 1.5
 # The spanned lane: the seconds a long invocation ran through, short of its last moments (``TenantDirt.spanned``).
 # Its report changes all of their peaks, and a busy fleet's 30-60 s timeouts made every pass's sweep read the last
-# minute of facts: three quarters of a rebuild's cost, and the sweep the stats waited behind. On their own thread and
-# slower clock they cost a sweep every SPANNED_EVERY_S (longer under load), and delay nothing else. A second's peak
-# already waits for the reports of the runs over it (a run counts once reported): this adds at most the lane's wait.
+# minute of facts: three quarters of a rebuild's cost, and a sweep the stats waited behind. On their own thread, store
+# handle and slower clock they cost a sweep every SPANNED_EVERY_S (longer under load), and delay no other bucket. A
+# second's peak already waits for the reports of the runs over it (a run counts once reported): this adds the lane's
+# wait and a sweep to that.
 SPANNED_EVERY_S = 10.0
 MAX_SPANNED_EVERY_S = 30.0
+PROMPT_THREAD, SPANNED_THREAD = "health-aggregates", "health-spanned"
 # The settings of the rebuilds' own client: one thread per statement, so a rebuild's CPU is about its duration, which
 # is what REST_RATIO budgets. With the store's default (a thread per core) a statement may also run on chDB's pool,
 # so the CPU spent could be up to twice the share meant.
 QUERY_SETTINGS = {"max_threads": 1}
+
+
+def health_clients(dsn: str) -> tuple[Client, Client]:
+    """The rebuilding threads' own handles on the store at ``dsn`` (see ``EventWriter``)."""
+    return connect(dsn, QUERY_SETTINGS), connect(dsn, QUERY_SETTINGS)
+
 
 # Per tenant and minute of everything stored recently: the seconds its invocations span, and its functions.
 _RECENT_INVOCATIONS = """
@@ -86,6 +95,7 @@ class _Lane:
     """Marks waiting for one rebuilding thread, and how long that thread lets them gather."""
 
     name: str
+    client: Client  # a handle of its own: clickhouse-connect serialises calls per handle (a server, per session)
     least_wait_s: float
     most_wait_s: float
     pending: dict[str, TenantDirt] = field(default_factory=dict)
@@ -97,10 +107,14 @@ class _Lane:
 
 
 class HealthAggregator:
-    def __init__(self, client: Client, recover_minutes: int = RECOVERY_MINUTES) -> None:
+    def __init__(
+        self, client: Client, spanned_client: Client | None = None, recover_minutes: int = RECOVERY_MINUTES
+    ) -> None:
+        """``client`` rebuilds what batches touched, ``spanned_client`` (``client`` if not given) the seconds long
+        invocations ran through: with one handle the two lanes take turns."""
         self.client = client
-        self._prompt = _Lane("health-aggregates", COALESCE_S, MAX_COALESCE_S)
-        self._spanned = _Lane("health-spanned", SPANNED_EVERY_S, MAX_SPANNED_EVERY_S)
+        self._prompt = _Lane(PROMPT_THREAD, client, COALESCE_S, MAX_COALESCE_S)
+        self._spanned = _Lane(SPANNED_THREAD, spanned_client or client, SPANNED_EVERY_S, MAX_SPANNED_EVERY_S)
         self._lanes = (self._prompt, self._spanned)
         self._stopped = False
         self._flushing = 0  # callers waiting in flush(): they end the coalescing wait early
@@ -144,13 +158,14 @@ class HealthAggregator:
         except Exception as exc:
             log.warning("health aggregates left unfinished at exit (recovered at next start): %s", exc)
         self.stop()
+        deadline = time.monotonic() + timeout
         for lane in self._lanes:
             if lane.thread is not None and lane.thread is not threading.current_thread():
-                lane.thread.join(timeout)
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
 
     def refresh(self, events: Iterable[Event]) -> None:
         """Rebuild the buckets these events can change, now, in the caller's thread."""
-        self._rebuild(dirty_ranges(events))
+        self._rebuild(self.client, dirty_ranges(events))
 
     # --- the rebuilding threads ------------------------------------------------------------------------
 
@@ -168,8 +183,8 @@ class HealthAggregator:
             self._cond.notify_all()
 
     def _start(self) -> None:
-        """With the lock held: start the lanes' threads, once."""
-        if self._started:
+        """With the lock held: start the lanes' threads, once (never after ``stop``)."""
+        if self._started or self._stopped:
             return
         self._started = True
         for lane in self._lanes:
@@ -194,7 +209,7 @@ class HealthAggregator:
                 work, lane.pending, lane.busy = lane.pending, {}, True
             started = time.monotonic()
             try:
-                self._rebuild(work)
+                self._rebuild(lane.client, work)
             except Exception as exc:  # the store is down or refusing: keep the marks and try again
                 log.warning("health rebuild failed, retrying in %.0fs: %s", backoff, exc)
                 self._add(work)
@@ -217,14 +232,15 @@ class HealthAggregator:
                 return
             self._cond.wait(left)
 
-    def _rebuild(self, dirt: dict[str, TenantDirt]) -> None:
+    @staticmethod
+    def _rebuild(client: Client, dirt: dict[str, TenantDirt]) -> None:
         for tenant, d in dirt.items():
             for first, last in merge(d.seconds + d.spanned, gap=60):
-                recompute_concurrency(self.client, tenant, first, last)
+                recompute_concurrency(client, tenant, first, last)
             for first, last in d.minutes:
-                recompute_minutes(self.client, tenant, d.functions, first, last)
+                recompute_minutes(client, tenant, d.functions, first, last)
             for first, last in d.throttle_minutes:
-                recompute_throttles(self.client, tenant, d.throttle_functions, first, last)
+                recompute_throttles(client, tenant, d.throttle_functions, first, last)
 
     def _recent(self) -> dict[str, TenantDirt]:
         """Everything stored in the last minutes, as marks: what a stopped process may not have rebuilt."""

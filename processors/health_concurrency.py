@@ -27,9 +27,7 @@ invocation it preceded (which would count the environment twice for that instant
 trim: its init ends exactly where its own invocation starts.
 
 The sweep puts +1 at each start and -1 at each end, nets them per millisecond, adds a 0 "tick" at every
-second boundary (for every function and account the window's facts name: taken from the facts, not from the
-edges, as ClickHouse evaluates a WITH query again at each use, and the edges are the costly part), and takes a
-running sum: its value after each millisecond is exactly the number running
+second boundary, and takes a running sum: its value after each millisecond is exactly the number running
 then, so a second's peak is the max over its ticks and event instants. The inits enter the sweep as the
 steps of their per-function maximum over families (``init_steps``). Only the seconds a batch's facts can change are
 swept; a minute's peak is then the most of its stored seconds' peaks, and an hour's the most of its minutes'.
@@ -50,9 +48,12 @@ from clickhouse_connect.driver.client import Client
 _MAX_SPAN = "INTERVAL 20 MINUTE"
 # How far before the window facts are read. An interval that began before the window counts from the window's start,
 # so a fact from long before it changes nothing: every report states its own start (its time less its duration), and
-# a start fact differs from that by a clock's skew, far less than this. Reading a few seconds back, not the longest
-# invocation back, makes a rebuild read the seconds it covers rather than 20 minutes of facts (a live fleet's rebuild
-# of its last few seconds read a minute back before: 60 -> 10 s cut the concurrency sweeps by a third, bench.health).
+# a start fact differs from that by a clock's skew, far less than this. Copies of one report stamped further apart
+# than this (a raw Firehose text record is stamped with its arrival) can end its interval at the later copy in a
+# rebuild that misses the earlier one, as copies more than the minute apart read before could. Reading a few seconds
+# back, not the longest invocation back, makes a rebuild read the seconds it covers rather than 20 minutes of facts;
+# a live fleet's rebuild of its last few seconds read a minute back before (60 -> 10 s: a third off the concurrency
+# sweeps, bench.health).
 # Only a report without a duration (its start unknown) needs its start fact from as far back as the longest
 # invocation: while the window holds one, the rebuild reads ``MAX_SPAN_S`` back.
 BACK_S = 10
@@ -124,13 +125,9 @@ edges AS (
     WHERE edge.1 < {{hi:DateTime64(3)}}
 ),
 ticks AS (
-    SELECT sk.1 AS scope, sk.2 AS key, {{lo:DateTime64(3)}} + toIntervalSecond(arrayJoin(range({{seconds:UInt32}}))) AS t,
+    SELECT scope, key, {{lo:DateTime64(3)}} + toIntervalSecond(arrayJoin(range({{seconds:UInt32}}))) AS t,
            toInt64(0) AS d
-    FROM (
-        SELECT DISTINCT arrayJoin([('function', function), ('account', account), ('total', '')]) AS sk
-        FROM invocations
-        WHERE tenant = {{tenant:String}} AND kind IN ('report', 'start', 'init_report') AND {_WINDOW}
-    )
+    FROM (SELECT DISTINCT scope, key FROM edges)
 ),
 running AS (
     SELECT scope, key, t,

@@ -14,11 +14,9 @@ from clickhouse_connect.driver.client import Client
 
 from fnscope.store import LEVELS
 
-# Every fact about one request that a minute counts (its report's copies, a timeout or out-of-memory line,
-# runtime_done) is stated within moments of the request's end, so a minute's rebuild reads this far around it to
-# find them all. A live fleet's rebuild reads the current minute so far; reading a whole minute either side (as
-# before) made that 1.5 to 2 minutes of facts on every pass.
-REQUEST_SPREAD_S = 10
+# How far around a minute its rebuild reads facts: every fact about a request that the minute counts (its report's
+# copies, a timeout or out-of-memory line, runtime_done) within a minute of the request's end is found.
+REQUEST_SPREAD_S = 60
 
 # Each request's facts, grouped so that every copy counts once (``real`` = 1), and beside them one empty row (``real``
 # = 0) for every bucket stored with invocations in the window: a bucket whose requests have all left it (an earlier
@@ -56,12 +54,16 @@ WHERE tenant = {{tenant:String}} AND function IN {{functions:Array(String)}} AND
 GROUP BY function, version, bucket
 """
 
+_COLUMNS = (
+    "function, version, bucket, account, invocations, errors, timeouts, out_of_memory, cold_starts, duration, "
+    "duration_max, duration_sum, init_duration, init_sum, init_count, billed_ms, gb_seconds, memory_ratio_sum, "
+    "memory_ratio_max, memory_count"
+)
+
 _MINUTES = f"""
-INSERT INTO function_minutes (tenant, function, version, bucket, account, invocations, errors, timeouts, out_of_memory,
-    cold_starts, duration, duration_max, duration_sum, init_duration, init_sum, init_count, billed_ms, gb_seconds,
-    memory_ratio_sum, memory_ratio_max, memory_count, computed_at)
+INSERT INTO function_minutes (tenant, {_COLUMNS}, computed_at)
 SELECT {{tenant:String}}, function, ver, toStartOfMinute(toDateTime(t, 'UTC')) AS bucket,
-    if(sum(real) > 0, maxIf(acct, real = 1), max(acct)),
+    if(sum(real) > 0, maxIf(acct, real = 1), max(acct)),  -- a bucket left empty keeps the account it had
     countIf(real = 1), countIf(failed AND real = 1), countIf(timed_out AND real = 1), countIf(oom AND real = 1),
     countIf(cold AND real = 1),
     quantilesTDigestStateIf({LEVELS})(dur, real = 1), maxIf(dur, real = 1), sumIf(dur, real = 1),
@@ -75,11 +77,6 @@ FROM ({_REQUESTS})
 GROUP BY function, ver, bucket
 """
 
-_COLUMNS = (
-    "function, version, bucket, account, invocations, errors, timeouts, out_of_memory, cold_starts, duration, "
-    "duration_max, duration_sum, init_duration, init_sum, init_count, billed_ms, gb_seconds, memory_ratio_sum, "
-    "memory_ratio_max, memory_count"
-)
 
 _HOURS = f"""
 INSERT INTO function_hours (tenant, {_COLUMNS}, computed_at)

@@ -101,7 +101,7 @@ def _invocation(d: TenantDirt, inv: Invocation) -> None:
         # an Init Duration: the environment was initialising just before the invocation started
         init_s = math.ceil((inv.init_duration_ms or 0) / 1000)
         first = min(start, end) - init_s - JITTER_S
-        if end - first > LONG_SPAN_S:
+        if end - (first + JITTER_S) > LONG_SPAN_S:
             d.spanned.append((first, end - JITTER_S - 1))
             first = end - JITTER_S
         d.seconds.append((first, end + JITTER_S))

@@ -34,12 +34,13 @@ def _columns(model: type[Event]) -> list[str]:
 class EventWriter:
     """Writes batches of events of any signal; the caller decides when a batch is big enough."""
 
-    def __init__(self, client: Client, health_client: Client | None = None) -> None:
+    def __init__(self, client: Client, health_clients: tuple[Client, Client] | None = None) -> None:
         self.client = client
         self._lock = threading.Lock()
         # Rebuilds, in the background, the health buckets each batch touched. clickhouse-connect serialises calls
-        # per client handle: a handle of its own keeps those rebuilds from queueing in front of inserts.
-        self.health = HealthAggregator(health_client or client)
+        # per client handle: handles of their own (one per rebuilding thread) keep those rebuilds from queueing in
+        # front of inserts, or of each other.
+        self.health = HealthAggregator(*(health_clients or (client,)))
         # called with each batch after its insert returned, outside the lock (the alert evaluator hooks in here)
         self.listeners: list[Callable[[list[Event]], None]] = []
 

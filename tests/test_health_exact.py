@@ -588,6 +588,7 @@ def test_the_seconds_a_long_invocation_ran_through_are_rebuilt_on_the_slower_clo
     """A long invocation's report: the seconds around its end are rebuilt on the next pass, the seconds it ran
     through only when their slower clock comes round (here: never, unasked) or a flush asks for everything."""
     monkeypatch.setattr(health_aggregates, "SPANNED_EVERY_S", 3600.0)
+    monkeypatch.setattr(health_aggregates, "MAX_SPANNED_EVERY_S", 3600.0)
     tenant = f"spanned-{uuid.uuid4().hex[:8]}"
     first = Inv("orders", "first", "1", 0, 30_000, "timeout", None, "first", False)
     second = Inv("orders", "second", "1", 5_000, 40_000, "timeout", None, "first", False)

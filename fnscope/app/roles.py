@@ -26,7 +26,7 @@ from fnscope.local_log import LocalLog
 from fnscope.malloc_tuning import tune_for_server
 from fnscope.processors.audit_sealer import start_audit_sealer
 from fnscope.processors.cloudtrail_bulk import CloudTrailBulk
-from fnscope.processors.health_aggregates import QUERY_SETTINGS as HEALTH_QUERY_SETTINGS
+from fnscope.processors.health_aggregates import health_clients
 from fnscope.processors.log_processor import LocalLogSource, LogProcessor
 from fnscope.processors.store import open_store
 from fnscope.processors.writer import EventWriter
@@ -96,7 +96,7 @@ def run_up(settings: Settings, simulate: bool = False) -> None:
     metrics = pipeline_metrics()
     writer = EventWriter(
         open_store(dsn, settings.retention, settings.clickhouse_cluster),
-        health_client=connect(dsn, HEALTH_QUERY_SETTINGS),
+        health_clients=health_clients(dsn),
     )
     _start_listeners(settings, writer)
     # receivers acknowledge on the local durable log; the processor stores it, as in distributed mode
@@ -261,9 +261,7 @@ def run_processor(settings: Settings, group_id: str = "fnscope-processors", max_
         )
         writer = wait_for(
             "the store",
-            lambda: EventWriter(
-                open_store(dsn, settings.retention, settings.clickhouse_cluster), connect(dsn, HEALTH_QUERY_SETTINGS)
-            ),
+            lambda: EventWriter(open_store(dsn, settings.retention, settings.clickhouse_cluster), health_clients(dsn)),
             stopping,
         )
         _start_listeners(settings, writer)  # alert rules over this processor's partitions, and the audit chain
