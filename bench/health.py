@@ -25,9 +25,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from clickhouse_connect.driver.client import Client
 
 import fnscope.processors.health_aggregates as health
 from bench.figures import percentile
@@ -76,8 +78,8 @@ class Clock:
             setattr(health, name, self._timed(name.removeprefix("recompute_"), getattr(health, name)))
         mark, rebuild = aggregator.mark, aggregator._rebuild
 
-        def marked(events: list[Event]) -> None:
-            now = time.monotonic()
+        def marked(stored: Iterable[Event]) -> None:
+            now, events = time.monotonic(), list(stored)  # the writer hands over a generator
             long = any(d.spanned for d in health.dirty_ranges(events).values())
             with self._lock:
                 self._marked.append(now)
@@ -85,7 +87,7 @@ class Clock:
                     self._marked_spanned.append(now)
             mark(events)
 
-        def rebuilt(dirt: dict[str, health.TenantDirt]) -> None:
+        def rebuilt(client: Client, dirt: dict[str, health.TenantDirt]) -> None:
             spanned = threading.current_thread().name == health.SPANNED_THREAD
             # what was marked before now is in this rebuild's work (but for a mark in the instant since it was taken)
             with self._lock:
@@ -94,7 +96,7 @@ class Clock:
                 else:
                     waiting, self._marked = self._marked, []
             began = time.perf_counter()
-            rebuild(dirt)
+            rebuild(client, dirt)
             self.spent["all"] += time.perf_counter() - began
             done = time.monotonic()
             if spanned:
@@ -172,11 +174,15 @@ def main() -> None:
     )
     print(f"  reference, same run: the writer's inserts of the same facts took {inserting / elapsed:.0%} of the time")
     print(
-        f"  a batch's buckets rebuilt after its insert returned: p50 {percentile(lags, 0.5):.1f} s, "
-        f"p99 {percentile(lags, 0.99):.1f} s ({len(lags)} batches); the seconds a long invocation ran through: "
-        f"p50 {percentile(spanned_lags, 0.5):.1f} s, p99 {percentile(spanned_lags, 0.99):.1f} s "
-        f"({len(spanned_lags)} batches)"
+        f"  a batch's buckets rebuilt after its insert returned: {_p50_p99(lags)}; the seconds a long invocation ran "
+        f"through: {_p50_p99(spanned_lags)}"
     )
+
+
+def _p50_p99(seconds: list[float]) -> str:
+    if not seconds:
+        return "no batches"
+    return f"p50 {percentile(seconds, 0.5):.1f} s, p99 {percentile(seconds, 0.99):.1f} s ({len(seconds)} batches)"
 
 
 if __name__ == "__main__":
